@@ -1,0 +1,334 @@
+package websocket
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	defaultReadBufferSize  = 4096
+	defaultWriteBufferSize = 4096
+
+	// closeWriteWait bounds how long the library waits to send the close
+	// frame that fails a connection or answers the peer's close.
+	closeWriteWait = time.Second
+)
+
+// BufferPool represents a pool of buffers. The *sync.Pool type satisfies this
+// interface. The type of the value stored in a pool is not specified.
+type BufferPool interface {
+	// Get gets a value from the pool or returns nil if the pool is empty.
+	Get() interface{}
+	// Put adds a value to the pool.
+	Put(interface{})
+}
+
+// Conn represents a WebSocket connection, on the server side (from
+// Upgrader.Upgrade) or on the client side (from Dialer.Dial).
+//
+// Concurrency: all write methods (WriteMessage, WriteControl, WriteJSON,
+// WritePreparedMessage, NextWriter and the writer it returns until its Close,
+// SetWriteDeadline, EnableWriteCompression, SetCompressionLevel) may be
+// called from any number of goroutines at once; whole messages are
+// serialised, and control frames may go out between the fragments of a
+// message being streamed. Close and CloseGracefully may also be called
+// concurrently with everything else. The read methods (NextReader,
+// ReadMessage, ReadJSON, SetReadDeadline, SetReadLimit and the handler
+// setters) must be called by one goroutine at a time, as with gorilla.
+type Conn struct {
+	conn        net.Conn
+	isServer    bool
+	subprotocol string
+
+	// Write side. msgLock (a one-slot semaphore, so that waits can time
+	// out) is held for a whole data message: by WriteMessage,
+	// WritePreparedMessage and by a NextWriter until its Close. frameMu is
+	// held for each frame put on the wire, so a control frame can go out
+	// between two fragments of a streamed message.
+	msgLock       chan struct{}
+	writeBufSize  int
+	writePool     BufferPool
+	writeDeadline atomic.Int64 // unix nanoseconds; 0 means none
+
+	frameLock       chan struct{}
+	writeErr        error     // sticky; guarded by frameLock
+	closeSent       bool      // guarded by frameLock
+	appliedDeadline time.Time // deadline last set on conn; guarded by frameLock
+	ctrlBuf         [maxFrameHeaderSize + maxControlPayload]byte
+
+	// writer is reused by NextWriter; guarded by msgLock.
+	writer messageWriter
+
+	// Read side, owned by the single reading goroutine; readMu makes a
+	// second reader (CloseGracefully's drain) wait its turn.
+	readMu      sync.Mutex
+	rb          *buffer // pooled; nil while released
+	rbuf        []byte  // rb.b, or nil
+	rpos, rend  int     // unread bytes are rbuf[rpos:rend]
+	readBufSize int
+	readErr     error
+	readLimit   int64
+
+	// The frame being read.
+	frameLeft  int64 // payload bytes of the current data frame not yet read
+	frameFinal bool
+	frameKey   [4]byte
+	frameMask  bool
+	maskPos    int
+
+	// The message being read: msgType is 0 between messages.
+	msgType  int
+	msgLen   int64
+	utf8     utf8Validator
+	readerID uint64 // bumped at each message's start and end
+	readers  [2]messageReader
+	ctrlIn   [maxControlPayload]byte
+
+	handlePing  func(string) error
+	handlePong  func(string) error
+	handleClose func(int, string) error
+
+	// closeRecv is closed once a close frame from the peer has been read;
+	// CloseGracefully waits on it when another goroutine is reading.
+	closeRecv     chan struct{}
+	closeRecvOnce sync.Once
+	closed        atomic.Bool
+
+	compressionNegotiated bool
+	writeCompress         atomic.Bool
+	compressionLevel      atomic.Int32
+}
+
+// newConn wraps netConn, whose handshake is done, in a Conn. pending holds
+// bytes already read from netConn past the handshake (a peer may pipeline
+// frames right behind it); they are read before anything else. Buffer sizes
+// of zero or less mean the defaults. writePool, if not nil, supplies write
+// buffers of writeBufSize+maxFrameHeaderSize bytes as gorilla's
+// WriteBufferPool does.
+func newConn(netConn net.Conn, isServer bool, readBufSize, writeBufSize int, writePool BufferPool, pending []byte) *Conn {
+	if readBufSize <= 0 {
+		readBufSize = defaultReadBufferSize
+	}
+	if readBufSize < maxControlPayload+maxFrameHeaderSize {
+		readBufSize = maxControlPayload + maxFrameHeaderSize
+	}
+	if writeBufSize <= 0 {
+		writeBufSize = defaultWriteBufferSize
+	}
+	if writeBufSize < maxControlPayload {
+		// A control message written with NextWriter must fit.
+		writeBufSize = maxControlPayload
+	}
+	c := &Conn{
+		conn:         netConn,
+		isServer:     isServer,
+		msgLock:      make(chan struct{}, 1),
+		frameLock:    make(chan struct{}, 1),
+		writeBufSize: writeBufSize,
+		writePool:    writePool,
+		readBufSize:  readBufSize,
+		closeRecv:    make(chan struct{}),
+	}
+	c.compressionLevel.Store(defaultCompressionLevel)
+	c.writer.c = c
+	c.readers[0].c = c
+	c.readers[1].c = c
+	if len(pending) > 0 {
+		n := readBufSize
+		if len(pending) > n {
+			n = len(pending)
+		}
+		c.rb = getBuffer(n)
+		c.rbuf = c.rb.b
+		c.rend = copy(c.rbuf, pending)
+	}
+	c.SetPingHandler(nil)
+	c.SetPongHandler(nil)
+	c.SetCloseHandler(nil)
+	return c
+}
+
+// Subprotocol returns the negotiated protocol for the connection.
+func (c *Conn) Subprotocol() string { return c.subprotocol }
+
+// LocalAddr returns the local network address.
+func (c *Conn) LocalAddr() net.Addr { return c.conn.LocalAddr() }
+
+// RemoteAddr returns the remote network address.
+func (c *Conn) RemoteAddr() net.Addr { return c.conn.RemoteAddr() }
+
+// UnderlyingConn returns the internal net.Conn. This can be used to further
+// modifications to connection specific flags.
+//
+// Deprecated: Use the NetConn method.
+func (c *Conn) UnderlyingConn() net.Conn { return c.conn }
+
+// NetConn returns the underlying connection that is wrapped by c. Reading
+// from or writing to it directly corrupts the WebSocket stream.
+func (c *Conn) NetConn() net.Conn { return c.conn }
+
+// Close closes the underlying network connection without sending or waiting
+// for a close message. It is safe to call concurrently with any method and
+// more than once; calls after the first, and calls after the library closed
+// the connection itself (having failed it, or completed the closing
+// handshake as the server), return nil.
+func (c *Conn) Close() error {
+	if c.closed.Swap(true) {
+		return nil
+	}
+	c.markWriteClosed()
+	return c.conn.Close()
+}
+
+// markWriteClosed makes further writes fail with net.ErrClosed.
+func (c *Conn) markWriteClosed() {
+	c.frameLock <- struct{}{}
+	if c.writeErr == nil {
+		c.writeErr = net.ErrClosed
+	}
+	unlock(c.frameLock)
+}
+
+// CloseGracefully performs the closing handshake: it sends a close frame
+// with code and text, waits at most timeout for the peer's close frame, and
+// then closes the network connection. Data messages that arrive meanwhile
+// are discarded. If another goroutine is blocked in a read method, that
+// goroutine keeps reading and CloseGracefully waits for it to see the
+// peer's close. The returned error is nil when the peer answered in time.
+func (c *Conn) CloseGracefully(code int, text string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	err := c.WriteControl(CloseMessage, FormatCloseMessage(code, text), deadline)
+	if err != nil && !errors.Is(err, ErrCloseSent) {
+		c.Close()
+		return err
+	}
+	if c.readMu.TryLock() {
+		// Nobody else reads: drain until the peer's close arrives. A
+		// reader that comes later waits for the drain and then sees
+		// its outcome.
+		c.conn.SetReadDeadline(deadline)
+		for c.readErr == nil {
+			c.nextReader()
+		}
+		c.readMu.Unlock()
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-c.closeRecv:
+		err = nil
+	case <-t.C:
+		err = errCloseTimeout
+	}
+	c.Close()
+	return err
+}
+
+var errCloseTimeout = &netError{msg: "websocket: timed out waiting for the peer's close frame", timeout: true}
+
+// SetWriteDeadline sets the write deadline on the underlying network
+// connection for data messages. After a write has timed out, the websocket
+// state is corrupt and all future writes will return an error. A zero value
+// for t means writes will not time out. It is safe to call concurrently with
+// writes; it applies from the next frame written.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	var v int64
+	if !t.IsZero() {
+		v = t.UnixNano()
+	}
+	c.writeDeadline.Store(v)
+	return nil
+}
+
+// SetReadDeadline sets the read deadline on the underlying network
+// connection. After a read has timed out, the websocket connection state is
+// corrupt and all future reads will return an error. A zero value for t
+// means reads will not time out.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	return c.conn.SetReadDeadline(t)
+}
+
+// SetReadLimit sets the maximum size in bytes for a message read from the
+// peer. If a message exceeds the limit, the connection sends a close message
+// with CloseMessageTooBig to the peer, closes, and the read returns
+// ErrReadLimit. The limit is checked against the length the peer declares in
+// each frame header, before any of the payload is read or buffered. Zero or
+// less means no limit.
+func (c *Conn) SetReadLimit(limit int64) { c.readLimit = limit }
+
+// CloseHandler returns the current close handler.
+func (c *Conn) CloseHandler() func(code int, text string) error { return c.handleClose }
+
+// SetCloseHandler sets the handler for close messages received from the
+// peer. The code argument to h is the received close code or
+// CloseNoStatusReceived if the close message is empty. The default close
+// handler sends a close message back to the peer with the same code.
+//
+// The handler function is called from the NextReader, ReadMessage and message
+// reader Read methods. The application must read the connection to process
+// close messages as described in the section on Control Messages above.
+//
+// The connection read methods return a CloseError when a close message is
+// received. Most applications should handle close messages as part of their
+// normal error handling. Applications should only set a close handler when
+// the application must perform some action before sending a close message
+// back to the peer.
+func (c *Conn) SetCloseHandler(h func(code int, text string) error) {
+	if h == nil {
+		h = c.defaultCloseHandler
+	}
+	c.handleClose = h
+}
+
+func (c *Conn) defaultCloseHandler(code int, text string) error {
+	msg := FormatCloseMessage(code, "")
+	c.WriteControl(CloseMessage, msg, time.Now().Add(closeWriteWait))
+	return nil
+}
+
+// PingHandler returns the current ping handler.
+func (c *Conn) PingHandler() func(appData string) error { return c.handlePing }
+
+// SetPingHandler sets the handler for ping messages received from the peer.
+// The appData argument to h is the PING message application data. The
+// default ping handler sends a pong with the same application data.
+//
+// The handler function is called from the NextReader, ReadMessage and message
+// reader Read methods.
+func (c *Conn) SetPingHandler(h func(appData string) error) {
+	if h == nil {
+		h = c.defaultPingHandler
+	}
+	c.handlePing = h
+}
+
+func (c *Conn) defaultPingHandler(message string) error {
+	err := c.writeControlString(PongMessage, message, time.Now().Add(closeWriteWait))
+	if err == ErrCloseSent {
+		return nil
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return nil
+	}
+	return err
+}
+
+// PongHandler returns the current pong handler.
+func (c *Conn) PongHandler() func(appData string) error { return c.handlePong }
+
+// SetPongHandler sets the handler for pong messages received from the peer.
+// The appData argument to h is the PONG message application data. The
+// default pong handler does nothing.
+//
+// The handler function is called from the NextReader, ReadMessage and message
+// reader Read methods.
+func (c *Conn) SetPongHandler(h func(appData string) error) {
+	if h == nil {
+		h = func(string) error { return nil }
+	}
+	c.handlePong = h
+}

@@ -1,0 +1,83 @@
+package websocket
+
+import (
+	"errors"
+	"sync"
+)
+
+// PreparedMessage caches on the wire representations of a message payload.
+// Use PreparedMessage to efficiently send a message payload to multiple
+// connections. PreparedMessage is especially useful when compression is
+// used because the CPU and memory expensive compression operation can be
+// executed once for a given set of compression options.
+//
+// A PreparedMessage is immutable and safe for concurrent use. The data
+// passed to NewPreparedMessage must not be modified afterwards.
+type PreparedMessage struct {
+	messageType int
+	data        []byte
+
+	// serverFrame is the whole unmasked frame, built on first use by a
+	// server connection and then written as it is by every one.
+	serverOnce  sync.Once
+	serverFrame []byte
+}
+
+// NewPreparedMessage returns an initialized PreparedMessage. You can then
+// send it to connection using WritePreparedMessage method. Valid wire
+// representation will be calculated lazily only once for a set of current
+// connection options.
+func NewPreparedMessage(messageType int, data []byte) (*PreparedMessage, error) {
+	switch messageType {
+	case TextMessage, BinaryMessage:
+	case CloseMessage, PingMessage, PongMessage:
+		if len(data) > maxControlPayload {
+			return nil, errInvalidControl
+		}
+	default:
+		return nil, errors.New("websocket: invalid message type for a prepared message")
+	}
+	return &PreparedMessage{messageType: messageType, data: data}, nil
+}
+
+func (pm *PreparedMessage) frame() []byte {
+	pm.serverOnce.Do(func() {
+		f := make([]byte, 0, headerSize(len(pm.data), false)+len(pm.data))
+		f = appendFrameHeader(f, true, 0, byte(pm.messageType), len(pm.data), false, [4]byte{})
+		pm.serverFrame = append(f, pm.data...)
+	})
+	return pm.serverFrame
+}
+
+// WritePreparedMessage writes prepared message into connection. A server
+// connection writes the cached frame with one write call and no copy; a
+// client connection masks a copy with a fresh key, as RFC 6455 requires.
+// It is safe to call concurrently with the other write methods.
+func (c *Conn) WritePreparedMessage(pm *PreparedMessage) error {
+	if isControl(byte(pm.messageType)) {
+		return c.WriteControl(pm.messageType, pm.data, c.dataDeadline())
+	}
+	if err := lock(c.msgLock, c.dataDeadline()); err != nil {
+		return err
+	}
+	defer unlock(c.msgLock)
+	if !c.isServer {
+		return c.writeWhole(byte(pm.messageType), pm.data)
+	}
+	return c.writeRaw(pm.frame())
+}
+
+// writeRaw writes the bytes of whole frames prepared in advance.
+func (c *Conn) writeRaw(frame []byte) error {
+	if err := lock(c.frameLock, c.dataDeadline()); err != nil {
+		return err
+	}
+	defer unlock(c.frameLock)
+	if err := c.beginFrame(c.dataDeadline()); err != nil {
+		return err
+	}
+	if _, err := c.conn.Write(frame); err != nil {
+		return c.writeFailed(err)
+	}
+	return nil
+}

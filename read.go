@@ -1,0 +1,391 @@
+package websocket
+
+import (
+	"errors"
+	"io"
+	"time"
+)
+
+// messageReader is the io.Reader NextReader returns. A Conn owns two and
+// hands them out in turn, so that getting a reader allocates nothing and a
+// reader kept past the next NextReader call sees io.EOF instead of the next
+// message.
+type messageReader struct {
+	c  *Conn
+	id uint64
+}
+
+// NextReader returns the next data message received from the peer. The
+// returned messageType is either TextMessage or BinaryMessage.
+//
+// There can be at most one open reader on a connection. NextReader discards
+// the previous message if the application has not already consumed it. The
+// reader is valid until the next call to NextReader; it returns io.EOF at
+// the end of the message.
+//
+// Control frames that arrive before or inside the message are handled here
+// and in the reader's Read, by the ping, pong and close handlers.
+//
+// Applications must break out of the application's read loop when this
+// method returns a non-nil error value. Errors returned from this method
+// are permanent. Once this method returns a non-nil error, all subsequent
+// calls to this method return the same error. The error is a *CloseError
+// when the peer closed the connection (Code CloseAbnormalClosure when it
+// went away without a close frame), a *ProtocolError when the peer broke
+// the protocol, ErrReadLimit, or the network error.
+func (c *Conn) NextReader() (messageType int, r io.Reader, err error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	return c.nextReader()
+}
+
+func (c *Conn) nextReader() (int, *messageReader, error) {
+	c.readerID++ // invalidates the reader of the previous message
+	for c.readErr == nil {
+		if c.msgType != 0 {
+			// Skip what remains of the previous message; its frames are
+			// still checked, so a bad message fails the connection even
+			// when the application ignores it.
+			if err := c.discardMessage(); err != nil {
+				return 0, nil, err
+			}
+			continue
+		}
+		if err := c.nextDataFrame(); err != nil {
+			return 0, nil, err
+		}
+		r := &c.readers[c.readerID&1]
+		r.id = c.readerID
+		return c.msgType, r, nil
+	}
+	return 0, nil, c.readErr
+}
+
+// discardMessage reads the current message to its end without returning it.
+func (c *Conn) discardMessage() error {
+	var scratch [512]byte
+	for {
+		_, err := c.readMessageData(scratch[:])
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// Read reads message data. It returns io.EOF at the end of the message and
+// after the reader has been superseded by a newer NextReader call.
+func (r *messageReader) Read(p []byte) (int, error) {
+	c := r.c
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if r.id != c.readerID {
+		return 0, io.EOF
+	}
+	return c.readMessageData(p)
+}
+
+// readMessageData reads the current message's payload into p, moving to the
+// message's next frame when one ends. At the end of the message it returns
+// io.EOF and leaves the Conn between messages.
+func (c *Conn) readMessageData(p []byte) (int, error) {
+	for c.readErr == nil {
+		if c.frameLeft > 0 {
+			if len(p) == 0 {
+				return 0, nil
+			}
+			return c.readPayload(p)
+		}
+		if c.frameFinal {
+			if c.msgType == TextMessage && !c.utf8.complete() {
+				return 0, c.failProtocol(&ProtocolError{Code: CloseInvalidFramePayloadData, Reason: "invalid UTF-8 in text message"})
+			}
+			c.msgType = 0
+			c.readerID++
+			c.releaseReadBuf()
+			return 0, io.EOF
+		}
+		if err := c.nextDataFrame(); err != nil {
+			return 0, err
+		}
+	}
+	return 0, c.readErr
+}
+
+// readPayload moves up to len(p) bytes of the current frame's payload into
+// p, unmasking and validating them on the way. Payload already buffered is
+// copied; a large read with nothing buffered goes straight from the network
+// into p, skipping the read buffer.
+func (c *Conn) readPayload(p []byte) (int, error) {
+	if int64(len(p)) > c.frameLeft {
+		p = p[:c.frameLeft]
+	}
+	var n int
+	var rerr error
+	switch {
+	case c.rend > c.rpos:
+		n = copy(p, c.rbuf[c.rpos:c.rend])
+		c.rpos += n
+	case len(p) >= c.readBufSize:
+		n, rerr = c.conn.Read(p)
+	default:
+		if err := c.fill(1); err != nil {
+			return 0, err
+		}
+		n = copy(p, c.rbuf[c.rpos:c.rend])
+		c.rpos += n
+	}
+	p = p[:n]
+	c.frameLeft -= int64(n)
+	if c.frameMask {
+		c.maskPos = maskBytes(c.frameKey, c.maskPos, p)
+	}
+	if c.msgType == TextMessage && !c.utf8.write(p) {
+		return 0, c.failProtocol(&ProtocolError{Code: CloseInvalidFramePayloadData, Reason: "invalid UTF-8 in text message"})
+	}
+	if rerr != nil && (n == 0 || c.frameLeft > 0) {
+		if n == 0 {
+			return 0, c.readFailed(rerr)
+		}
+		// Deliver what arrived; the error comes back on the next read.
+		c.readFailed(rerr)
+	}
+	return n, nil
+}
+
+// nextDataFrame reads frame headers, handling control frames, until the
+// header of a data frame is read and loaded as the current frame. It
+// enforces the fragmentation rules and the read limit.
+func (c *Conn) nextDataFrame() error {
+	for c.readErr == nil {
+		if err := c.fill(2); err != nil {
+			return err
+		}
+		if err := c.fill(frameHeaderLen(c.rbuf[c.rpos], c.rbuf[c.rpos+1])); err != nil {
+			return err
+		}
+		h, n, perr := parseFrameHeader(c.rbuf[c.rpos:c.rend])
+		if perr == nil {
+			perr = checkFrameHeader(&h, c.isServer, c.allowedRSV())
+		}
+		if perr != nil {
+			return c.failProtocol(perr)
+		}
+		c.rpos += n
+
+		if isControl(h.opcode) {
+			if err := c.handleControl(&h); err != nil {
+				return err
+			}
+			continue
+		}
+		switch {
+		case h.opcode == opContinuation && c.msgType == 0:
+			return c.failProtocol(&ProtocolError{Code: CloseProtocolError, Reason: "continuation frame without a message to continue"})
+		case h.opcode != opContinuation && c.msgType != 0:
+			return c.failProtocol(&ProtocolError{Code: CloseProtocolError, Reason: "new data frame inside an unfinished message"})
+		}
+		if h.opcode != opContinuation {
+			c.msgType = int(h.opcode)
+			c.msgLen = 0
+			c.utf8.reset()
+		}
+		if c.readLimit > 0 && h.length > c.readLimit-c.msgLen {
+			return c.fail(CloseMessageTooBig, "", ErrReadLimit)
+		}
+		c.msgLen += h.length
+		c.frameLeft = h.length
+		c.frameFinal = h.fin
+		c.frameMask = h.masked
+		c.frameKey = h.key
+		c.maskPos = 0
+		return nil
+	}
+	return c.readErr
+}
+
+// allowedRSV returns the RSV bits a received frame may carry: none unless
+// an extension that defines them was negotiated.
+func (c *Conn) allowedRSV() byte {
+	if c.compressionNegotiated {
+		return rsv1Bit
+	}
+	return 0
+}
+
+// handleControl reads the payload of the control frame h, whose header has
+// been consumed, and acts on it.
+func (c *Conn) handleControl(h *frameHeader) error {
+	n := int(h.length)
+	if err := c.fill(n); err != nil {
+		return err
+	}
+	p := c.ctrlIn[:n]
+	copy(p, c.rbuf[c.rpos:c.rpos+n])
+	c.rpos += n
+	if h.masked {
+		maskBytes(h.key, 0, p)
+	}
+	switch h.opcode {
+	case opPing:
+		if err := c.handlePing(string(p)); err != nil {
+			c.readErr = err
+			return err
+		}
+	case opPong:
+		if err := c.handlePong(string(p)); err != nil {
+			c.readErr = err
+			return err
+		}
+	case opClose:
+		code, text, perr := parseClosePayload(p)
+		if perr != nil {
+			return c.failProtocol(perr)
+		}
+		c.closeRecvOnce.Do(func() { close(c.closeRecv) })
+		var err error = &CloseError{Code: code, Text: text}
+		if herr := c.handleClose(code, text); herr != nil {
+			err = herr
+		}
+		c.readErr = err
+		// The closing handshake is complete once both close frames have
+		// passed; the server then closes TCP first (RFC 6455 section
+		// 7.1.1) so that the client is spared the TIME_WAIT.
+		if c.isServer && c.sentClose() {
+			c.closeNet()
+		}
+		return err
+	}
+	return nil
+}
+
+// fill makes at least n bytes (n <= readBufSize) available in
+// rbuf[rpos:rend], reading from the network as needed. A failure is
+// recorded as the connection's read error.
+func (c *Conn) fill(n int) error {
+	if c.rend-c.rpos >= n {
+		return nil
+	}
+	if c.rb == nil {
+		c.rb = getBuffer(c.readBufSize)
+		c.rbuf = c.rb.b
+	}
+	if len(c.rbuf)-c.rpos < n {
+		c.rend = copy(c.rbuf, c.rbuf[c.rpos:c.rend])
+		c.rpos = 0
+	}
+	for c.rend-c.rpos < n {
+		m, err := c.conn.Read(c.rbuf[c.rend:])
+		c.rend += m
+		if err != nil && c.rend-c.rpos < n {
+			return c.readFailed(err)
+		}
+	}
+	return nil
+}
+
+// releaseReadBuf returns the read buffer to its pool when it holds no
+// unread bytes, so that an idle connection does not keep it.
+func (c *Conn) releaseReadBuf() {
+	if c.rpos == c.rend && c.rb != nil {
+		putBuffer(c.rb)
+		c.rb, c.rbuf = nil, nil
+		c.rpos, c.rend = 0, 0
+	}
+}
+
+// readFailed records a network read error as the connection's read error.
+// A peer that went away without a close frame yields a *CloseError with
+// CloseAbnormalClosure, as with gorilla.
+func (c *Conn) readFailed(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		err = errUnexpectedEOF
+		c.closeNet()
+	}
+	c.readErr = err
+	return err
+}
+
+// failProtocol fails the connection because the peer broke the protocol.
+func (c *Conn) failProtocol(perr *ProtocolError) error {
+	reason := perr.Reason
+	if len(reason) > maxControlPayload-2 {
+		reason = reason[:maxControlPayload-2]
+	}
+	return c.fail(perr.Code, reason, perr)
+}
+
+// fail fails the connection (RFC 6455 section 7.1.7): it sends a close frame
+// with code and reason, best effort and bounded in time, closes the network
+// connection and makes err the permanent read error.
+func (c *Conn) fail(code int, reason string, err error) error {
+	c.readErr = err
+	var payload [maxControlPayload]byte
+	payload[0], payload[1] = byte(code>>8), byte(code)
+	n := 2 + copy(payload[2:], reason)
+	c.writeControl(CloseMessage, payload[:n], time.Now().Add(closeWriteWait))
+	c.closeNet()
+	return err
+}
+
+// closeNet closes the network connection on the library's own account.
+func (c *Conn) closeNet() {
+	if !c.closed.Swap(true) {
+		c.markWriteClosed()
+		c.conn.Close()
+	}
+}
+
+// ReadMessage is a helper method for getting a reader using NextReader and
+// reading from that reader to a buffer. The returned slice is newly
+// allocated and owned by the caller.
+func (c *Conn) ReadMessage() (messageType int, p []byte, err error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	messageType, _, err = c.nextReader()
+	if err != nil {
+		return 0, nil, err
+	}
+	p = make([]byte, 0, c.initialMessageCap())
+	for {
+		if len(p) == cap(p) && c.frameLeft > 0 {
+			p = c.growMessage(p)
+		}
+		n, err := c.readMessageData(p[len(p):cap(p)])
+		p = p[:len(p)+n]
+		if err == io.EOF {
+			return messageType, p, nil
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+	}
+}
+
+// initialMessageCap sizes ReadMessage's result from the first frame's
+// header, but no larger than a chunk whose bytes have mostly arrived: a
+// peer's claim alone must not make us allocate.
+func (c *Conn) initialMessageCap() int64 {
+	size := c.frameLeft
+	if !c.frameFinal {
+		size += 512 // room for a continuation before growing
+	}
+	if limit := int64(c.readBufSize) + int64(c.rend-c.rpos); size > limit {
+		size = limit
+	}
+	return size
+}
+
+// growMessage grows p for ReadMessage: to at most twice what has arrived,
+// and for a final frame no further than the frame's end.
+func (c *Conn) growMessage(p []byte) []byte {
+	want := int64(2*cap(p)) + 512
+	if c.frameFinal && c.frameLeft > 0 && int64(len(p))+c.frameLeft < want {
+		want = int64(len(p)) + c.frameLeft
+	}
+	q := make([]byte, len(p), want)
+	copy(q, p)
+	return q
+}

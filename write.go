@@ -1,0 +1,505 @@
+package websocket
+
+import (
+	"io"
+	"math/rand/v2"
+	"net"
+	"time"
+)
+
+// Writing. Two locks order the output:
+//
+//   - msgLock is held for a whole data message (WriteMessage,
+//     WritePreparedMessage, a NextWriter until its Close), so messages never
+//     interleave;
+//   - frameLock is held while one frame goes on the wire, so a control frame
+//     (a pong answering a ping, a close) may go out between two fragments of
+//     a message that is being streamed.
+//
+// Both are one-slot channels so that a wait can honour a deadline. The
+// connection state they protect (writeErr, closeSent, appliedDeadline,
+// ctrlBuf) is guarded by frameLock.
+
+// lock takes the one-slot semaphore l, waiting until deadline at the most
+// (zero: no limit).
+func lock(l chan struct{}, deadline time.Time) error {
+	select {
+	case l <- struct{}{}:
+		return nil
+	default:
+	}
+	if deadline.IsZero() {
+		l <- struct{}{}
+		return nil
+	}
+	d := time.Until(deadline)
+	if d <= 0 {
+		return errWriteTimeout
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case l <- struct{}{}:
+		return nil
+	case <-t.C:
+		return errWriteTimeout
+	}
+}
+
+func unlock(l chan struct{}) { <-l }
+
+// dataDeadline returns the deadline set by SetWriteDeadline.
+func (c *Conn) dataDeadline() time.Time {
+	if v := c.writeDeadline.Load(); v != 0 {
+		return time.Unix(0, v)
+	}
+	return time.Time{}
+}
+
+// beginFrame checks that a frame may be written and applies deadline to the
+// network connection. frameLock must be held.
+func (c *Conn) beginFrame(deadline time.Time) error {
+	if c.writeErr != nil {
+		return c.writeErr
+	}
+	if c.closeSent {
+		return ErrCloseSent
+	}
+	if !deadline.Equal(c.appliedDeadline) {
+		if err := c.conn.SetWriteDeadline(deadline); err != nil {
+			c.writeErr = err
+			return err
+		}
+		c.appliedDeadline = deadline
+	}
+	return nil
+}
+
+// writeFailed records a network write error: the peer may have received a
+// partial frame, so no further frame can be written.
+func (c *Conn) writeFailed(err error) error {
+	c.writeErr = err
+	return err
+}
+
+// sentClose reports whether a close frame has been sent.
+func (c *Conn) sentClose() bool {
+	c.frameLock <- struct{}{}
+	defer unlock(c.frameLock)
+	return c.closeSent
+}
+
+// newMaskKey returns a fresh masking key. RFC 6455 section 5.3 asks for
+// keys an intermediary cannot predict; math/rand/v2's global generator is
+// ChaCha8 seeded from the operating system, and costs no lock or syscall.
+func newMaskKey() [4]byte {
+	v := rand.Uint32()
+	return [4]byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)}
+}
+
+// WriteControl writes a control message with the given deadline. The allowed
+// message types are CloseMessage, PingMessage and PongMessage; data must be
+// at most 125 bytes. It waits at most until deadline for other writers (zero
+// means no limit) and may be called concurrently with every other write
+// method; it can go out between the fragments of a message being written
+// with NextWriter. After a close message has been sent, it returns
+// ErrCloseSent.
+func (c *Conn) WriteControl(messageType int, data []byte, deadline time.Time) error {
+	if messageType != CloseMessage && messageType != PingMessage && messageType != PongMessage {
+		return errBadWriteOpCode
+	}
+	if len(data) > maxControlPayload {
+		return errInvalidControl
+	}
+	return c.writeControl(messageType, data, deadline)
+}
+
+// writeControlString is WriteControl for string payloads, saving the
+// conversion to a byte slice (the ping handler gets a string).
+func (c *Conn) writeControlString(messageType int, data string, deadline time.Time) error {
+	var p [maxControlPayload]byte
+	return c.writeControl(messageType, p[:copy(p[:], data)], deadline)
+}
+
+func (c *Conn) writeControl(messageType int, data []byte, deadline time.Time) error {
+	if err := lock(c.frameLock, deadline); err != nil {
+		return err
+	}
+	defer unlock(c.frameLock)
+	if err := c.beginFrame(deadline); err != nil {
+		return err
+	}
+	masked := !c.isServer
+	key := [4]byte{}
+	if masked {
+		key = newMaskKey()
+	}
+	b := appendFrameHeader(c.ctrlBuf[:0], true, 0, byte(messageType), len(data), masked, key)
+	hl := len(b)
+	b = append(b, data...)
+	if masked {
+		maskBytes(key, 0, b[hl:])
+	}
+	if messageType == CloseMessage {
+		c.closeSent = true
+	}
+	if _, err := c.conn.Write(b); err != nil {
+		return c.writeFailed(err)
+	}
+	return nil
+}
+
+// getWriteBuffer returns a buffer with maxFrameHeaderSize bytes of room
+// for a header, then writeBufSize bytes for payload: from the
+// application's WriteBufferPool if it set one, else from the library's
+// pools. Only a connection in the middle of writing a message holds one.
+func (c *Conn) getWriteBuffer() *buffer {
+	size := c.writeBufSize + maxFrameHeaderSize
+	if c.writePool != nil {
+		if wb, ok := c.writePool.Get().(*buffer); ok && len(wb.b) == size {
+			return wb
+		}
+		return &buffer{b: make([]byte, size)}
+	}
+	return getBuffer(size)
+}
+
+func (c *Conn) putWriteBuffer(wb *buffer) {
+	if c.writePool != nil {
+		c.writePool.Put(wb)
+		return
+	}
+	putBuffer(wb)
+}
+
+// writeFrame writes one data frame whose payload is buf[maxFrameHeaderSize:
+// maxFrameHeaderSize+n], putting the header in the room before it, masking
+// the payload in place on the client side, and handing header and payload
+// to the network in one write.
+func (c *Conn) writeFrame(buf []byte, n int, fin bool, opcode, rsv byte) error {
+	if err := lock(c.frameLock, time.Time{}); err != nil {
+		return err
+	}
+	defer unlock(c.frameLock)
+	if err := c.beginFrame(c.dataDeadline()); err != nil {
+		return err
+	}
+	masked := !c.isServer
+	var key [4]byte
+	if masked {
+		key = newMaskKey()
+		maskBytes(key, 0, buf[maxFrameHeaderSize:maxFrameHeaderSize+n])
+	}
+	start := maxFrameHeaderSize - headerSize(n, masked)
+	appendFrameHeader(buf[start:start], fin, rsv, opcode, n, masked, key)
+	if _, err := c.conn.Write(buf[start : maxFrameHeaderSize+n]); err != nil {
+		return c.writeFailed(err)
+	}
+	return nil
+}
+
+// writeDirect writes one whole unmasked frame with payload p that is too
+// large for the write buffer: header and payload go to one vectored write,
+// and p is not copied.
+func (c *Conn) writeDirect(fin bool, opcode, rsv byte, p []byte) error {
+	if err := lock(c.frameLock, time.Time{}); err != nil {
+		return err
+	}
+	defer unlock(c.frameLock)
+	if err := c.beginFrame(c.dataDeadline()); err != nil {
+		return err
+	}
+	var hdr [maxFrameHeaderSize]byte
+	bufs := net.Buffers{appendFrameHeader(hdr[:0], fin, rsv, opcode, len(p), false, [4]byte{}), p}
+	if _, err := bufs.WriteTo(c.conn); err != nil {
+		return c.writeFailed(err)
+	}
+	return nil
+}
+
+// writeMaskedLarge writes one masked frame whose payload p is larger than
+// the write buffer: the header and the payload, masked chunk by chunk
+// through buf, in as few writes as the buffer allows. p is not modified.
+func (c *Conn) writeMaskedLarge(buf []byte, fin bool, opcode, rsv byte, p []byte) error {
+	if err := lock(c.frameLock, time.Time{}); err != nil {
+		return err
+	}
+	defer unlock(c.frameLock)
+	if err := c.beginFrame(c.dataDeadline()); err != nil {
+		return err
+	}
+	key := newMaskKey()
+	b := appendFrameHeader(buf[:0], fin, rsv, opcode, len(p), true, key)
+	pos := 0
+	for len(p) > 0 {
+		n := copy(buf[len(b):cap(buf)], p)
+		chunk := buf[len(b) : len(b)+n]
+		pos = maskBytes(key, pos, chunk)
+		if _, err := c.conn.Write(buf[:len(b)+n]); err != nil {
+			return c.writeFailed(err)
+		}
+		p = p[n:]
+		b = buf[:0]
+	}
+	return nil
+}
+
+// WriteMessage is a helper method for getting a writer using NextWriter,
+// writing the message and closing the writer. A data message goes out as
+// one frame, with one write call where the write buffer holds it. It is safe
+// to call concurrently with every other write method. Control message types
+// are written as by WriteControl with the deadline from SetWriteDeadline.
+func (c *Conn) WriteMessage(messageType int, data []byte) error {
+	switch messageType {
+	case TextMessage, BinaryMessage:
+	case CloseMessage, PingMessage, PongMessage:
+		return c.WriteControl(messageType, data, c.dataDeadline())
+	default:
+		return errBadWriteOpCode
+	}
+	if c.compressing() {
+		w, err := c.NextWriter(messageType)
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(data); err != nil {
+			w.Close()
+			return err
+		}
+		return w.Close()
+	}
+	if err := lock(c.msgLock, c.dataDeadline()); err != nil {
+		return err
+	}
+	defer unlock(c.msgLock)
+	return c.writeWhole(byte(messageType), data)
+}
+
+// writeWhole writes data as one final frame. msgLock must be held.
+func (c *Conn) writeWhole(opcode byte, data []byte) error {
+	if len(data) > c.writeBufSize && c.isServer {
+		return c.writeDirect(true, opcode, 0, data)
+	}
+	wb := c.getWriteBuffer()
+	defer c.putWriteBuffer(wb)
+	if len(data) > c.writeBufSize {
+		return c.writeMaskedLarge(wb.b, true, opcode, 0, data)
+	}
+	n := copy(wb.b[maxFrameHeaderSize:], data)
+	return c.writeFrame(wb.b, n, true, opcode, 0)
+}
+
+// messageWriter is the io.WriteCloser NextWriter returns. It is reused for
+// every message; msgLock is held from NextWriter until Close.
+type messageWriter struct {
+	c      *Conn
+	buf    *buffer
+	n      int  // payload bytes buffered
+	opcode byte // of the next frame: the message type, then continuation
+	ctrl   bool // a control message, sent as one frame on Close
+	active bool
+	err    error
+	seq    uint64 // bumped by NextWriter and Close
+	refs   [2]messageWriterRef
+}
+
+// messageWriterRef is what NextWriter hands out: it binds the reused
+// messageWriter to one message, so that Write and Close through a writer
+// whose message is closed fail instead of touching the next message. Two
+// refs alternate, so getting a writer allocates nothing.
+type messageWriterRef struct {
+	w   *messageWriter
+	seq uint64
+}
+
+// NextWriter returns a writer for the next message to send. The writer's
+// Close method flushes the complete message to the network.
+//
+// It waits for any message being written by another goroutine to finish,
+// and holds the connection's message lock until the writer is closed: other
+// writers of data messages wait for that Close, control frames do not. Data
+// that overflows the write buffer is sent as a fragment, so a message of any
+// size can be streamed.
+//
+// All message types (TextMessage, BinaryMessage, CloseMessage, PingMessage
+// and PongMessage) are supported; a control message must fit in 125 bytes.
+func (c *Conn) NextWriter(messageType int) (io.WriteCloser, error) {
+	switch messageType {
+	case TextMessage, BinaryMessage, CloseMessage, PingMessage, PongMessage:
+	default:
+		return nil, errBadWriteOpCode
+	}
+	if err := lock(c.msgLock, c.dataDeadline()); err != nil {
+		return nil, err
+	}
+	if err := c.checkWritable(); err != nil {
+		unlock(c.msgLock)
+		return nil, err
+	}
+	w := &c.writer
+	w.buf = c.getWriteBuffer()
+	w.n = 0
+	w.opcode = byte(messageType)
+	w.ctrl = isControl(byte(messageType))
+	w.active = true
+	w.err = nil
+	w.seq++
+	r := &w.refs[w.seq&1]
+	r.w, r.seq = w, w.seq
+	return r, nil
+}
+
+// checkWritable reports the error a new message would meet at once.
+func (c *Conn) checkWritable() error {
+	c.frameLock <- struct{}{}
+	defer unlock(c.frameLock)
+	if c.writeErr != nil {
+		return c.writeErr
+	}
+	if c.closeSent {
+		return ErrCloseSent
+	}
+	return nil
+}
+
+func (r *messageWriterRef) Write(p []byte) (int, error) {
+	w := r.w
+	if !w.active || w.seq != r.seq {
+		return 0, errWriteClosed
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	c := w.c
+	total := 0
+	for len(p) > 0 {
+		if w.n == 0 && !w.ctrl && len(p) > c.writeBufSize && c.isServer {
+			// Nothing buffered and more than a buffer's worth: send it
+			// as a fragment straight from p. The final frame is sent by
+			// Close, possibly empty.
+			if err := c.writeDirect(false, w.opcode, 0, p); err != nil {
+				w.err = err
+				return total, err
+			}
+			w.opcode = opContinuation
+			return total + len(p), nil
+		}
+		if w.n == c.writeBufSize {
+			if w.ctrl {
+				w.err = errInvalidControl
+				return total, w.err
+			}
+			if err := w.flush(false); err != nil {
+				return total, err
+			}
+		}
+		k := copy(w.buf.b[maxFrameHeaderSize+w.n:], p)
+		w.n += k
+		total += k
+		p = p[k:]
+	}
+	if w.ctrl && w.n > maxControlPayload {
+		w.err = errInvalidControl
+		return total, w.err
+	}
+	return total, nil
+}
+
+// WriteString writes s without converting it to a byte slice first.
+func (r *messageWriterRef) WriteString(s string) (int, error) {
+	w := r.w
+	if !w.active || w.seq != r.seq {
+		return 0, errWriteClosed
+	}
+	total := 0
+	for len(s) > 0 {
+		if w.err != nil {
+			return total, w.err
+		}
+		if w.n == w.c.writeBufSize && !w.ctrl {
+			if err := w.flush(false); err != nil {
+				return total, err
+			}
+		}
+		k := copy(w.buf.b[maxFrameHeaderSize+w.n:], s)
+		if k == 0 {
+			w.err = errInvalidControl
+			return total, w.err
+		}
+		w.n += k
+		total += k
+		s = s[k:]
+	}
+	if w.ctrl && w.n > maxControlPayload {
+		w.err = errInvalidControl
+		return total, w.err
+	}
+	return total, nil
+}
+
+// ReadFrom streams src into the message, filling the write buffer directly.
+func (r *messageWriterRef) ReadFrom(src io.Reader) (int64, error) {
+	w := r.w
+	if !w.active || w.seq != r.seq {
+		return 0, errWriteClosed
+	}
+	var total int64
+	for {
+		if w.err != nil {
+			return total, w.err
+		}
+		if w.n == w.c.writeBufSize {
+			if w.ctrl {
+				w.err = errInvalidControl
+				return total, w.err
+			}
+			if err := w.flush(false); err != nil {
+				return total, err
+			}
+		}
+		k, err := src.Read(w.buf.b[maxFrameHeaderSize+w.n:])
+		w.n += k
+		total += int64(k)
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// flush sends the buffered payload as one frame.
+func (w *messageWriter) flush(fin bool) error {
+	err := w.c.writeFrame(w.buf.b, w.n, fin, w.opcode, 0)
+	w.n = 0
+	w.opcode = opContinuation
+	if err != nil {
+		w.err = err
+	}
+	return err
+}
+
+// Close sends the final frame of the message and releases the connection
+// for other writers. Closing a closed writer returns an error.
+func (r *messageWriterRef) Close() error {
+	w := r.w
+	if !w.active || w.seq != r.seq {
+		return errWriteClosed
+	}
+	c := w.c
+	err := w.err
+	if err == nil {
+		if w.ctrl {
+			err = c.writeControl(int(w.opcode), w.buf.b[maxFrameHeaderSize:maxFrameHeaderSize+w.n], c.dataDeadline())
+		} else {
+			err = w.flush(true)
+		}
+	}
+	c.putWriteBuffer(w.buf)
+	w.buf = nil
+	w.active = false
+	w.seq++
+	unlock(c.msgLock)
+	return err
+}
