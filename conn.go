@@ -54,9 +54,9 @@ type Conn struct {
 	writeDeadline atomic.Int64 // unix nanoseconds; 0 means none
 
 	frameLock       chan struct{}
-	writeErr        error     // sticky; guarded by frameLock
-	closeSent       bool      // guarded by frameLock
-	appliedDeadline time.Time // deadline last set on conn; guarded by frameLock
+	writeErr        error       // sticky; guarded by frameLock
+	closeSent       atomic.Bool // set under frameLock
+	appliedDeadline time.Time   // deadline last set on conn; guarded by frameLock
 	ctrlBuf         [maxFrameHeaderSize + maxControlPayload]byte
 
 	// writer is reused by NextWriter; guarded by msgLock.
@@ -80,12 +80,13 @@ type Conn struct {
 	maskPos    int
 
 	// The message being read: msgType is 0 between messages.
-	msgType  int
-	msgLen   int64
-	utf8     utf8Validator
-	readerID uint64 // bumped at each message's start and end
-	readers  [2]messageReader
-	ctrlIn   [maxControlPayload]byte
+	msgType    int
+	msgLen     int64
+	utf8       utf8Validator
+	readerID   uint64 // bumped at each message's start and end
+	readers    [2]messageReader
+	readerSlot uint8 // which of readers the next message gets
+	ctrlIn     [maxControlPayload]byte
 
 	handlePing  func(string) error
 	handlePong  func(string) error
@@ -214,6 +215,14 @@ func (c *Conn) CloseGracefully(code int, text string, timeout time.Duration) err
 			c.nextReader()
 		}
 		c.readMu.Unlock()
+		select {
+		case <-c.closeRecv:
+			err = nil
+		default:
+			err = errCloseTimeout
+		}
+		c.Close()
+		return err
 	}
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()

@@ -54,7 +54,8 @@ func (c *Conn) nextReader() (int, *messageReader, error) {
 		if err := c.nextDataFrame(); err != nil {
 			return 0, nil, err
 		}
-		r := &c.readers[c.readerID&1]
+		c.readerSlot ^= 1
+		r := &c.readers[c.readerSlot]
 		r.id = c.readerID
 		return c.msgType, r, nil
 	}
@@ -253,7 +254,7 @@ func (c *Conn) handleControl(h *frameHeader) error {
 		// The closing handshake is complete once both close frames have
 		// passed; the server then closes TCP first (RFC 6455 section
 		// 7.1.1) so that the client is spared the TIME_WAIT.
-		if c.isServer && c.sentClose() {
+		if c.isServer && c.closeSent.Load() {
 			c.closeNet()
 		}
 		return err

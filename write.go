@@ -62,7 +62,7 @@ func (c *Conn) beginFrame(deadline time.Time) error {
 	if c.writeErr != nil {
 		return c.writeErr
 	}
-	if c.closeSent {
+	if c.closeSent.Load() {
 		return ErrCloseSent
 	}
 	if !deadline.Equal(c.appliedDeadline) {
@@ -80,13 +80,6 @@ func (c *Conn) beginFrame(deadline time.Time) error {
 func (c *Conn) writeFailed(err error) error {
 	c.writeErr = err
 	return err
-}
-
-// sentClose reports whether a close frame has been sent.
-func (c *Conn) sentClose() bool {
-	c.frameLock <- struct{}{}
-	defer unlock(c.frameLock)
-	return c.closeSent
 }
 
 // newMaskKey returns a fresh masking key. RFC 6455 section 5.3 asks for
@@ -141,7 +134,7 @@ func (c *Conn) writeControl(messageType int, data []byte, deadline time.Time) er
 		maskBytes(key, 0, b[hl:])
 	}
 	if messageType == CloseMessage {
-		c.closeSent = true
+		c.closeSent.Store(true)
 	}
 	if _, err := c.conn.Write(b); err != nil {
 		return c.writeFailed(err)
@@ -356,7 +349,7 @@ func (c *Conn) checkWritable() error {
 	if c.writeErr != nil {
 		return c.writeErr
 	}
-	if c.closeSent {
+	if c.closeSent.Load() {
 		return ErrCloseSent
 	}
 	return nil
