@@ -1,0 +1,119 @@
+// Package websocket implements the WebSocket protocol defined in RFC 6455,
+// for servers and clients, as a drop-in replacement for
+// github.com/gorilla/websocket: a program written for gorilla compiles and
+// behaves the same after changing only its import path.
+//
+// # Overview
+//
+// A server upgrades an HTTP request with an Upgrader:
+//
+//	var upgrader = websocket.Upgrader{}
+//
+//	func handler(w http.ResponseWriter, r *http.Request) {
+//		conn, err := upgrader.Upgrade(w, r, nil)
+//		if err != nil {
+//			return // Upgrade has already answered the client
+//		}
+//		defer conn.Close()
+//		for {
+//			messageType, p, err := conn.ReadMessage()
+//			if err != nil {
+//				return
+//			}
+//			if err := conn.WriteMessage(messageType, p); err != nil {
+//				return
+//			}
+//		}
+//	}
+//
+// A client connects with a Dialer (or DefaultDialer). Both sides get the
+// same *Conn.
+//
+// # Messages
+//
+// A message is text (valid UTF-8) or binary, sent as one frame or as
+// several fragments. ReadMessage returns a whole message in a new slice;
+// NextReader returns an io.Reader that streams one, fragment by fragment.
+// WriteMessage sends a message in one frame; NextWriter returns an
+// io.WriteCloser that streams one, sending a fragment each time its write
+// buffer fills and the last one on Close.
+//
+// # Concurrency
+//
+// Unlike gorilla, every write method may be called from many goroutines at
+// once: WriteMessage, WriteControl, WriteJSON, WritePreparedMessage,
+// NextWriter (whose writer the calling goroutine holds until Close), and the
+// write-side setters. Whole messages never interleave, and a control frame
+// (a ping, the pong answering one, a close) may go out between two
+// fragments of a message being streamed. A goroutine that opened a writer
+// must Close it before starting another message: a second NextWriter or
+// WriteMessage waits for that Close, where gorilla would have closed the
+// first writer implicitly.
+//
+// One goroutine at a time may read: NextReader, ReadMessage, ReadJSON,
+// the reader NextReader returned, SetReadDeadline, SetReadLimit and the
+// handler setters. Close and CloseGracefully may be called from any
+// goroutine at any time.
+//
+// # Buffers
+//
+// The connection reads through one buffer of ReadBufferSize bytes and
+// writes through one of WriteBufferSize bytes. Both come from pools (or
+// from WriteBufferPool, if set) and go back to them when a message ends, so
+// a connection between messages holds no write buffer. Large payloads
+// skip the buffers: a large read goes straight into the caller's slice, and
+// a large server write hands header and payload to one vectored write.
+// The slice ReadMessage returns belongs to the caller. A slice passed to a
+// write method may be reused as soon as the method returns.
+//
+// # Control messages and closing
+//
+// Ping, pong and close frames are handled while reading: by default a ping
+// is answered with a pong carrying the same payload, a pong is ignored, and
+// a close is answered with a close carrying the same code, after which the
+// read returns a *CloseError. The application must therefore keep reading
+// to process control messages. SetPingHandler, SetPongHandler and
+// SetCloseHandler replace the defaults.
+//
+// A close frame is sent at most once; writes after it return ErrCloseSent.
+// Once a server has both sent and received a close frame it closes the TCP
+// connection itself, as RFC 6455 section 7.1.1 asks. CloseGracefully runs
+// the whole closing handshake with a time bound; Close just closes the
+// network connection.
+//
+// # Errors from the peer
+//
+// Nothing the peer sends makes the library panic, log or allocate what the
+// peer merely announces. A frame that breaks the protocol fails the
+// connection: the library sends a close frame with the code RFC 6455 asks
+// for (1002 for a malformed frame, 1007 for invalid UTF-8, 1009 for a
+// message over the read limit), closes the TCP connection, and the read
+// returns a *ProtocolError (or ErrReadLimit). Text is validated as it
+// arrives, so a message with invalid UTF-8 fails at the fragment that
+// carries the bad bytes. A peer that disappears without a close frame
+// yields a *CloseError with code CloseAbnormalClosure. Read errors are
+// permanent.
+//
+// # Origin checks
+//
+// By default Upgrader rejects a cross-origin request (an Origin header whose
+// host differs from the request's Host) with 403. Set CheckOrigin to allow
+// other origins.
+//
+// # Compression
+//
+// Upgrader.EnableCompression and Dialer.EnableCompression are accepted, but
+// permessage-deflate (RFC 7692) is not negotiated yet; connections send and
+// receive uncompressed messages.
+//
+// # Differences from gorilla
+//
+// The exported API is gorilla's, with additions only: concurrent writers
+// (above), CloseGracefully, and *ProtocolError. The read methods return
+// *CloseError values unwrapped, so type assertions keep working, and
+// IsCloseError and IsUnexpectedCloseError also see wrapped ones. A request
+// that pipelines frames behind its upgrade request is accepted and the
+// frames are read (gorilla refuses it), and an unsupported
+// Sec-WebSocket-Version is answered with 426 as RFC 6455 asks (gorilla
+// answers 400).
+package websocket
