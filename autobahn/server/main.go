@@ -1,0 +1,69 @@
+// Command server is the echo server that the Autobahn|Testsuite drives in
+// its fuzzingclient mode:
+//
+//	go run ./autobahn/server -addr 127.0.0.1:9001
+//
+// It answers on every path and echoes each message back with the same type.
+// On purpose it does nothing else: no UTF-8 checks, no close handling, no
+// limits. Every behaviour the suite grades must come from the library, so
+// the server must not paper over anything the library gets wrong.
+package main
+
+import (
+	"flag"
+	"io"
+	"log"
+	"net/http"
+
+	"github.com/wsforge/websocket"
+)
+
+var upgrader = websocket.Upgrader{
+	// The suite connects with an Origin of its own choosing.
+	CheckOrigin: func(*http.Request) bool { return true },
+	// Compression is offered so that the suite's permessage-deflate cases
+	// start passing as soon as the library negotiates it.
+	EnableCompression: true,
+}
+
+// echoHandler upgrades the request and echoes messages until the connection
+// fails or is closed by the peer.
+func echoHandler(w http.ResponseWriter, r *http.Request) {
+	conn, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		// Upgrade has already written an HTTP error response.
+		return
+	}
+	defer conn.Close()
+	echo(conn)
+}
+
+// echo streams each incoming message into an outgoing one of the same type
+// instead of buffering it, so fragmented reads and writes are both exercised
+// and a message's echo may start before the message has fully arrived. It
+// returns the error that ended the connection.
+func echo(conn *websocket.Conn) error {
+	for {
+		mt, r, err := conn.NextReader()
+		if err != nil {
+			return err
+		}
+		w, err := conn.NextWriter(mt)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(w, r); err != nil {
+			return err
+		}
+		if err := w.Close(); err != nil {
+			return err
+		}
+	}
+}
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:9001", "address to listen on")
+	flag.Parse()
+	log.Printf("autobahn echo server listening on %s", *addr)
+	log.Fatal(http.ListenAndServe(*addr, http.HandlerFunc(echoHandler)))
+}
