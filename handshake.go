@@ -138,13 +138,22 @@ type extensionParam struct {
 }
 
 // parseExtensions parses every Sec-WebSocket-Extensions header field of h
-// (RFC 6455 section 9.1). An element that does not parse ends the list:
-// the elements before it are returned with ok false.
+// (RFC 6455 section 9.1). Empty list elements are skipped, as RFC 7230
+// section 7 asks of recipients. An element that does not parse ends the
+// list: the elements before it are returned with ok false.
 func parseExtensions(h http.Header) (offers []extensionOffer, ok bool) {
 	for _, s := range h["Sec-Websocket-Extensions"] {
 		for {
+			s = skipSpace(s)
+			if s == "" {
+				break
+			}
+			if s[0] == ',' {
+				s = s[1:]
+				continue
+			}
 			var name string
-			name, s = nextToken(skipSpace(s))
+			name, s = nextToken(s)
 			if name == "" {
 				return offers, false
 			}
@@ -170,15 +179,10 @@ func parseExtensions(h http.Header) (offers []extensionOffer, ok bool) {
 				}
 				ext.Params = append(ext.Params, p)
 			}
-			offers = append(offers, ext)
-			s = skipSpace(s)
-			if s == "" {
-				break
-			}
-			if s[0] != ',' {
+			if s != "" && s[0] != ',' {
 				return offers, false
 			}
-			s = s[1:]
+			offers = append(offers, ext)
 		}
 	}
 	return offers, true
