@@ -180,11 +180,15 @@ func (c *Conn) Close() error {
 	if c.closed.Swap(true) {
 		return nil
 	}
+	err := c.conn.Close()
 	c.markWriteClosed()
-	return c.conn.Close()
+	return err
 }
 
-// markWriteClosed makes further writes fail with net.ErrClosed.
+// markWriteClosed makes further writes fail with net.ErrClosed. The
+// network connection must be closed first: a writer blocked in a write to
+// a peer that stopped reading holds frameLock until the close ends that
+// write.
 func (c *Conn) markWriteClosed() {
 	c.frameLock <- struct{}{}
 	if c.writeErr == nil {
@@ -204,6 +208,16 @@ func (c *Conn) CloseGracefully(code int, text string, timeout time.Duration) err
 	err := c.WriteControl(CloseMessage, FormatCloseMessage(code, text), deadline)
 	if err != nil && !errors.Is(err, ErrCloseSent) {
 		c.Close()
+		if c.closeSent.Load() {
+			select {
+			case <-c.closeRecv:
+				// The handshake completed before this call, and a
+				// server Conn closed the network connection then;
+				// that is the error WriteControl met.
+				return nil
+			default:
+			}
+		}
 		return err
 	}
 	if c.readMu.TryLock() {

@@ -334,8 +334,8 @@ func (c *Conn) fail(code int, reason string, err error) error {
 // closeNet closes the network connection on the library's own account.
 func (c *Conn) closeNet() {
 	if !c.closed.Swap(true) {
-		c.markWriteClosed()
 		c.conn.Close()
+		c.markWriteClosed()
 	}
 }
 

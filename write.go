@@ -337,7 +337,13 @@ func (c *Conn) NextWriter(messageType int) (io.WriteCloser, error) {
 	w.active = true
 	w.err = nil
 	w.seq++
-	r := &w.refs[w.seq&1]
+	// seq moves twice per message (here and in Close), so its parity
+	// cannot pick the ref: take the one handed out longer ago, leaving
+	// the previous message's writer bound to its closed message.
+	r := &w.refs[0]
+	if w.refs[1].seq < r.seq {
+		r = &w.refs[1]
+	}
 	r.w, r.seq = w, w.seq
 	return r, nil
 }
@@ -483,9 +489,14 @@ func (r *messageWriterRef) Close() error {
 	c := w.c
 	err := w.err
 	if err == nil {
-		if w.ctrl {
+		switch {
+		case w.ctrl && w.n > maxControlPayload:
+			// ReadFrom can overfill a control message; it must not
+			// go out as an invalid frame.
+			err = errInvalidControl
+		case w.ctrl:
 			err = c.writeControl(int(w.opcode), w.buf.b[maxFrameHeaderSize:maxFrameHeaderSize+w.n], c.dataDeadline())
-		} else {
+		default:
 			err = w.flush(true)
 		}
 	}
