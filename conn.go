@@ -58,6 +58,9 @@ type Conn struct {
 	closeSent       atomic.Bool // set under frameLock
 	appliedDeadline time.Time   // deadline last set on conn; guarded by frameLock
 	ctrlBuf         [maxFrameHeaderSize + maxControlPayload]byte
+	directHdr       [maxFrameHeaderSize]byte
+	directBufs      [2][]byte
+	directVec       net.Buffers
 
 	// writer is reused by NextWriter; guarded by msgLock.
 	writer messageWriter
@@ -228,12 +231,16 @@ func (c *Conn) CloseGracefully(code int, text string, timeout time.Duration) err
 		for c.readErr == nil {
 			c.nextReader()
 		}
+		readErr := c.readErr
 		c.readMu.Unlock()
 		select {
 		case <-c.closeRecv:
 			err = nil
 		default:
-			err = errCloseTimeout
+			// The drain ended without the peer's close: the deadline
+			// passed, or the peer went away (a *CloseError with
+			// CloseAbnormalClosure).
+			err = readErr
 		}
 		c.Close()
 		return err

@@ -62,15 +62,30 @@ func (c *Conn) nextReader() (int, *messageReader, error) {
 	return 0, nil, c.readErr
 }
 
-// discardMessage reads the current message to its end without returning it.
+// discardMessage skips the rest of the current message. Its payload is
+// still unmasked and checked, in place in the read buffer, so a bad message
+// fails the connection even when the application ignores it.
 func (c *Conn) discardMessage() error {
-	var scratch [512]byte
 	for {
-		_, err := c.readMessageData(scratch[:])
-		if err == io.EOF {
-			return nil
+		if c.frameLeft > 0 {
+			if err := c.fill(1); err != nil {
+				return err
+			}
+			n := c.rend - c.rpos
+			if int64(n) > c.frameLeft {
+				n = int(c.frameLeft)
+			}
+			p := c.rbuf[c.rpos : c.rpos+n]
+			c.rpos += n
+			if err := c.payloadArrived(p); err != nil {
+				return err
+			}
+			continue
 		}
-		if err != nil {
+		if _, err := c.readMessageData(nil); err != nil {
+			if err == io.EOF {
+				return nil
+			}
 			return err
 		}
 	}
@@ -138,13 +153,8 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 		n = copy(p, c.rbuf[c.rpos:c.rend])
 		c.rpos += n
 	}
-	p = p[:n]
-	c.frameLeft -= int64(n)
-	if c.frameMask {
-		c.maskPos = maskBytes(c.frameKey, c.maskPos, p)
-	}
-	if c.msgType == TextMessage && !c.utf8.write(p) {
-		return 0, c.failProtocol(&ProtocolError{Code: CloseInvalidFramePayloadData, Reason: "invalid UTF-8 in text message"})
+	if err := c.payloadArrived(p[:n]); err != nil {
+		return 0, err
 	}
 	if rerr != nil && (n == 0 || c.frameLeft > 0) {
 		if n == 0 {
@@ -154,6 +164,19 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 		c.readFailed(rerr)
 	}
 	return n, nil
+}
+
+// payloadArrived accounts for p, the next bytes of the current frame's
+// payload: it unmasks them in place and checks text as it passes.
+func (c *Conn) payloadArrived(p []byte) error {
+	c.frameLeft -= int64(len(p))
+	if c.frameMask {
+		c.maskPos = maskBytes(c.frameKey, c.maskPos, p)
+	}
+	if c.msgType == TextMessage && !c.utf8.write(p) {
+		return c.failProtocol(&ProtocolError{Code: CloseInvalidFramePayloadData, Reason: "invalid UTF-8 in text message"})
+	}
+	return nil
 }
 
 // nextDataFrame reads frame headers, handling control frames, until the
@@ -365,26 +388,38 @@ func (c *Conn) ReadMessage() (messageType int, p []byte, err error) {
 	}
 }
 
+// trustedMessageSize is how much ReadMessage allocates on a frame header's
+// word alone. Beyond it, the result grows only as payload arrives (to at
+// most four times what has arrived), so a peer that announces a large
+// message and sends nothing costs little.
+const trustedMessageSize = 64 << 10
+
 // initialMessageCap sizes ReadMessage's result from the first frame's
-// header, but no larger than a chunk whose bytes have mostly arrived: a
-// peer's claim alone must not make us allocate.
+// header, up to what may be trusted before the bytes arrive.
 func (c *Conn) initialMessageCap() int64 {
 	size := c.frameLeft
 	if !c.frameFinal {
 		size += 512 // room for a continuation before growing
 	}
-	if limit := int64(c.readBufSize) + int64(c.rend-c.rpos); size > limit {
+	limit := int64(trustedMessageSize)
+	if buffered := int64(c.readBufSize) + int64(c.rend-c.rpos); buffered > limit {
+		limit = buffered
+	}
+	if size > limit {
 		size = limit
 	}
 	return size
 }
 
-// growMessage grows p for ReadMessage: to at most twice what has arrived,
-// and for a final frame no further than the frame's end.
+// growMessage grows ReadMessage's full result p: straight to the frame's
+// end when that is within four times what has arrived, else by four.
 func (c *Conn) growMessage(p []byte) []byte {
-	want := int64(2*cap(p)) + 512
-	if c.frameFinal && c.frameLeft > 0 && int64(len(p))+c.frameLeft < want {
-		want = int64(len(p)) + c.frameLeft
+	want := int64(len(p)) + c.frameLeft
+	if !c.frameFinal {
+		want += 512
+	}
+	if max := 4*int64(cap(p)) + 512; want > max {
+		want = max
 	}
 	q := make([]byte, len(p), want)
 	copy(q, p)

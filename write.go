@@ -3,7 +3,6 @@ package websocket
 import (
 	"io"
 	"math/rand/v2"
-	"net"
 	"time"
 )
 
@@ -202,9 +201,15 @@ func (c *Conn) writeDirect(fin bool, opcode, rsv byte, p []byte) error {
 	if err := c.beginFrame(c.dataDeadline()); err != nil {
 		return err
 	}
-	var hdr [maxFrameHeaderSize]byte
-	bufs := net.Buffers{appendFrameHeader(hdr[:0], fin, rsv, opcode, len(p), false, [4]byte{}), p}
-	if _, err := bufs.WriteTo(c.conn); err != nil {
+	// The vector lives in the Conn (guarded by frameLock) so that the
+	// vectored write allocates nothing; it is cleared afterwards so the
+	// Conn does not keep the caller's slice.
+	c.directBufs[0] = appendFrameHeader(c.directHdr[:0], fin, rsv, opcode, len(p), false, [4]byte{})
+	c.directBufs[1] = p
+	c.directVec = c.directBufs[:]
+	_, err := c.directVec.WriteTo(c.conn)
+	c.directBufs[1], c.directVec = nil, nil
+	if err != nil {
 		return c.writeFailed(err)
 	}
 	return nil

@@ -1,0 +1,434 @@
+package websocket
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"runtime/debug"
+	"strconv"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// utStubAddr is the address the stub connections report.
+type utStubAddr struct{}
+
+func (utStubAddr) Network() string { return "stub" }
+func (utStubAddr) String() string  { return "stub" }
+
+// utDiscardConn is a net.Conn whose writes vanish, for measuring the write
+// path alone. Reads report io.EOF.
+type utDiscardConn struct{}
+
+func (utDiscardConn) Read([]byte) (int, error)         { return 0, io.EOF }
+func (utDiscardConn) Write(p []byte) (int, error)      { return len(p), nil }
+func (utDiscardConn) Close() error                     { return nil }
+func (utDiscardConn) LocalAddr() net.Addr              { return utStubAddr{} }
+func (utDiscardConn) RemoteAddr() net.Addr             { return utStubAddr{} }
+func (utDiscardConn) SetDeadline(time.Time) error      { return nil }
+func (utDiscardConn) SetReadDeadline(time.Time) error  { return nil }
+func (utDiscardConn) SetWriteDeadline(time.Time) error { return nil }
+
+// utRingConn is a net.Conn whose reads serve a prebuilt stream of whole
+// frames over and over, for measuring the read path alone. Writes (pongs,
+// close frames) vanish.
+type utRingConn struct {
+	utDiscardConn
+	data []byte
+	pos  int
+}
+
+func (c *utRingConn) Read(p []byte) (int, error) {
+	n := copy(p, c.data[c.pos:])
+	c.pos += n
+	if c.pos == len(c.data) {
+		c.pos = 0
+	}
+	return n, nil
+}
+
+// utFrameStream returns count copies of a final frame of type op carrying
+// payload, masked (with a fixed key) if masked, as a peer would send them.
+func utFrameStream(op byte, payload []byte, masked bool, count int) []byte {
+	key := [4]byte{0x12, 0x34, 0x56, 0x78}
+	var frame []byte
+	frame = appendFrameHeader(frame, true, 0, op, len(payload), masked, key)
+	hl := len(frame)
+	frame = append(frame, payload...)
+	if masked {
+		maskBytes(key, 0, frame[hl:])
+	}
+	return bytes.Repeat(frame, count)
+}
+
+// utReadConn returns a Conn of the given side reading an endless repetition
+// of frames with payloads of size bytes of text.
+func utReadConn(isServer bool, size int) *Conn {
+	payload := bytes.Repeat([]byte("a"), size)
+	count := 1
+	if size < 64<<10 {
+		count = (64 << 10) / (size + 14)
+	}
+	// A server reads masked frames from its client and the reverse.
+	stream := utFrameStream(opText, payload, isServer, count)
+	return newConn(&utRingConn{data: stream}, isServer, 0, 0, nil, nil)
+}
+
+var utBenchSizes = []int{16, 1 << 10, 64 << 10}
+
+func utSideName(isServer bool) string {
+	if isServer {
+		return "server"
+	}
+	return "client"
+}
+
+func utSizeName(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.Itoa(n>>20) + "MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.Itoa(n>>10) + "KiB"
+	}
+	return strconv.Itoa(n) + "B"
+}
+
+func BenchmarkMask(b *testing.B) {
+	key := [4]byte{0x37, 0xfa, 0x21, 0x3d}
+	for _, size := range []int{16, 64, 256, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 1 << 20} {
+		buf := make([]byte, size+1)
+		src := make([]byte, size)
+		b.Run(utSizeName(size)+"/maskBytes", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			for i := 0; i < b.N; i++ {
+				maskBytes(key, i, buf[:size])
+			}
+		})
+		b.Run(utSizeName(size)+"/maskBytesUnaligned", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			for i := 0; i < b.N; i++ {
+				maskBytes(key, i, buf[1:size+1])
+			}
+		})
+		b.Run(utSizeName(size)+"/byteLoop", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			for i := 0; i < b.N; i++ {
+				utMaskRef(key, i, buf[:size])
+			}
+		})
+		b.Run(utSizeName(size)+"/copy", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			for i := 0; i < b.N; i++ {
+				copy(buf, src)
+			}
+		})
+	}
+}
+
+var (
+	utSinkHeader frameHeader
+	utSinkInt    int
+	utSinkBool   bool
+)
+
+func BenchmarkFrameHeader(b *testing.B) {
+	key := [4]byte{1, 2, 3, 4}
+	for _, tc := range []struct {
+		name   string
+		length int
+		masked bool
+	}{
+		{"125", 125, false},
+		{"125masked", 125, true},
+		{"64KiB", 64 << 10, false},
+		{"64KiBmasked", 64 << 10, true},
+	} {
+		var buf [maxFrameHeaderSize]byte
+		b.Run("encode/"+tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(headerSize(tc.length, tc.masked)))
+			for i := 0; i < b.N; i++ {
+				utSinkInt += len(appendFrameHeader(buf[:0], true, 0, opBinary, tc.length, tc.masked, key))
+			}
+		})
+		hdr := appendFrameHeader(nil, true, 0, opBinary, tc.length, tc.masked, key)
+		b.Run("decode/"+tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(hdr)))
+			for i := 0; i < b.N; i++ {
+				h, n, perr := parseFrameHeader(hdr)
+				if perr != nil || checkFrameHeader(&h, tc.masked, 0) != nil {
+					b.Fatal("bad header")
+				}
+				utSinkHeader = h
+				utSinkInt += n
+			}
+		})
+	}
+}
+
+func BenchmarkUTF8Validator(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		text []byte
+	}{
+		{"ascii4KiB", bytes.Repeat([]byte("abcd"), 1<<10)},
+		{"mixed4KiB", bytes.Repeat([]byte("aé€😀"), 4<<10/10)},
+	} {
+		b.Run(tc.name+"/validator", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(tc.text)))
+			var v utf8Validator
+			for i := 0; i < b.N; i++ {
+				v.reset()
+				utSinkBool = v.write(tc.text[:len(tc.text)/2-1]) && v.write(tc.text[len(tc.text)/2-1:]) && v.complete()
+			}
+		})
+		b.Run(tc.name+"/utf8.Valid", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(tc.text)))
+			for i := 0; i < b.N; i++ {
+				utSinkBool = utf8.Valid(tc.text)
+			}
+		})
+	}
+}
+
+func BenchmarkWriteMessage(b *testing.B) {
+	for _, isServer := range []bool{true, false} {
+		for _, size := range utBenchSizes {
+			b.Run(utSideName(isServer)+"/"+utSizeName(size), func(b *testing.B) {
+				c := newConn(utDiscardConn{}, isServer, 0, 0, nil, nil)
+				msg := bytes.Repeat([]byte("a"), size)
+				b.ReportAllocs()
+				b.SetBytes(int64(size))
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if err := c.WriteMessage(TextMessage, msg); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+func BenchmarkReadMessage(b *testing.B) {
+	for _, isServer := range []bool{true, false} {
+		for _, size := range utBenchSizes {
+			b.Run(utSideName(isServer)+"/"+utSizeName(size), func(b *testing.B) {
+				c := utReadConn(isServer, size)
+				b.ReportAllocs()
+				b.SetBytes(int64(size))
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					_, p, err := c.ReadMessage()
+					if err != nil || len(p) != size {
+						b.Fatal(len(p), err)
+					}
+				}
+			})
+		}
+	}
+}
+
+func BenchmarkNextReaderRead(b *testing.B) {
+	for _, isServer := range []bool{true, false} {
+		for _, size := range utBenchSizes {
+			b.Run(utSideName(isServer)+"/"+utSizeName(size), func(b *testing.B) {
+				c := utReadConn(isServer, size)
+				buf := make([]byte, size)
+				b.ReportAllocs()
+				b.SetBytes(int64(size))
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					_, r, err := c.NextReader()
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := io.ReadFull(r, buf); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// utRaceEnabled reports whether the test binary was built with -race, under
+// which sync.Pool drops items on purpose and allocation counts mean nothing.
+func utRaceEnabled() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" {
+			return s.Value == "true"
+		}
+	}
+	return false
+}
+
+func TestZeroAllocs(t *testing.T) {
+	if utRaceEnabled() {
+		t.Skip("allocation counts are not meaningful under the race detector")
+	}
+	const runs = 200
+	for _, isServer := range []bool{true, false} {
+		for _, size := range utBenchSizes {
+			name := utSideName(isServer) + "/" + utSizeName(size)
+			t.Run("WriteMessage/"+name, func(t *testing.T) {
+				c := newConn(utDiscardConn{}, isServer, 0, 0, nil, nil)
+				msg := bytes.Repeat([]byte("a"), size)
+				allocs := testing.AllocsPerRun(runs, func() {
+					if err := c.WriteMessage(BinaryMessage, msg); err != nil {
+						t.Fatal(err)
+					}
+				})
+				assert.Zero(t, allocs, "allocations per WriteMessage")
+			})
+			t.Run("NextWriter/"+name, func(t *testing.T) {
+				c := newConn(utDiscardConn{}, isServer, 0, 0, nil, nil)
+				msg := bytes.Repeat([]byte("a"), size)
+				allocs := testing.AllocsPerRun(runs, func() {
+					w, err := c.NextWriter(BinaryMessage)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := w.Write(msg); err != nil {
+						t.Fatal(err)
+					}
+					if err := w.Close(); err != nil {
+						t.Fatal(err)
+					}
+				})
+				assert.Zero(t, allocs, "allocations per NextWriter+Write+Close")
+			})
+			t.Run("NextReaderRead/"+name, func(t *testing.T) {
+				c := utReadConn(isServer, size)
+				buf := make([]byte, size)
+				allocs := testing.AllocsPerRun(runs, func() {
+					_, r, err := c.NextReader()
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := io.ReadFull(r, buf); err != nil {
+						t.Fatal(err)
+					}
+				})
+				assert.Zero(t, allocs, "allocations per NextReader+io.ReadFull")
+			})
+			t.Run("NextReaderReadToEOF/"+name, func(t *testing.T) {
+				c := utReadConn(isServer, size)
+				buf := make([]byte, size+1)
+				allocs := testing.AllocsPerRun(runs, func() {
+					_, r, err := c.NextReader()
+					if err != nil {
+						t.Fatal(err)
+					}
+					if n, err := io.ReadFull(r, buf); err != io.ErrUnexpectedEOF || n != size {
+						t.Fatal(n, err)
+					}
+				})
+				assert.Zero(t, allocs, "allocations per NextReader+Read to io.EOF")
+			})
+			t.Run("ReadMessage/"+name, func(t *testing.T) {
+				c := utReadConn(isServer, size)
+				allocs := testing.AllocsPerRun(runs, func() {
+					_, p, err := c.ReadMessage()
+					if err != nil || len(p) != size {
+						t.Fatal(len(p), err)
+					}
+				})
+				assert.LessOrEqual(t, allocs, 1.0, "allocations per ReadMessage")
+			})
+		}
+	}
+	t.Run("WriteControl", func(t *testing.T) {
+		for _, isServer := range []bool{true, false} {
+			c := newConn(utDiscardConn{}, isServer, 0, 0, nil, nil)
+			data := []byte("ping")
+			allocs := testing.AllocsPerRun(runs, func() {
+				if err := c.WriteControl(PingMessage, data, time.Time{}); err != nil {
+					t.Fatal(err)
+				}
+			})
+			assert.Zero(t, allocs, "allocations per WriteControl, %s", utSideName(isServer))
+		}
+	})
+}
+
+func TestUnitStubStreamsReadBack(t *testing.T) {
+	// The benchmark fixtures themselves: the ring serves valid frames the
+	// Conn reads back as the payload they were built from.
+	for _, isServer := range []bool{true, false} {
+		for _, size := range []int{0, 16, 125, 126, 1 << 10, 64 << 10} {
+			c := utReadConn(isServer, size)
+			for i := 0; i < 3; i++ {
+				mt, p, err := c.ReadMessage()
+				require.NoError(t, err)
+				require.Equal(t, TextMessage, mt)
+				require.Equal(t, bytes.Repeat([]byte("a"), size), p, "%s size %d", utSideName(isServer), size)
+			}
+		}
+	}
+}
+
+// utCaptureConn is a net.Conn that records what is written to it.
+type utCaptureConn struct {
+	utDiscardConn
+	buf bytes.Buffer
+}
+
+func (c *utCaptureConn) Write(p []byte) (int, error) { return c.buf.Write(p) }
+
+func TestUnitWritePathWire(t *testing.T) {
+	// What the write benchmarks measure puts correct frames on the wire,
+	// and leaves the caller's data alone.
+	for _, isServer := range []bool{true, false} {
+		for _, size := range []int{0, 1, 125, 126, 4095, 4096, 4097, 8192 + 3, 64 << 10, 1 << 20} {
+			name := utSideName(isServer) + "/" + strconv.Itoa(size)
+			t.Run(name, func(t *testing.T) {
+				nc := &utCaptureConn{}
+				c := newConn(nc, isServer, 0, 0, nil, nil)
+				msg := make([]byte, size)
+				for i := range msg {
+					msg[i] = byte(i*7 + 1)
+				}
+				orig := utClone(msg)
+				require.NoError(t, c.WriteMessage(BinaryMessage, msg))
+				require.Equal(t, orig, msg, "WriteMessage modified the caller's data")
+
+				w, err := c.NextWriter(BinaryMessage)
+				require.NoError(t, err)
+				for rest := msg; len(rest) > 0; {
+					k := min(len(rest), 1000)
+					_, err := w.Write(rest[:k])
+					require.NoError(t, err)
+					rest = rest[k:]
+				}
+				require.NoError(t, w.Close())
+				require.Equal(t, orig, msg, "NextWriter modified the caller's data")
+
+				require.NoError(t, c.WriteMessage(TextMessage, []byte("end")))
+				// The peer of a server reads as a client and the reverse.
+				out := utRefRead(nc.buf.Bytes(), !isServer, 0)
+				require.Equal(t, "close", out.err)
+				require.Equal(t, CloseAbnormalClosure, out.code, "the stream must end cleanly between frames")
+				require.Len(t, out.msgs, 3)
+				assert.Equal(t, utMessage{typ: BinaryMessage, data: orig}, out.msgs[0])
+				assert.Equal(t, utMessage{typ: BinaryMessage, data: orig}, out.msgs[1])
+				assert.Equal(t, utMessage{typ: TextMessage, data: []byte("end")}, out.msgs[2])
+			})
+		}
+	}
+}
