@@ -7,9 +7,10 @@ import (
 )
 
 // messageReader is the io.Reader NextReader returns. A Conn owns two and
-// hands them out in turn, so that getting a reader allocates nothing and a
-// reader kept past the next NextReader call sees io.EOF instead of the next
-// message.
+// hands them out in turn, so that getting a reader allocates nothing. The
+// reader of the previous message therefore sees io.EOF; one kept longer
+// shares its object with the current message's reader, which is why the
+// documentation forbids using it.
 type messageReader struct {
 	c  *Conn
 	id uint64
@@ -20,8 +21,9 @@ type messageReader struct {
 //
 // There can be at most one open reader on a connection. NextReader discards
 // the previous message if the application has not already consumed it. The
-// reader is valid until the next call to NextReader; it returns io.EOF at
-// the end of the message.
+// reader returns io.EOF at the end of the message, and must not be used
+// after the next call to NextReader (the previous message's reader then
+// returns io.EOF; readers are recycled, so an older one is not detected).
 //
 // Control frames that arrive before or inside the message are handled here
 // and in the reader's Read, by the ping, pong and close handlers.

@@ -321,6 +321,9 @@ type messageWriterRef struct {
 //
 // All message types (TextMessage, BinaryMessage, CloseMessage, PingMessage
 // and PongMessage) are supported; a control message must fit in 125 bytes.
+//
+// After Close, the writer's methods return an error; the writer must not be
+// kept beyond the next NextWriter call, since writers are recycled.
 func (c *Conn) NextWriter(messageType int) (io.WriteCloser, error) {
 	switch messageType {
 	case TextMessage, BinaryMessage, CloseMessage, PingMessage, PongMessage:
