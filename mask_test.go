@@ -119,3 +119,28 @@ func TestUnitMaskBytesPieces(t *testing.T) {
 		require.Equal(t, 1000&3, pos)
 	}
 }
+
+// TestMaskLongInputs checks maskBytes against the byte-by-byte reference
+// on lengths around every block boundary of the word and SSE2 loops, at
+// every key position and start alignment.
+func TestMaskLongInputs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	lengths := []int{127, 128, 129, 143, 144, 191, 192, 193, 1000, 4096, 16384 + 13, 70001}
+	for _, n := range lengths {
+		for pos := 0; pos < 4; pos++ {
+			for align := 0; align < 8; align++ {
+				key := [4]byte{byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32())}
+				src := make([]byte, n+align)
+				for i := range src {
+					src[i] = byte(rng.Uint32())
+				}
+				got := append([]byte(nil), src...)
+				want := append([]byte(nil), src...)
+				gp := maskBytes(key, pos, got[align:])
+				wp := utMaskRef(key, pos, want[align:])
+				require.Equal(t, wp, gp, "n=%d pos=%d align=%d", n, pos, align)
+				require.Equal(t, want, got, "n=%d pos=%d align=%d", n, pos, align)
+			}
+		}
+	}
+}
