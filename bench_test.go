@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"runtime/debug"
@@ -431,4 +432,71 @@ func TestUnitWritePathWire(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestZeroAllocsIdleWaitTCP checks, over real loopback TCP, that a server Conn waiting
+// for its next message holds no read buffer and that the buffer-free wait
+// allocates nothing per message.
+func TestZeroAllocsIdleWaitTCP(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	cli, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer cli.Close()
+	srv, err := ln.Accept()
+	require.NoError(t, err)
+	c := newConn(srv, true, 0, 0, nil, nil)
+	defer c.Close()
+	require.NotNil(t, c.idle, "a TCP connection should wait without a buffer")
+
+	payload := []byte("sixteen byte msg")
+	frame := utFrameStream(opBinary, payload, true, 1)
+	send := make(chan struct{})
+	sent := make(chan error, 1)
+	go func() {
+		for range send {
+			_, err := cli.Write(frame)
+			sent <- err
+		}
+	}()
+	defer close(send)
+
+	// readOne checks without testify, whose calls allocate, and keeps the
+	// first problem for after the measurement.
+	buf := make([]byte, 64)
+	var problem error
+	readOne := func() {
+		send <- struct{}{}
+		_, r, err := c.NextReader()
+		if err == nil {
+			var n int
+			n, err = io.ReadFull(r, buf[:len(payload)])
+			if err == nil && !bytes.Equal(payload, buf[:n]) {
+				err = errors.New("payload differs")
+			}
+		}
+		if err == nil {
+			if _, eof := r.Read(buf); eof != io.EOF {
+				err = errors.New("no io.EOF at the end of the message")
+			}
+		}
+		if werr := <-sent; err == nil {
+			err = werr
+		}
+		if err == nil && c.rb != nil {
+			err = errors.New("the read buffer is held between messages")
+		}
+		if err != nil && problem == nil {
+			problem = err
+		}
+	}
+	readOne()
+	require.NoError(t, problem)
+	if utRaceEnabled() {
+		return
+	}
+	allocs := testing.AllocsPerRun(200, readOne)
+	require.NoError(t, problem)
+	require.Zero(t, allocs, "allocations per message with buffer-free waits")
 }

@@ -91,6 +91,8 @@ type Conn struct {
 	readerSlot uint8 // which of readers the next message gets
 	ctrlIn     [maxControlPayload]byte
 
+	idle *idleReader // buffer-free waits; nil where unsupported
+
 	handlePing  func(string) error
 	handlePong  func(string) error
 	handleClose func(int, string) error
@@ -149,6 +151,7 @@ func newConn(netConn net.Conn, isServer bool, readBufSize, writeBufSize int, wri
 		c.rbuf = c.rb.b
 		c.rend = copy(c.rbuf, pending)
 	}
+	c.initIdleRead()
 	c.SetPingHandler(nil)
 	c.SetPongHandler(nil)
 	c.SetCloseHandler(nil)

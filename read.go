@@ -295,8 +295,19 @@ func (c *Conn) fill(n int) error {
 		return nil
 	}
 	if c.rb == nil {
-		c.rb = getBuffer(c.readBufSize)
-		c.rbuf = c.rb.b
+		// Nothing buffered and no buffer held: typically a connection
+		// waiting for its next message.
+		if done, err := c.fillIdle(); done {
+			if err != nil {
+				return c.readFailed(err)
+			}
+			if c.rend-c.rpos >= n {
+				return nil
+			}
+		} else {
+			c.rb = getBuffer(c.readBufSize)
+			c.rbuf = c.rb.b
+		}
 	}
 	if len(c.rbuf)-c.rpos < n {
 		c.rend = copy(c.rbuf, c.rbuf[c.rpos:c.rend])
