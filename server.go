@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"net/http"
@@ -234,7 +235,22 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 	c := newConn(netConn, true, u.ReadBufferSize, u.WriteBufferSize, u.WriteBufferPool, pending)
 	c.subprotocol = subprotocol
 
-	p := u.appendResponse(nil, challengeKey, subprotocol, responseHeader)
+	// net/http's connection keeps brw's reader and writer (4 KiB each)
+	// reachable for as long as the handler runs, which for a WebSocket is
+	// the connection's life. The Conn needs neither: the writer's empty
+	// buffer holds the 101 response and then joins the library's pool,
+	// and both are emptied so that they do not stay pinned.
+	var scratch []byte
+	if brw.Writer.Buffered() == 0 {
+		scratch = brw.Writer.AvailableBuffer()
+		*brw.Writer = bufio.Writer{}
+	}
+	*brw.Reader = bufio.Reader{}
+
+	p := u.appendResponse(scratch, challengeKey, subprotocol, responseHeader)
+	if cap(scratch) > 0 && cap(p) == cap(scratch) {
+		defer putBuffer(&buffer{b: p[:cap(p)]})
+	}
 
 	// Deadlines the http.Server set for the request must not carry over to
 	// the WebSocket connection.
