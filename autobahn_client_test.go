@@ -1,0 +1,70 @@
+package websocket
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestAutobahnClient replays the Autobahn|Testsuite cases (fuzzingserver
+// mode) against our client: the scripted peer is the server, and the
+// client under test, from Dialer, runs the echo loop of autobahn/client.
+func TestAutobahnClient(t *testing.T) {
+	abRun(t, abRunClientCase)
+}
+
+func abRunClientCase(t *testing.T, c abCase) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+
+	errc := make(chan error, 1)
+	go func() {
+		d := Dialer{HandshakeTimeout: abIOWait}
+		conn, _, err := d.Dial("ws://"+ln.Addr().String()+"/runCase", nil)
+		if err != nil {
+			errc <- err
+			return
+		}
+		// As in autobahn/client: the connection is closed once the
+		// echo loop is done.
+		defer conn.Close()
+		errc <- abEchoLoop(conn)
+	}()
+
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(abIOWait))
+	nc, err := ln.Accept()
+	require.NoError(t, err)
+	br := abServerHandshake(t, nc)
+	newABPeer(t, nc, br, false).run(c)
+	if c.note != "" {
+		t.Log(c.note)
+	}
+	abCheckEnd(t, c.end, nc, errc)
+}
+
+// abServerHandshake answers the client's opening handshake by hand, as the
+// suite's server does, and returns the reader to go on with.
+func abServerHandshake(t *testing.T, nc net.Conn) *bufio.Reader {
+	t.Helper()
+	nc.SetDeadline(time.Now().Add(abIOWait))
+	br := bufio.NewReaderSize(nc, 64<<10)
+	req, err := http.ReadRequest(br)
+	require.NoError(t, err)
+	require.Equal(t, http.MethodGet, req.Method)
+	require.True(t, strings.EqualFold(req.Header.Get("Upgrade"), "websocket"), "Upgrade: %q", req.Header.Get("Upgrade"))
+	require.Contains(t, strings.ToLower(req.Header.Get("Connection")), "upgrade")
+	require.Equal(t, "13", req.Header.Get("Sec-WebSocket-Version"))
+	key := req.Header.Get("Sec-WebSocket-Key")
+	require.NotEmpty(t, key)
+	_, err = fmt.Fprintf(nc, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", abAcceptKey(key))
+	require.NoError(t, err)
+	nc.SetDeadline(time.Time{})
+	return br
+}

@@ -1,0 +1,66 @@
+package websocket
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestAutobahnServer replays the Autobahn|Testsuite cases (fuzzingclient
+// mode) against our server: the scripted peer is the client, and the
+// server under test runs the echo handler of autobahn/server.
+func TestAutobahnServer(t *testing.T) {
+	abRun(t, abRunServerCase)
+}
+
+func abRunServerCase(t *testing.T, c abCase) {
+	errc := make(chan error, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		up := Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+		conn, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer conn.Close()
+		errc <- abEchoLoop(conn)
+	}))
+	defer srv.Close()
+
+	nc, err := net.DialTimeout("tcp", srv.Listener.Addr().String(), abIOWait)
+	require.NoError(t, err)
+	br := abClientHandshake(t, nc, srv.Listener.Addr().String())
+	newABPeer(t, nc, br, true).run(c)
+	if c.note != "" {
+		t.Log(c.note)
+	}
+	abCheckEnd(t, c.end, nc, errc)
+}
+
+// abClientHandshake performs the opening handshake by hand, as the suite's
+// client does, and returns the reader to go on with.
+func abClientHandshake(t *testing.T, nc net.Conn, host string) *bufio.Reader {
+	t.Helper()
+	key := abNewKey(t)
+	nc.SetDeadline(time.Now().Add(abIOWait))
+	_, err := fmt.Fprintf(nc, "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nOrigin: http://%s\r\n\r\n", host, key, host)
+	require.NoError(t, err)
+	br := bufio.NewReaderSize(nc, 64<<10)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+	require.True(t, strings.EqualFold(resp.Header.Get("Upgrade"), "websocket"), "Upgrade: %q", resp.Header.Get("Upgrade"))
+	require.Contains(t, strings.ToLower(resp.Header.Get("Connection")), "upgrade")
+	require.Equal(t, abAcceptKey(key), resp.Header.Get("Sec-WebSocket-Accept"))
+	require.Empty(t, resp.Header.Get("Sec-WebSocket-Extensions"), "no extension was offered")
+	nc.SetDeadline(time.Time{})
+	return br
+}
