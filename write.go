@@ -369,13 +369,44 @@ func (c *Conn) checkWritable() error {
 	return nil
 }
 
-func (r *messageWriterRef) Write(p []byte) (int, error) {
+// current returns the writer r is bound to, if r's message is still open.
+func (r *messageWriterRef) current() (*messageWriter, error) {
 	w := r.w
 	if !w.active || w.seq != r.seq {
-		return 0, errWriteClosed
+		return nil, errWriteClosed
 	}
+	return w, w.err
+}
+
+// room makes space in the write buffer, sending what it holds as a
+// fragment when it is full. A control message cannot be fragmented, so
+// overflowing one is an error.
+func (w *messageWriter) room() error {
 	if w.err != nil {
-		return 0, w.err
+		return w.err
+	}
+	if w.n < w.c.writeBufSize {
+		return nil
+	}
+	if w.ctrl {
+		w.err = errInvalidControl
+		return w.err
+	}
+	return w.flush(false)
+}
+
+// checkControl fails a control message that has grown past 125 bytes.
+func (w *messageWriter) checkControl() error {
+	if w.ctrl && w.n > maxControlPayload {
+		w.err = errInvalidControl
+	}
+	return w.err
+}
+
+func (r *messageWriterRef) Write(p []byte) (int, error) {
+	w, err := r.current()
+	if err != nil {
+		return 0, err
 	}
 	c := w.c
 	total := 0
@@ -391,84 +422,52 @@ func (r *messageWriterRef) Write(p []byte) (int, error) {
 			w.opcode = opContinuation
 			return total + len(p), nil
 		}
-		if w.n == c.writeBufSize {
-			if w.ctrl {
-				w.err = errInvalidControl
-				return total, w.err
-			}
-			if err := w.flush(false); err != nil {
-				return total, err
-			}
+		if err := w.room(); err != nil {
+			return total, err
 		}
 		k := copy(w.buf.b[maxFrameHeaderSize+w.n:], p)
 		w.n += k
 		total += k
 		p = p[k:]
 	}
-	if w.ctrl && w.n > maxControlPayload {
-		w.err = errInvalidControl
-		return total, w.err
-	}
-	return total, nil
+	return total, w.checkControl()
 }
 
 // WriteString writes s without converting it to a byte slice first.
 func (r *messageWriterRef) WriteString(s string) (int, error) {
-	w := r.w
-	if !w.active || w.seq != r.seq {
-		return 0, errWriteClosed
+	w, err := r.current()
+	if err != nil {
+		return 0, err
 	}
 	total := 0
 	for len(s) > 0 {
-		if w.err != nil {
-			return total, w.err
-		}
-		if w.n == w.c.writeBufSize && !w.ctrl {
-			if err := w.flush(false); err != nil {
-				return total, err
-			}
+		if err := w.room(); err != nil {
+			return total, err
 		}
 		k := copy(w.buf.b[maxFrameHeaderSize+w.n:], s)
-		if k == 0 {
-			w.err = errInvalidControl
-			return total, w.err
-		}
 		w.n += k
 		total += k
 		s = s[k:]
 	}
-	if w.ctrl && w.n > maxControlPayload {
-		w.err = errInvalidControl
-		return total, w.err
-	}
-	return total, nil
+	return total, w.checkControl()
 }
 
 // ReadFrom streams src into the message, filling the write buffer directly.
 func (r *messageWriterRef) ReadFrom(src io.Reader) (int64, error) {
-	w := r.w
-	if !w.active || w.seq != r.seq {
-		return 0, errWriteClosed
+	w, err := r.current()
+	if err != nil {
+		return 0, err
 	}
 	var total int64
 	for {
-		if w.err != nil {
-			return total, w.err
-		}
-		if w.n == w.c.writeBufSize {
-			if w.ctrl {
-				w.err = errInvalidControl
-				return total, w.err
-			}
-			if err := w.flush(false); err != nil {
-				return total, err
-			}
+		if err := w.room(); err != nil {
+			return total, err
 		}
 		k, err := src.Read(w.buf.b[maxFrameHeaderSize+w.n:])
 		w.n += k
 		total += int64(k)
 		if err == io.EOF {
-			return total, nil
+			return total, w.checkControl()
 		}
 		if err != nil {
 			return total, err
@@ -495,16 +494,12 @@ func (r *messageWriterRef) Close() error {
 		return errWriteClosed
 	}
 	c := w.c
-	err := w.err
+	// An over-long control message must not go out as an invalid frame.
+	err := w.checkControl()
 	if err == nil {
-		switch {
-		case w.ctrl && w.n > maxControlPayload:
-			// ReadFrom can overfill a control message; it must not
-			// go out as an invalid frame.
-			err = errInvalidControl
-		case w.ctrl:
+		if w.ctrl {
 			err = c.writeControl(int(w.opcode), w.buf.b[maxFrameHeaderSize:maxFrameHeaderSize+w.n], c.dataDeadline())
-		default:
+		} else {
 			err = w.flush(true)
 		}
 	}
