@@ -292,6 +292,7 @@ func (c *Conn) writeWhole(opcode byte, data []byte) error {
 type messageWriter struct {
 	c      *Conn
 	buf    *buffer
+	size   int  // payload capacity of buf
 	n      int  // payload bytes buffered
 	opcode byte // of the next frame: the message type, then continuation
 	ctrl   bool // a control message, sent as one frame on Close
@@ -339,6 +340,7 @@ func (c *Conn) NextWriter(messageType int) (io.WriteCloser, error) {
 	}
 	w := &c.writer
 	w.buf = c.getWriteBuffer()
+	w.size = c.writeBufSize
 	w.n = 0
 	w.opcode = byte(messageType)
 	w.ctrl = isControl(byte(messageType))
@@ -385,7 +387,7 @@ func (w *messageWriter) room() error {
 	if w.err != nil {
 		return w.err
 	}
-	if w.n < w.c.writeBufSize {
+	if w.n < w.size {
 		return nil
 	}
 	if w.ctrl {
@@ -411,7 +413,7 @@ func (r *messageWriterRef) Write(p []byte) (int, error) {
 	c := w.c
 	total := 0
 	for len(p) > 0 {
-		if w.n == 0 && !w.ctrl && len(p) > c.writeBufSize && c.isServer {
+		if w.n == 0 && !w.ctrl && len(p) > w.size && c.isServer {
 			// Nothing buffered and more than a buffer's worth: send it
 			// as a fragment straight from p. The final frame is sent by
 			// Close, possibly empty.
@@ -425,7 +427,7 @@ func (r *messageWriterRef) Write(p []byte) (int, error) {
 		if err := w.room(); err != nil {
 			return total, err
 		}
-		k := copy(w.buf.b[maxFrameHeaderSize+w.n:], p)
+		k := copy(w.buf.b[maxFrameHeaderSize+w.n:maxFrameHeaderSize+w.size], p)
 		w.n += k
 		total += k
 		p = p[k:]
@@ -444,7 +446,7 @@ func (r *messageWriterRef) WriteString(s string) (int, error) {
 		if err := w.room(); err != nil {
 			return total, err
 		}
-		k := copy(w.buf.b[maxFrameHeaderSize+w.n:], s)
+		k := copy(w.buf.b[maxFrameHeaderSize+w.n:maxFrameHeaderSize+w.size], s)
 		w.n += k
 		total += k
 		s = s[k:]
@@ -453,17 +455,34 @@ func (r *messageWriterRef) WriteString(s string) (int, error) {
 }
 
 // ReadFrom streams src into the message, filling the write buffer directly.
+// When src is a message reader of this package (io.Copy from NextReader to
+// NextWriter, as in an echo or a relay), the write buffer grows to hold the
+// frame being read, up to maxStreamFrame, so that a message goes out in as
+// few frames and writes as it came in.
 func (r *messageWriterRef) ReadFrom(src io.Reader) (int64, error) {
 	w, err := r.current()
 	if err != nil {
 		return 0, err
 	}
+	mr, _ := src.(*messageReader)
 	var total int64
 	for {
+		if mr != nil {
+			if mr.id != mr.c.readerID || (mr.c.frameLeft == 0 && mr.c.frameFinal) {
+				// The source has nothing more: end its message (and
+				// check it) without making room, which could send the
+				// full buffer as one fragment and then an empty one.
+				if _, err := src.Read(nil); err != io.EOF {
+					return total, err
+				}
+				return total, w.checkControl()
+			}
+			w.reserve(mr.c.frameLeft)
+		}
 		if err := w.room(); err != nil {
 			return total, err
 		}
-		k, err := src.Read(w.buf.b[maxFrameHeaderSize+w.n:])
+		k, err := src.Read(w.buf.b[maxFrameHeaderSize+w.n : maxFrameHeaderSize+w.size])
 		w.n += k
 		total += int64(k)
 		if err == io.EOF {
@@ -473,6 +492,31 @@ func (r *messageWriterRef) ReadFrom(src io.Reader) (int64, error) {
 			return total, err
 		}
 	}
+}
+
+// maxStreamFrame bounds the frames ReadFrom builds: one frame and one
+// write for a message of typical size, while a relay of a huge message
+// never holds more than this of it.
+const maxStreamFrame = 1 << 20
+
+// reserve grows the write buffer so that n more payload bytes fit, within
+// maxStreamFrame. Buffers from an application's WriteBufferPool keep their
+// size.
+func (w *messageWriter) reserve(n int64) {
+	if w.c.writePool != nil || w.ctrl || n <= int64(w.size-w.n) {
+		return
+	}
+	want := int64(w.n) + n
+	if want > maxStreamFrame {
+		want = maxStreamFrame
+	}
+	if want <= int64(w.size) {
+		return
+	}
+	nb := getBuffer(int(want) + maxFrameHeaderSize)
+	copy(nb.b[maxFrameHeaderSize:], w.buf.b[maxFrameHeaderSize:maxFrameHeaderSize+w.n])
+	putBuffer(w.buf)
+	w.buf, w.size = nb, int(want)
 }
 
 // flush sends the buffered payload as one frame.

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -64,6 +65,15 @@ func childMain(args []string) int {
 	}
 	switch o.role {
 	case "server":
+		// WSBENCH_CPUPROFILE=prefix writes the server's CPU profile to
+		// prefix-<lib>-<suite>-<pid>.pprof, for looking into a cell.
+		if prefix := os.Getenv("WSBENCH_CPUPROFILE"); prefix != "" {
+			f, err := os.Create(fmt.Sprintf("%s-%s-%s-%d.pprof", prefix, o.lib, o.suite, os.Getpid()))
+			if err == nil {
+				pprof.StartCPUProfile(f)
+				defer func() { pprof.StopCPUProfile(); f.Close() }()
+			}
+		}
 		if err := serverMain(o); err != nil {
 			fmt.Fprintln(os.Stderr, "server:", err)
 			return 1

@@ -1,0 +1,62 @@
+package websocket
+
+import (
+	"bytes"
+	"io"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestStreamRelayOneFrame pins that an io.Copy from NextReader to
+// NextWriter (an echo, a relay) sends a message that came as one frame as
+// one frame, as long as it is within maxStreamFrame, whatever the write
+// buffer size; larger ones go out in frames of maxStreamFrame.
+func TestStreamRelayOneFrame(t *testing.T) {
+	relay := func(c *Conn) error {
+		for {
+			mt, r, err := c.NextReader()
+			if err != nil {
+				return err
+			}
+			w, err := c.NextWriter(mt)
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(w, r); err != nil {
+				return err
+			}
+			if err := w.Close(); err != nil {
+				return err
+			}
+		}
+	}
+	for _, side := range protoSides {
+		t.Run(side.name, func(t *testing.T) {
+			p := side.start(t, relay)
+			for _, n := range []int{0, 100, 4096, 4097, 100 << 10} {
+				msg := bytes.Repeat([]byte{'x'}, n)
+				p.send(protoF(opBinary, true, string(msg)))
+				p.expectData(opBinary, msg)
+			}
+			// Past maxStreamFrame: fragments of at most that size.
+			big := bytes.Repeat([]byte{'y'}, maxStreamFrame+1000)
+			p.send(protoF(opText, true, string(big)))
+			var got []byte
+			for i := 0; ; i++ {
+				f := p.next()
+				wantOp := byte(opContinuation)
+				if i == 0 {
+					wantOp = opText
+				}
+				require.Equal(t, wantOp, f.op, "opcode of fragment %d", i)
+				require.LessOrEqual(t, len(f.payload), maxStreamFrame, "size of fragment %d", i)
+				got = append(got, f.payload...)
+				if f.fin {
+					break
+				}
+			}
+			require.True(t, bytes.Equal(big, got), "relayed message: %d bytes, want %d", len(got), len(big))
+		})
+	}
+}
