@@ -57,10 +57,6 @@ type Conn struct {
 	writeErr        error       // sticky; guarded by frameLock
 	closeSent       atomic.Bool // set under frameLock
 	appliedDeadline time.Time   // deadline last set on conn; guarded by frameLock
-	ctrlBuf         [maxFrameHeaderSize + maxControlPayload]byte
-	directHdr       [maxFrameHeaderSize]byte
-	directBufs      [2][]byte
-	directVec       net.Buffers
 
 	// writer is reused by NextWriter; guarded by msgLock.
 	writer messageWriter
@@ -89,19 +85,21 @@ type Conn struct {
 	readerID   uint64 // bumped at each message's start and end
 	readers    [2]messageReader
 	readerSlot uint8 // which of readers the next message gets
-	ctrlIn     [maxControlPayload]byte
 
 	idle *idleReader // buffer-free waits; nil where unsupported
 
+	// The application's handlers; nil means the default one.
 	handlePing  func(string) error
 	handlePong  func(string) error
 	handleClose func(int, string) error
 
-	// closeRecv is closed once a close frame from the peer has been read;
-	// CloseGracefully waits on it when another goroutine is reading.
-	closeRecv     chan struct{}
-	closeRecvOnce sync.Once
-	closed        atomic.Bool
+	// closeRecvd is set once a close frame from the peer has been read.
+	// closeWait, made only when CloseGracefully has to wait for another
+	// goroutine's read, is closed then too.
+	closeRecvd  atomic.Bool
+	closeWaitMu sync.Mutex
+	closeWait   chan struct{}
+	closed      atomic.Bool
 
 	compressionNegotiated bool
 	writeCompress         atomic.Bool
@@ -136,7 +134,6 @@ func newConn(netConn net.Conn, isServer bool, readBufSize, writeBufSize int, wri
 		writeBufSize: writeBufSize,
 		writePool:    writePool,
 		readBufSize:  readBufSize,
-		closeRecv:    make(chan struct{}),
 	}
 	c.compressionLevel.Store(defaultCompressionLevel)
 	c.writer.c = c
@@ -152,9 +149,6 @@ func newConn(netConn net.Conn, isServer bool, readBufSize, writeBufSize int, wri
 		c.rend = copy(c.rbuf, pending)
 	}
 	c.initIdleRead()
-	c.SetPingHandler(nil)
-	c.SetPongHandler(nil)
-	c.SetCloseHandler(nil)
 	return c
 }
 
@@ -214,15 +208,11 @@ func (c *Conn) CloseGracefully(code int, text string, timeout time.Duration) err
 	err := c.WriteControl(CloseMessage, FormatCloseMessage(code, text), deadline)
 	if err != nil && !errors.Is(err, ErrCloseSent) {
 		c.Close()
-		if c.closeSent.Load() {
-			select {
-			case <-c.closeRecv:
-				// The handshake completed before this call, and a
-				// server Conn closed the network connection then;
-				// that is the error WriteControl met.
-				return nil
-			default:
-			}
+		if c.closeSent.Load() && c.closeRecvd.Load() {
+			// The handshake completed before this call, and a server
+			// Conn closed the network connection then; that is the
+			// error WriteControl met.
+			return nil
 		}
 		return err
 	}
@@ -236,10 +226,8 @@ func (c *Conn) CloseGracefully(code int, text string, timeout time.Duration) err
 		}
 		readErr := c.readErr
 		c.readMu.Unlock()
-		select {
-		case <-c.closeRecv:
-			err = nil
-		default:
+		err = nil
+		if !c.closeRecvd.Load() {
 			// The drain ended without the peer's close: the deadline
 			// passed, or the peer went away (a *CloseError with
 			// CloseAbnormalClosure).
@@ -251,13 +239,36 @@ func (c *Conn) CloseGracefully(code int, text string, timeout time.Duration) err
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {
-	case <-c.closeRecv:
+	case <-c.closeReceived():
 		err = nil
 	case <-t.C:
 		err = errCloseTimeout
 	}
 	c.Close()
 	return err
+}
+
+// closeReceived returns a channel that is closed once the peer's close
+// frame has been read.
+func (c *Conn) closeReceived() <-chan struct{} {
+	c.closeWaitMu.Lock()
+	defer c.closeWaitMu.Unlock()
+	if c.closeWait == nil {
+		c.closeWait = make(chan struct{})
+		if c.closeRecvd.Load() {
+			close(c.closeWait)
+		}
+	}
+	return c.closeWait
+}
+
+// markCloseReceived records that the peer's close frame has been read.
+func (c *Conn) markCloseReceived() {
+	c.closeWaitMu.Lock()
+	defer c.closeWaitMu.Unlock()
+	if !c.closeRecvd.Swap(true) && c.closeWait != nil {
+		close(c.closeWait)
+	}
 }
 
 var errCloseTimeout = &netError{msg: "websocket: timed out waiting for the peer's close frame", timeout: true}
@@ -293,7 +304,12 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 func (c *Conn) SetReadLimit(limit int64) { c.readLimit = limit }
 
 // CloseHandler returns the current close handler.
-func (c *Conn) CloseHandler() func(code int, text string) error { return c.handleClose }
+func (c *Conn) CloseHandler() func(code int, text string) error {
+	if c.handleClose == nil {
+		return c.defaultCloseHandler
+	}
+	return c.handleClose
+}
 
 // SetCloseHandler sets the handler for close messages received from the
 // peer. The code argument to h is the received close code or
@@ -310,9 +326,6 @@ func (c *Conn) CloseHandler() func(code int, text string) error { return c.handl
 // the application must perform some action before sending a close message
 // back to the peer.
 func (c *Conn) SetCloseHandler(h func(code int, text string) error) {
-	if h == nil {
-		h = c.defaultCloseHandler
-	}
 	c.handleClose = h
 }
 
@@ -323,7 +336,12 @@ func (c *Conn) defaultCloseHandler(code int, text string) error {
 }
 
 // PingHandler returns the current ping handler.
-func (c *Conn) PingHandler() func(appData string) error { return c.handlePing }
+func (c *Conn) PingHandler() func(appData string) error {
+	if c.handlePing == nil {
+		return c.defaultPingHandler
+	}
+	return c.handlePing
+}
 
 // SetPingHandler sets the handler for ping messages received from the peer.
 // The appData argument to h is the PING message application data. The
@@ -332,14 +350,19 @@ func (c *Conn) PingHandler() func(appData string) error { return c.handlePing }
 // The handler function is called from the NextReader, ReadMessage and message
 // reader Read methods.
 func (c *Conn) SetPingHandler(h func(appData string) error) {
-	if h == nil {
-		h = c.defaultPingHandler
-	}
 	c.handlePing = h
 }
 
 func (c *Conn) defaultPingHandler(message string) error {
-	err := c.writeControlString(PongMessage, message, time.Now().Add(closeWriteWait))
+	var p [maxControlPayload]byte
+	return c.answerPing(p[:copy(p[:], message)])
+}
+
+// answerPing sends the pong for a ping with payload p. Like gorilla's
+// default handler it ignores the errors of a connection being closed or a
+// peer too slow to take the pong in time.
+func (c *Conn) answerPing(p []byte) error {
+	err := c.writeControl(PongMessage, p, time.Now().Add(closeWriteWait))
 	if err == ErrCloseSent {
 		return nil
 	}
@@ -351,7 +374,14 @@ func (c *Conn) defaultPingHandler(message string) error {
 }
 
 // PongHandler returns the current pong handler.
-func (c *Conn) PongHandler() func(appData string) error { return c.handlePong }
+func (c *Conn) PongHandler() func(appData string) error {
+	if c.handlePong == nil {
+		return defaultPongHandler
+	}
+	return c.handlePong
+}
+
+func defaultPongHandler(string) error { return nil }
 
 // SetPongHandler sets the handler for pong messages received from the peer.
 // The appData argument to h is the PONG message application data. The
@@ -360,8 +390,5 @@ func (c *Conn) PongHandler() func(appData string) error { return c.handlePong }
 // The handler function is called from the NextReader, ReadMessage and message
 // reader Read methods.
 func (c *Conn) SetPongHandler(h func(appData string) error) {
-	if h == nil {
-		h = func(string) error { return nil }
-	}
 	c.handlePong = h
 }

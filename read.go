@@ -248,7 +248,8 @@ func (c *Conn) handleControl(h *frameHeader) error {
 	if err := c.fill(n); err != nil {
 		return err
 	}
-	p := c.ctrlIn[:n]
+	var buf [maxControlPayload]byte
+	p := buf[:n]
 	copy(p, c.rbuf[c.rpos:c.rpos+n])
 	c.rpos += n
 	if h.masked {
@@ -256,23 +257,37 @@ func (c *Conn) handleControl(h *frameHeader) error {
 	}
 	switch h.opcode {
 	case opPing:
-		if err := c.handlePing(string(p)); err != nil {
+		var err error
+		if c.handlePing == nil {
+			err = c.answerPing(p)
+		} else {
+			err = c.handlePing(string(p))
+		}
+		if err != nil {
 			c.readErr = err
 			return err
 		}
 	case opPong:
-		if err := c.handlePong(string(p)); err != nil {
-			c.readErr = err
-			return err
+		if c.handlePong != nil {
+			if err := c.handlePong(string(p)); err != nil {
+				c.readErr = err
+				return err
+			}
 		}
 	case opClose:
 		code, text, perr := parseClosePayload(p)
 		if perr != nil {
 			return c.failProtocol(perr)
 		}
-		c.closeRecvOnce.Do(func() { close(c.closeRecv) })
+		c.markCloseReceived()
 		var err error = &CloseError{Code: code, Text: text}
-		if herr := c.handleClose(code, text); herr != nil {
+		var herr error
+		if c.handleClose == nil {
+			herr = c.defaultCloseHandler(code, text)
+		} else {
+			herr = c.handleClose(code, text)
+		}
+		if herr != nil {
 			err = herr
 		}
 		c.readErr = err

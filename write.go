@@ -3,6 +3,8 @@ package websocket
 import (
 	"io"
 	"math/rand/v2"
+	"net"
+	"sync"
 	"time"
 )
 
@@ -16,8 +18,8 @@ import (
 //     a message that is being streamed.
 //
 // Both are one-slot channels so that a wait can honour a deadline. The
-// connection state they protect (writeErr, closeSent, appliedDeadline,
-// ctrlBuf) is guarded by frameLock.
+// connection state they protect (writeErr, closeSent, appliedDeadline) is
+// guarded by frameLock.
 
 // lock takes the one-slot semaphore l, waiting until deadline at the most
 // (zero: no limit).
@@ -106,13 +108,6 @@ func (c *Conn) WriteControl(messageType int, data []byte, deadline time.Time) er
 	return c.writeControl(messageType, data, deadline)
 }
 
-// writeControlString is WriteControl for string payloads, saving the
-// conversion to a byte slice (the ping handler gets a string).
-func (c *Conn) writeControlString(messageType int, data string, deadline time.Time) error {
-	var p [maxControlPayload]byte
-	return c.writeControl(messageType, p[:copy(p[:], data)], deadline)
-}
-
 func (c *Conn) writeControl(messageType int, data []byte, deadline time.Time) error {
 	if err := lock(c.frameLock, deadline); err != nil {
 		return err
@@ -126,7 +121,11 @@ func (c *Conn) writeControl(messageType int, data []byte, deadline time.Time) er
 	if masked {
 		key = newMaskKey()
 	}
-	b := appendFrameHeader(c.ctrlBuf[:0], true, 0, byte(messageType), len(data), masked, key)
+	// Control frames are rare enough to take their scratch space from a
+	// pool rather than keep it in every Conn.
+	bp := getBuffer(maxFrameHeaderSize + maxControlPayload)
+	defer putBuffer(bp)
+	b := appendFrameHeader(bp.b[:0], true, 0, byte(messageType), len(data), masked, key)
 	hl := len(b)
 	b = append(b, data...)
 	if masked {
@@ -190,6 +189,16 @@ func (c *Conn) writeFrame(buf []byte, n int, fin bool, opcode, rsv byte) error {
 	return nil
 }
 
+// vectoredWrite is the scratch space of a vectored write, pooled so that
+// the write allocates nothing and an idle Conn holds none of it.
+type vectoredWrite struct {
+	hdr  [maxFrameHeaderSize]byte
+	bufs [2][]byte
+	vec  net.Buffers
+}
+
+var vectoredWrites = sync.Pool{New: func() any { return new(vectoredWrite) }}
+
 // writeDirect writes one whole unmasked frame with payload p that is too
 // large for the write buffer: header and payload go to one vectored write,
 // and p is not copied.
@@ -201,14 +210,13 @@ func (c *Conn) writeDirect(fin bool, opcode, rsv byte, p []byte) error {
 	if err := c.beginFrame(c.dataDeadline()); err != nil {
 		return err
 	}
-	// The vector lives in the Conn (guarded by frameLock) so that the
-	// vectored write allocates nothing; it is cleared afterwards so the
-	// Conn does not keep the caller's slice.
-	c.directBufs[0] = appendFrameHeader(c.directHdr[:0], fin, rsv, opcode, len(p), false, [4]byte{})
-	c.directBufs[1] = p
-	c.directVec = c.directBufs[:]
-	_, err := c.directVec.WriteTo(c.conn)
-	c.directBufs[1], c.directVec = nil, nil
+	v := vectoredWrites.Get().(*vectoredWrite)
+	v.bufs[0] = appendFrameHeader(v.hdr[:0], fin, rsv, opcode, len(p), false, [4]byte{})
+	v.bufs[1] = p
+	v.vec = v.bufs[:]
+	_, err := v.vec.WriteTo(c.conn)
+	v.bufs[1], v.vec = nil, nil // do not keep the caller's slice
+	vectoredWrites.Put(v)
 	if err != nil {
 		return c.writeFailed(err)
 	}

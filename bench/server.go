@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -454,6 +455,14 @@ func serverMain(o *childOpts) error {
 			runtime.GC()
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
+			// WSBENCH_MEMPROFILE=prefix writes the idle server's heap
+			// profile to prefix-<lib>-<pid>.pprof.
+			if prefix := os.Getenv("WSBENCH_MEMPROFILE"); prefix != "" {
+				if f, err := os.Create(fmt.Sprintf("%s-%s-%d.pprof", prefix, o.lib, os.Getpid())); err == nil {
+					pprof.WriteHeapProfile(f)
+					f.Close()
+				}
+			}
 			rep := ctlReply{
 				HeapBytes:  int64(ms.HeapInuse) - int64(base.HeapInuse),
 				StackBytes: int64(ms.StackInuse) - int64(base.StackInuse),
