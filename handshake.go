@@ -97,11 +97,18 @@ func nextTokenOrQuoted(s string) (value, rest string, ok bool) {
 
 // headerListContainsToken reports whether the comma separated token lists
 // in header field name contain value, compared case-insensitively (RFC 6455
-// section 4.2.1 makes Connection and Upgrade case-insensitive).
+// section 4.2.1 makes Connection and Upgrade case-insensitive). It scans in
+// place: the handshake checks run on every upgrade.
 func headerListContainsToken(h http.Header, name, value string) bool {
 	for _, s := range h[name] {
-		for _, t := range strings.Split(s, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), value) {
+		for s != "" {
+			var elem string
+			if i := strings.IndexByte(s, ','); i >= 0 {
+				elem, s = s[:i], s[i+1:]
+			} else {
+				elem, s = s, ""
+			}
+			if strings.EqualFold(strings.TrimSpace(elem), value) {
 				return true
 			}
 		}
