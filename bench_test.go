@@ -100,7 +100,7 @@ func utSizeName(n int) string {
 
 func BenchmarkMask(b *testing.B) {
 	key := [4]byte{0x37, 0xfa, 0x21, 0x3d}
-	for _, size := range []int{16, 64, 256, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 1 << 20} {
+	for _, size := range []int{1, 7, 16, 64, 128, 256, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 1 << 20} {
 		buf := make([]byte, size+1)
 		src := make([]byte, size)
 		b.Run(utSizeName(size)+"/maskBytes", func(b *testing.B) {
