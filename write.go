@@ -286,11 +286,20 @@ func (c *Conn) writeWhole(opcode byte, data []byte) error {
 	if len(data) > c.writeBufSize && c.isServer {
 		return c.writeDirect(true, opcode, 0, data)
 	}
+	if len(data) > c.writeBufSize {
+		// The client must mask a copy. A pooled buffer as large as the
+		// frame (up to maxStreamFrame a write) sends it in one write
+		// instead of one per write buffer.
+		size := len(data)
+		if size > maxStreamFrame {
+			size = maxStreamFrame
+		}
+		big := getBuffer(size + maxFrameHeaderSize)
+		defer putBuffer(big)
+		return c.writeMaskedLarge(big.b, true, opcode, 0, data)
+	}
 	wb := c.getWriteBuffer()
 	defer c.putWriteBuffer(wb)
-	if len(data) > c.writeBufSize {
-		return c.writeMaskedLarge(wb.b, true, opcode, 0, data)
-	}
 	n := copy(wb.b[maxFrameHeaderSize:], data)
 	return c.writeFrame(wb.b, n, true, opcode, 0)
 }
