@@ -102,6 +102,8 @@ type Conn struct {
 	closed      atomic.Bool
 
 	compressionNegotiated bool
+	inflate               *inflateState // when compression was negotiated
+	msgCompressed         bool          // the message being read has RSV1
 	writeCompress         atomic.Bool
 	compressionLevel      atomic.Int32
 }

@@ -68,6 +68,20 @@ func (c *Conn) nextReader() (int, *messageReader, error) {
 // still unmasked and checked, in place in the read buffer, so a bad message
 // fails the connection even when the application ignores it.
 func (c *Conn) discardMessage() error {
+	if c.msgCompressed {
+		// Inflate it all the same: with context takeover the next
+		// message may refer back into this one.
+		scratch := getBuffer(defaultReadBufferSize)
+		defer putBuffer(scratch)
+		for {
+			if _, err := c.readMessageData(scratch.b); err != nil {
+				if err == io.EOF {
+					return nil
+				}
+				return err
+			}
+		}
+	}
 	for {
 		if c.frameLeft > 0 {
 			if err := c.fill(1); err != nil {
@@ -110,6 +124,16 @@ func (r *messageReader) Read(p []byte) (int, error) {
 // io.EOF and leaves the Conn between messages.
 func (c *Conn) readMessageData(p []byte) (int, error) {
 	for c.readErr == nil {
+		if c.msgCompressed {
+			if len(p) == 0 {
+				return 0, nil
+			}
+			n, err := c.inflate.read(p)
+			if err == io.EOF {
+				return 0, c.endMessage()
+			}
+			return n, err
+		}
 		if c.frameLeft > 0 {
 			if len(p) == 0 {
 				return 0, nil
@@ -117,19 +141,27 @@ func (c *Conn) readMessageData(p []byte) (int, error) {
 			return c.readPayload(p)
 		}
 		if c.frameFinal {
-			if c.msgType == TextMessage && !c.utf8.complete() {
-				return 0, c.failProtocol(&ProtocolError{Code: CloseInvalidFramePayloadData, Reason: "invalid UTF-8 in text message"})
-			}
-			c.msgType = 0
-			c.readerID++
-			c.releaseReadBuf()
-			return 0, io.EOF
+			return 0, c.endMessage()
 		}
 		if err := c.nextDataFrame(); err != nil {
 			return 0, err
 		}
 	}
 	return 0, c.readErr
+}
+
+// endMessage checks the end of the current message and leaves the Conn
+// between messages. It returns io.EOF, or the error that failed the
+// connection.
+func (c *Conn) endMessage() error {
+	if c.msgType == TextMessage && !c.utf8.complete() {
+		return c.failProtocol(&ProtocolError{Code: CloseInvalidFramePayloadData, Reason: "invalid UTF-8 in text message"})
+	}
+	c.msgType = 0
+	c.msgCompressed = false
+	c.readerID++
+	c.releaseReadBuf()
+	return io.EOF
 }
 
 // readPayload moves up to len(p) bytes of the current frame's payload into
@@ -175,7 +207,7 @@ func (c *Conn) payloadArrived(p []byte) error {
 	if c.frameMask {
 		c.maskPos = maskBytes(c.frameKey, c.maskPos, p)
 	}
-	if c.msgType == TextMessage && !c.utf8.write(p) {
+	if c.msgType == TextMessage && !c.msgCompressed && !c.utf8.write(p) {
 		return c.failProtocol(&ProtocolError{Code: CloseInvalidFramePayloadData, Reason: "invalid UTF-8 in text message"})
 	}
 	return nil
@@ -213,12 +245,20 @@ func (c *Conn) nextDataFrame() error {
 		case h.opcode != opContinuation && c.msgType != 0:
 			return c.failProtocol(&ProtocolError{Code: CloseProtocolError, Reason: "new data frame inside an unfinished message"})
 		}
+		compressed := h.rsv&rsv1Bit != 0
+		if compressed && h.opcode == opContinuation {
+			return c.failProtocol(&ProtocolError{Code: CloseProtocolError, Reason: "RSV1 set on a continuation frame"})
+		}
 		if h.opcode != opContinuation {
 			c.msgType = int(h.opcode)
 			c.msgLen = 0
 			c.utf8.reset()
+			c.msgCompressed = compressed
 		}
-		if c.readLimit > 0 && h.length > c.readLimit-c.msgLen {
+		// The limit applies to what the application receives: for a
+		// compressed message that is the inflated size, checked as it
+		// is produced (inflate.go).
+		if !c.msgCompressed && c.readLimit > 0 && h.length > c.readLimit-c.msgLen {
 			return c.fail(CloseMessageTooBig, "", ErrReadLimit)
 		}
 		c.msgLen += h.length
@@ -227,6 +267,9 @@ func (c *Conn) nextDataFrame() error {
 		c.frameMask = h.masked
 		c.frameKey = h.key
 		c.maskPos = 0
+		if compressed {
+			c.inflate.start()
+		}
 		return nil
 	}
 	return c.readErr
@@ -402,7 +445,7 @@ func (c *Conn) ReadMessage() (messageType int, p []byte, err error) {
 	}
 	p = make([]byte, 0, c.initialMessageCap())
 	for {
-		if len(p) == cap(p) && c.frameLeft > 0 {
+		if len(p) == cap(p) && (c.frameLeft > 0 || c.msgCompressed) {
 			p = c.growMessage(p)
 		}
 		n, err := c.readMessageData(p[len(p):cap(p)])
@@ -443,10 +486,11 @@ func (c *Conn) initialMessageCap() int64 {
 // end when that is within four times what has arrived, else by four.
 func (c *Conn) growMessage(p []byte) []byte {
 	want := int64(len(p)) + c.frameLeft
-	if !c.frameFinal {
+	if !c.frameFinal || c.msgCompressed {
+		// More frames, or inflated output of unknown size, to come.
 		want += 512
 	}
-	if max := 4*int64(cap(p)) + 512; want > max {
+	if max := 4*int64(cap(p)) + 512; want > max || c.msgCompressed {
 		want = max
 	}
 	q := make([]byte, len(p), want)

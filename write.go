@@ -485,7 +485,7 @@ func (r *messageWriterRef) ReadFrom(src io.Reader) (int64, error) {
 	var total int64
 	for {
 		if mr != nil {
-			if mr.id != mr.c.readerID || (mr.c.frameLeft == 0 && mr.c.frameFinal) {
+			if mr.id != mr.c.readerID || (mr.c.frameLeft == 0 && mr.c.frameFinal && !mr.c.msgCompressed) {
 				// The source has nothing more: end its message (and
 				// check it) without making room, which could send the
 				// full buffer as one fragment and then an empty one.
