@@ -1,0 +1,580 @@
+package websocket
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"sync"
+)
+
+// A compact DEFLATE (RFC 1951) encoder for permessage-deflate (RFC 7692).
+//
+// compress/flate cannot serve the sending side: a flate.Writer holds about
+// 1 MB whether or not it is in use and cannot be reset onto a dictionary,
+// so context takeover would pin that much per connection. This encoder
+// splits its state in two:
+//
+//   - held between messages, and only with context takeover: the last
+//     2^windowBits bytes sent (a ring, W bytes), a hash-head table of W/8
+//     uint16 positions and a hash-chain table of W/4 uint16 links (the
+//     chain table only at levels above 1): 1.75*W in all, 56 KiB at
+//     windowBits 15 (40 KiB at level 1), 896 bytes at 9, plus the struct.
+//     Measured by TestDeflateHeldMemory on an idle deflater after a
+//     message: 57 520 bytes at 15, 28 848 at 14, 14 512 at 13, 7 344 at
+//     12, 1 072 at 9, 624 at 8; 112 bytes without takeover.
+//   - used only inside compress and returned to a sync.Pool before it
+//     returns (deflateWork: chains and hash heads for a message compressed
+//     without takeover, the token buffer, frequency and code tables; about
+//     150 KiB, shared by all connections that are not compressing at that
+//     instant).
+//
+// Matching is LZ77 over a 4-byte hash. Positions are kept as uint16
+// residues of the stream offset, so the persistent tables need no
+// rebasing; a position is only a hint, and every candidate is checked for
+// a distance of 1..min(2^windowBits, history available) and then compared
+// byte by byte, so a stale, aliased or (in pooled memory) foreign entry can
+// cost time but never produce a wrong back-reference. A chain is followed
+// only while its link slot cannot have been reused (distance below the
+// chain table's size), so with takeover the chains reach the last W/4
+// bytes and the heads the whole window: the recent past, which is what
+// chatty traffic repeats. (Chains over the whole window would take the
+// ratio on the 4 KiB JSON of the tests from 0.195 to 0.179 at the default
+// level, for 112 KiB held; W/2 links, 0.185 for 80 KiB.)
+// The message and the history ring are both read in place (a match may run
+// from the ring into the message), so the only copy is of the message's
+// tail into the ring afterwards.
+
+const (
+	deflateMinWindowBits = 8
+	deflateMaxWindowBits = 15
+	deflateMinMatch      = 3
+	deflateMaxMatch      = 258
+	deflateHashMaxBits   = 13
+	deflateHashMul       = 0x9e3779b1
+	// deflateBlockTokens is how many tokens a block gathers before it is
+	// written: large enough that a dynamic table pays for itself, small
+	// enough to follow changes in the data of a large message.
+	deflateBlockTokens = 1 << 14
+	// deflateFarLen3 is the distance beyond which a 3-byte match costs
+	// more than the three literals it replaces.
+	deflateFarLen3 = 4096
+	// compress/flate's special levels.
+	deflateHuffmanOnly = -2
+	deflateDefaultLvl  = -1
+	deflateNoCompress  = 0
+)
+
+// deflateParams are the match finder's settings for one level.
+type deflateParams struct {
+	chain int  // candidates examined per position; 1 examines the hash head only
+	nice  int  // a match this long ends the search
+	lazy  int  // 0: greedy; else look one position ahead while the match is shorter than this
+	good  int  // lazy only: with a match this long, search a quarter of chain
+	skip  bool // greedy only: stride faster through bytes that do not match
+}
+
+// deflateLevelParams maps compress/flate levels 1..9 (index 0 is unused;
+// DefaultCompression is 6).
+var deflateLevelParams = [10]deflateParams{
+	1: {chain: 1, nice: deflateMaxMatch, skip: true},
+	2: {chain: 4, nice: 32, skip: true},
+	3: {chain: 8, nice: 64},
+	4: {chain: 8, nice: 32, lazy: 16, good: 8},
+	5: {chain: 16, nice: 64, lazy: 32, good: 8},
+	6: {chain: 32, nice: 128, lazy: 128, good: 8},
+	7: {chain: 64, nice: 128, lazy: 128, good: 16},
+	8: {chain: 256, nice: deflateMaxMatch, lazy: 258, good: 32},
+	9: {chain: 1024, nice: deflateMaxMatch, lazy: 258, good: 32},
+}
+
+// A deflater compresses messages for one direction of one connection. It
+// is not safe for concurrent use; the connection's write lock serialises
+// it.
+type deflater struct {
+	wsize    int // 2^windowBits: no back-reference reaches farther
+	wmask    int
+	hashBits uint
+	level    int
+	params   deflateParams
+	takeover bool
+
+	// pos is the stream offset of the next byte, modulo 2^16 (the
+	// residue is all positions are kept as). The byte at offset p sits at
+	// hist[p&wmask].
+	pos     uint16
+	histLen int      // bytes of history that matches may use
+	hist    []byte   // ring of the last wsize bytes; only with takeover
+	head    []uint16 // hash heads; only with takeover, else pooled
+	// prev[p&(len(prev)-1)] is the previous position with the same hash as
+	// p; only with takeover (and a level that chains), else pooled.
+	prev     []uint16
+	prevBits uint
+}
+
+// newDeflater returns a deflater whose back-references stay within
+// 2^windowBits bytes (windowBits 8..15; out-of-range values are clamped)
+// at the given compress/flate level (-2 HuffmanOnly, -1 default, 0 stored
+// only, 1 fastest .. 9 best; other values mean default). With
+// contextTakeover, each message may refer to the previous ones, and the
+// deflater keeps the history between messages; without it, it keeps
+// nothing and each message stands alone. No memory beyond the struct is
+// allocated until the first compress.
+func newDeflater(windowBits int, level int, contextTakeover bool) *deflater {
+	windowBits = min(max(windowBits, deflateMinWindowBits), deflateMaxWindowBits)
+	d := &deflater{
+		wsize:    1 << windowBits,
+		wmask:    1<<windowBits - 1,
+		takeover: contextTakeover,
+		hashBits: deflateHashMaxBits,
+	}
+	if contextTakeover {
+		d.hashBits = uint(windowBits - 3)
+		d.prevBits = uint(windowBits - 2)
+	}
+	d.setLevel(level)
+	return d
+}
+
+// setLevel changes the compression level for the following messages; the
+// history is kept, so it may be called between any two messages.
+func (d *deflater) setLevel(level int) {
+	if level < deflateHuffmanOnly || level > 9 || level == deflateDefaultLvl {
+		level = 6
+	}
+	d.level = level
+	if level > 0 {
+		d.params = deflateLevelParams[level]
+	}
+}
+
+// reset forgets the history, so the next message refers to nothing before
+// it (used between messages without context takeover). Memory already
+// held is kept for reuse.
+func (d *deflater) reset() {
+	d.histLen = 0
+}
+
+// heldBytes reports the memory the deflater holds between messages, beyond
+// its struct.
+func (d *deflater) heldBytes() int {
+	return cap(d.hist) + 2*cap(d.head) + 2*cap(d.prev)
+}
+
+// compress appends the compressed form of msg to dst and returns it. The
+// output ends with a sync flush (an empty stored block) from which the
+// trailing 00 00 ff ff has been removed, as RFC 7692 section 7.2.1 asks of
+// a message payload; no block has BFINAL set. An empty msg yields the
+// single byte 0x00. msg is not retained. With context takeover the
+// message becomes history for the next one, otherwise the history stays
+// empty.
+func (d *deflater) compress(dst, msg []byte) []byte {
+	w, _ := deflateWorkPool.Get().(*deflateWork)
+	if w == nil {
+		w = &deflateWork{tokens: make([]uint32, 0, deflateBlockTokens)}
+	}
+	w.bw = huffBitWriter{out: dst}
+	w.msg = msg
+	w.blockStart, w.storedStart = 0, 0
+
+	if !d.takeover {
+		d.histLen = 0
+	}
+	switch {
+	case len(msg) == 0:
+	case d.level == deflateNoCompress:
+		w.bw.writeStored(msg)
+	case d.level == deflateHuffmanOnly:
+		w.literals(0, len(msg))
+	default:
+		head := w.head[:1<<d.hashBits]
+		w.prev = w.prevBuf[:min(d.wsize, len(w.prevBuf))]
+		if d.takeover {
+			if d.head == nil {
+				d.head = make([]uint16, 1<<d.hashBits)
+				d.hist = make([]byte, d.wsize)
+			}
+			if d.prev == nil && d.params.chain > 1 {
+				d.prev = make([]uint16, 1<<d.prevBits)
+			}
+			head, w.prev = d.head, d.prev
+		}
+		switch {
+		case d.params.lazy > 0:
+			d.matchLazy(w, head)
+		case d.params.chain == 1:
+			d.matchFast(w, head)
+		default:
+			d.matchGreedy(w, head)
+		}
+	}
+	if len(w.tokens) > 0 {
+		w.flushBlock(len(msg))
+	}
+	w.flushStored()
+	w.bw.syncFlush()
+	dst = w.bw.out
+	d.remember(msg)
+
+	w.bw = huffBitWriter{}
+	w.msg, w.prev = nil, nil
+	deflateWorkPool.Put(w)
+	return dst
+}
+
+// remember moves msg's tail into the history ring.
+func (d *deflater) remember(msg []byte) {
+	if d.takeover {
+		if d.hist == nil {
+			d.hist = make([]byte, d.wsize)
+		}
+		tail := msg[max(0, len(msg)-d.wsize):]
+		r := int(d.pos+uint16(len(msg)-len(tail))) & d.wmask
+		k := copy(d.hist[r:], tail)
+		copy(d.hist, tail[k:])
+		d.histLen = min(d.wsize, d.histLen+len(msg))
+	}
+	d.pos += uint16(len(msg))
+}
+
+// deflateWork is the working memory of one compress call, pooled.
+type deflateWork struct {
+	huffBlock
+	bw          huffBitWriter
+	msg         []byte
+	tokens      []uint32
+	blockStart  int // first byte of msg covered by the pending tokens
+	storedStart int // first byte of msg held back to be stored
+	// prev is the chain table in use: the deflater's own with takeover,
+	// else prevBuf.
+	prev    []uint16
+	prevBuf [1 << deflateMaxWindowBits]uint16
+	// head is the hash-head table of a deflater without takeover.
+	head [1 << deflateHashMaxBits]uint16
+}
+
+var deflateWorkPool sync.Pool
+
+var deflateTHashSub, deflateTPrevSub = 2, 1
+
+// literals adds msg[from:to] as literal tokens.
+func (w *deflateWork) literals(from, to int) {
+	for from < to {
+		k := min(to-from, deflateBlockTokens-len(w.tokens))
+		for _, b := range w.msg[from : from+k] {
+			w.tokens = append(w.tokens, uint32(b))
+			w.litFreq[b]++
+		}
+		from += k
+		if len(w.tokens) == deflateBlockTokens {
+			w.flushBlock(from)
+		}
+	}
+}
+
+// match adds a back-reference; end is the first byte after it.
+func (w *deflateWork) match(length, dist, end int) {
+	w.tokens = append(w.tokens, huffMatchFlag|uint32(length-deflateMinMatch)<<huffLenShift|uint32(dist-1))
+	w.litFreq[257+int(huffLenSym[length-deflateMinMatch])]++
+	w.distFreq[huffDistSym(uint32(dist-1))]++
+	if len(w.tokens) == deflateBlockTokens {
+		w.flushBlock(end)
+	}
+}
+
+// flushBlock writes the pending tokens, which cover msg[blockStart:end].
+// Blocks best stored are held back and merged with the following ones, so
+// that incompressible data costs 5 bytes per 65535 and not per block.
+func (w *deflateWork) flushBlock(end int) {
+	pending := w.blockStart - w.storedStart
+	stored := w.bw.storedBits(pending+end-w.blockStart) - w.bw.storedBits(pending)
+	if pending == 0 {
+		stored = w.bw.storedBits(end - w.blockStart)
+	}
+	if typ := w.planBlock(len(w.tokens), stored); typ == huffBlockStored {
+		w.clearFreq()
+	} else {
+		w.flushStored()
+		w.writeCoded(&w.bw, typ, w.tokens)
+		w.storedStart = end
+	}
+	w.tokens = w.tokens[:0]
+	w.blockStart = end
+}
+
+// flushStored writes the bytes held back as stored.
+func (w *deflateWork) flushStored() {
+	if w.storedStart < w.blockStart {
+		w.bw.writeStored(w.msg[w.storedStart:w.blockStart])
+		w.storedStart = w.blockStart
+	}
+}
+
+func deflateLoad32(b []byte, i int) uint32 {
+	return binary.LittleEndian.Uint32(b[i:])
+}
+
+// deflateMatchLen returns the length of the common prefix of a and b.
+func deflateMatchLen(a, b []byte) int {
+	n := 0
+	for len(a)-n >= 8 && len(b)-n >= 8 {
+		x := binary.LittleEndian.Uint64(a[n:]) ^ binary.LittleEndian.Uint64(b[n:])
+		if x != 0 {
+			return n + bits.TrailingZeros64(x)>>3
+		}
+		n += 8
+	}
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
+// histMatchLen is deflateMatchLen for msg[i:i+maxLen] against a candidate
+// c < 0 in the history: bytes c..-1 are in the ring, from 0 on in msg.
+func (d *deflater) histMatchLen(msg []byte, c, i, maxLen int) int {
+	n := 0
+	for n < maxLen {
+		p := c + n
+		if p >= 0 {
+			return n + deflateMatchLen(msg[p:p+maxLen-n], msg[i+n:i+maxLen])
+		}
+		r := (int(d.pos) + p) & d.wmask
+		seg := d.hist[r:]
+		seg = seg[:min(len(seg), -p, maxLen-n)]
+		k := deflateMatchLen(seg, msg[i+n:i+n+len(seg)])
+		n += k
+		if k < len(seg) {
+			break
+		}
+	}
+	return n
+}
+
+// findMatch returns the longest match for msg[i:] that is longer than
+// atLeast, or 0, 0. cur is i's position residue and cand the first
+// candidate's. rep, the distance of the previous match, is tried too:
+// where the data repeats in long runs the hash table may hold no position
+// in the run (the greedy stride skips, buckets collide), but the run goes
+// on at the same distance.
+func (d *deflater) findMatch(w *deflateWork, i int, cur, cand uint16, rep, chain, nice, atLeast int) (bestLen, bestDist int) {
+	msg := w.msg
+	maxLen := min(deflateMaxMatch, len(msg)-i)
+	if atLeast >= maxLen {
+		return 0, 0
+	}
+	nice = min(nice, maxLen)
+	maxDist := min(d.wsize, i+d.histLen)
+	pmask := len(w.prev) - 1
+	best := atLeast
+	dist := int(cur - cand)
+	if rep != dist && rep != 0 && rep <= maxDist {
+		c := i - rep
+		l := 0
+		if c >= 0 {
+			l = deflateMatchLen(msg[c:c+maxLen], msg[i:i+maxLen])
+		} else {
+			l = d.histMatchLen(msg, c, i, maxLen)
+		}
+		if l > best {
+			best, bestDist = l, rep
+			if l >= nice {
+				dist = 0
+			}
+		}
+	}
+	for dist != 0 && dist <= maxDist {
+		c := i - dist
+		l := 0
+		if c >= 0 {
+			if msg[c+best] == msg[i+best] {
+				l = deflateMatchLen(msg[c:c+maxLen], msg[i:i+maxLen])
+			}
+		} else {
+			l = d.histMatchLen(msg, c, i, maxLen)
+		}
+		if l > best {
+			best, bestDist = l, dist
+			if l >= nice {
+				break
+			}
+		}
+		chain--
+		if chain <= 0 || dist >= len(w.prev) {
+			break
+		}
+		// Chains only link positions of this message; a link that does
+		// not lead strictly farther back is a stale entry.
+		nd := int(cur - w.prev[int(cur-uint16(dist))&pmask])
+		if nd <= dist {
+			break
+		}
+		dist = nd
+	}
+	if bestDist == 0 || (best == deflateMinMatch && bestDist > deflateFarLen3) {
+		return 0, 0
+	}
+	return best, bestDist
+}
+
+// matchFast is matchGreedy for a chain of one (level 1), with the
+// candidate checks inlined: the hash head, then the previous match's
+// distance; only matches of four bytes or more are taken.
+func (d *deflater) matchFast(w *deflateWork, head []uint16) {
+	msg := w.msg
+	n := len(msg)
+	limit := n - 4
+	base := d.pos
+	shift := 32 - d.hashBits
+	histLen, wsize := d.histLen, d.wsize
+	lit := 0
+	rep := 0
+	stride := 32
+	for i := 0; i <= limit; {
+		x := deflateLoad32(msg, i)
+		cur := base + uint16(i)
+		h := (x * deflateHashMul) >> shift
+		dist := int(cur - head[h])
+		head[h] = cur
+		reach := uint(min(wsize, i+histLen)) // dist-1 must be below
+		length := 0
+		if uint(dist-1) < reach {
+			length = d.fastMatchLen(msg, i, dist, x)
+		}
+		if length < 4 && rep != dist && uint(rep-1) < reach {
+			length, dist = d.fastMatchLen(msg, i, rep, x), rep
+		}
+		if length < 4 {
+			i += stride >> 5
+			stride++
+			continue
+		}
+		stride, rep = 32, dist
+		if lit < i {
+			w.literals(lit, i)
+		}
+		end := i + length
+		w.match(length, dist, end)
+		for j := i + 1; j < end && j <= limit; j++ {
+			head[(deflateLoad32(msg, j)*deflateHashMul)>>shift] = base + uint16(j)
+		}
+		i, lit = end, end
+	}
+	w.literals(lit, n)
+}
+
+// fastMatchLen returns the length of the match for msg[i:] at distance
+// dist, whose first four bytes are x, or less than 4 when there is none.
+func (d *deflater) fastMatchLen(msg []byte, i, dist int, x uint32) int {
+	c := i - dist
+	maxLen := min(deflateMaxMatch, len(msg)-i)
+	if c >= 0 {
+		if deflateLoad32(msg, c) != x {
+			return 0
+		}
+		return 4 + deflateMatchLen(msg[c+4:c+maxLen], msg[i+4:i+maxLen])
+	}
+	if d.hist[(int(d.pos)+c)&d.wmask] != byte(x) {
+		return 0
+	}
+	return d.histMatchLen(msg, c, i, maxLen)
+}
+
+// matchGreedy tokenises w.msg taking the longest match at each position.
+func (d *deflater) matchGreedy(w *deflateWork, head []uint16) {
+	msg := w.msg
+	p := d.params
+	n := len(msg)
+	limit := n - 4 // last position with four bytes to hash
+	base := d.pos
+	shift := 32 - d.hashBits
+	chained := p.chain > 1
+	prev := w.prev
+	pmask := len(prev) - 1
+	lit := 0
+	stride := 32 // stride>>5 is the step after a miss; grows with misses
+	rep := 0     // distance of the last match
+	for i := 0; i <= limit; {
+		cur := base + uint16(i)
+		h := (deflateLoad32(msg, i) * deflateHashMul) >> shift
+		cand := head[h]
+		head[h] = cur
+		if chained {
+			prev[int(cur)&pmask] = cand
+		}
+		length, dist := d.findMatch(w, i, cur, cand, rep, p.chain, p.nice, deflateMinMatch-1)
+		if length == 0 {
+			if p.skip {
+				i += stride >> 5
+				stride++
+			} else {
+				i++
+			}
+			continue
+		}
+		stride, rep = 32, dist
+		w.literals(lit, i)
+		end := i + length
+		w.match(length, dist, end)
+		for j := i + 1; j < end && j <= limit; j++ {
+			c := base + uint16(j)
+			h := (deflateLoad32(msg, j) * deflateHashMul) >> shift
+			if chained {
+				prev[int(c)&pmask] = head[h]
+			}
+			head[h] = c
+		}
+		i, lit = end, end
+	}
+	w.literals(lit, n)
+}
+
+// matchLazy tokenises w.msg, deferring each match by one position to see
+// whether the next position starts a longer one (zlib's lazy evaluation).
+func (d *deflater) matchLazy(w *deflateWork, head []uint16) {
+	msg := w.msg
+	p := d.params
+	n := len(msg)
+	limit := n - 4
+	base := d.pos
+	shift := 32 - d.hashBits
+	prev := w.prev
+	pmask := len(prev) - 1
+	lit := 0
+	prevLen, prevDist := 0, 0 // match starting at i-1, if prevLen > 0
+	rep := 0                  // distance of the last match emitted
+	for i := 0; i < n; {
+		curLen, curDist := 0, 0
+		if i <= limit {
+			cur := base + uint16(i)
+			h := (deflateLoad32(msg, i) * deflateHashMul) >> shift
+			cand := head[h]
+			head[h] = cur
+			prev[int(cur)&pmask] = cand
+			if prevLen < p.lazy {
+				chain := p.chain
+				if prevLen >= p.good {
+					chain >>= 2
+				}
+				curLen, curDist = d.findMatch(w, i, cur, cand, rep, chain, p.nice, max(prevLen, deflateMinMatch-1))
+			}
+		}
+		if prevLen > 0 && curLen == 0 {
+			start := i - 1
+			end := start + prevLen
+			w.literals(lit, start)
+			w.match(prevLen, prevDist, end)
+			rep = prevDist
+			for j := i + 1; j < end && j <= limit; j++ {
+				c := base + uint16(j)
+				h := (deflateLoad32(msg, j) * deflateHashMul) >> shift
+				prev[int(c)&pmask] = head[h]
+				head[h] = c
+			}
+			i, lit = end, end
+			prevLen = 0
+			continue
+		}
+		prevLen, prevDist = curLen, curDist
+		i++
+	}
+	w.literals(lit, n)
+}

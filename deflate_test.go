@@ -1,0 +1,1057 @@
+package websocket
+
+import (
+	"bytes"
+	"compress/flate"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// deflateTestTail is what RFC 7692 removes from each compressed message and a
+// receiver appends back before inflating.
+var deflateTestTail = []byte{0x00, 0x00, 0xff, 0xff}
+
+// deflateTestFinal is an empty final stored block: appended after a message it
+// lets a one-shot reader end with io.EOF.
+var deflateTestFinal = []byte{0x01, 0x00, 0x00, 0xff, 0xff}
+
+var deflateAllLevels = []int{-2, -1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
+
+// ---- a test-only inflater that checks distances -------------------------
+
+// deflateTestInflater decodes DEFLATE data slowly and strictly (in the
+// manner of zlib's puff), failing on a back-reference farther than window
+// or before the start of the history, on BFINAL, and on incomplete codes.
+type deflateTestInflater struct {
+	window  int
+	maxDist int    // farthest back-reference seen
+	out     []byte // history, then everything decoded
+	in      []byte
+	bitPos  int
+}
+
+type deflateTestCode struct {
+	count [16]int
+	syms  []int
+}
+
+func (f *deflateTestInflater) bit() (int, error) {
+	if f.bitPos >= 8*len(f.in) {
+		return 0, io.ErrUnexpectedEOF
+	}
+	b := int(f.in[f.bitPos>>3]>>(f.bitPos&7)) & 1
+	f.bitPos++
+	return b, nil
+}
+
+func (f *deflateTestInflater) bits(n int) (int, error) {
+	v := 0
+	for i := 0; i < n; i++ {
+		b, err := f.bit()
+		if err != nil {
+			return 0, err
+		}
+		v |= b << i
+	}
+	return v, nil
+}
+
+func deflateTestBuildCode(lens []int, allowEmpty bool) (*deflateTestCode, error) {
+	c := &deflateTestCode{}
+	for _, l := range lens {
+		c.count[l]++
+	}
+	c.count[0] = 0
+	left := 1
+	used := 0
+	for l := 1; l < 16; l++ {
+		left <<= 1
+		left -= c.count[l]
+		used += c.count[l]
+		if left < 0 {
+			return nil, errors.New("oversubscribed code")
+		}
+	}
+	if left > 0 && !(used == 0 && allowEmpty) && !(used == 1 && c.count[1] == 1) {
+		return nil, fmt.Errorf("incomplete code (%d codes)", used)
+	}
+	var offs [16]int
+	for l := 1; l < 15; l++ {
+		offs[l+1] = offs[l] + c.count[l]
+	}
+	c.syms = make([]int, len(lens))
+	for sym, l := range lens {
+		if l != 0 {
+			c.syms[offs[l]] = sym
+			offs[l]++
+		}
+	}
+	return c, nil
+}
+
+func (f *deflateTestInflater) decode(c *deflateTestCode) (int, error) {
+	code, first, index := 0, 0, 0
+	for l := 1; l < 16; l++ {
+		b, err := f.bit()
+		if err != nil {
+			return 0, err
+		}
+		code |= b
+		count := c.count[l]
+		if code-count < first {
+			return c.syms[index+(code-first)], nil
+		}
+		index += count
+		first += count
+		first <<= 1
+		code <<= 1
+	}
+	return 0, errors.New("bad code")
+}
+
+var deflateTestFixed = func() [2]*deflateTestCode {
+	lens := make([]int, 288)
+	for i := range lens {
+		switch {
+		case i < 144:
+			lens[i] = 8
+		case i < 256:
+			lens[i] = 9
+		case i < 280:
+			lens[i] = 7
+		default:
+			lens[i] = 8
+		}
+	}
+	lit, _ := deflateTestBuildCode(lens, false)
+	dl := make([]int, 32) // 30 and 31 complete the code but never occur
+	for i := range dl {
+		dl[i] = 5
+	}
+	dist, _ := deflateTestBuildCode(dl, false)
+	return [2]*deflateTestCode{lit, dist}
+}()
+
+// inflateMessage decodes one message payload (without its 00 00 ff ff),
+// appending it to f.out, and returns the decoded bytes.
+func (f *deflateTestInflater) inflateMessage(payload []byte) ([]byte, error) {
+	f.in = append(append([]byte(nil), payload...), deflateTestTail...)
+	f.bitPos = 0
+	start := len(f.out)
+	for {
+		final, err := f.bits(1)
+		if err != nil {
+			return nil, err
+		}
+		if final != 0 {
+			return nil, errors.New("BFINAL set")
+		}
+		typ, err := f.bits(2)
+		if err != nil {
+			return nil, err
+		}
+		switch typ {
+		case 0:
+			f.bitPos = (f.bitPos + 7) &^ 7
+			p := f.bitPos >> 3
+			if p+4 > len(f.in) {
+				return nil, io.ErrUnexpectedEOF
+			}
+			n := int(f.in[p]) | int(f.in[p+1])<<8
+			nn := int(f.in[p+2]) | int(f.in[p+3])<<8
+			if n != ^nn&0xffff {
+				return nil, errors.New("stored length check")
+			}
+			p += 4
+			if p+n > len(f.in) {
+				return nil, io.ErrUnexpectedEOF
+			}
+			f.out = append(f.out, f.in[p:p+n]...)
+			f.bitPos = (p + n) * 8
+			if n == 0 && p == len(f.in) {
+				return f.out[start:], nil
+			}
+		case 1:
+			if err := f.codes(deflateTestFixed[0], deflateTestFixed[1]); err != nil {
+				return nil, err
+			}
+		case 2:
+			lit, dist, err := f.dynamicCodes()
+			if err != nil {
+				return nil, err
+			}
+			if err := f.codes(lit, dist); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, errors.New("block type 3")
+		}
+	}
+}
+
+func (f *deflateTestInflater) dynamicCodes() (lit, dist *deflateTestCode, err error) {
+	nlit, err := f.bits(5)
+	if err != nil {
+		return nil, nil, err
+	}
+	ndist, err := f.bits(5)
+	if err != nil {
+		return nil, nil, err
+	}
+	ncode, err := f.bits(4)
+	if err != nil {
+		return nil, nil, err
+	}
+	nlit, ndist, ncode = nlit+257, ndist+1, ncode+4
+	if nlit > 286 || ndist > 30 {
+		return nil, nil, errors.New("too many codes")
+	}
+	cl := make([]int, 19)
+	for _, sym := range huffCLOrder[:ncode] {
+		if cl[sym], err = f.bits(3); err != nil {
+			return nil, nil, err
+		}
+	}
+	clc, err := deflateTestBuildCode(cl, false)
+	if err != nil {
+		return nil, nil, fmt.Errorf("code-length code: %w", err)
+	}
+	lens := make([]int, 0, nlit+ndist)
+	for len(lens) < nlit+ndist {
+		sym, err := f.decode(clc)
+		if err != nil {
+			return nil, nil, err
+		}
+		if sym < 16 {
+			lens = append(lens, sym)
+			continue
+		}
+		val, rep := 0, 0
+		switch sym {
+		case 16:
+			if len(lens) == 0 {
+				return nil, nil, errors.New("repeat with no length")
+			}
+			val = lens[len(lens)-1]
+			rep, err = f.bits(2)
+			rep += 3
+		case 17:
+			rep, err = f.bits(3)
+			rep += 3
+		default:
+			rep, err = f.bits(7)
+			rep += 11
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(lens)+rep > nlit+ndist {
+			return nil, nil, errors.New("repeat too long")
+		}
+		for ; rep > 0; rep-- {
+			lens = append(lens, val)
+		}
+	}
+	if lens[256] == 0 {
+		return nil, nil, errors.New("no end-of-block code")
+	}
+	if lit, err = deflateTestBuildCode(lens[:nlit], false); err != nil {
+		return nil, nil, fmt.Errorf("literal/length code: %w", err)
+	}
+	if dist, err = deflateTestBuildCode(lens[nlit:], true); err != nil {
+		return nil, nil, fmt.Errorf("distance code: %w", err)
+	}
+	return lit, dist, nil
+}
+
+func (f *deflateTestInflater) codes(lit, dist *deflateTestCode) error {
+	for {
+		sym, err := f.decode(lit)
+		if err != nil {
+			return err
+		}
+		switch {
+		case sym < 256:
+			f.out = append(f.out, byte(sym))
+			continue
+		case sym == 256:
+			return nil
+		case sym > 285:
+			return errors.New("bad length symbol")
+		}
+		sym -= 257
+		eb, err := f.bits(int(huffLenExtra[sym]))
+		if err != nil {
+			return err
+		}
+		length := int(huffLenBase[sym]) + eb
+		ds, err := f.decode(dist)
+		if err != nil {
+			return err
+		}
+		if ds >= 30 {
+			return errors.New("bad distance symbol")
+		}
+		eb, err = f.bits(int(huffDistExtra[ds]))
+		if err != nil {
+			return err
+		}
+		d := int(huffDistBase[ds]) + eb
+		if d > f.window {
+			return fmt.Errorf("distance %d beyond the %d-byte window", d, f.window)
+		}
+		if d > len(f.out) {
+			return fmt.Errorf("distance %d before the start of the history", d)
+		}
+		f.maxDist = max(f.maxDist, d)
+		for ; length > 0; length-- {
+			f.out = append(f.out, f.out[len(f.out)-d])
+		}
+	}
+}
+
+// ---- round-trip helpers --------------------------------------------------
+
+// deflateCompressAll compresses msgs with one deflater, appending each to a
+// short prefix to check that compress appends.
+func deflateCompressAll(t testing.TB, wbits, level int, takeover bool, msgs [][]byte) [][]byte {
+	d := newDeflater(wbits, level, takeover)
+	out := make([][]byte, len(msgs))
+	prefix := []byte("pre")
+	for i, m := range msgs {
+		c := d.compress(append([]byte(nil), prefix...), m)
+		require.True(t, bytes.HasPrefix(c, prefix))
+		out[i] = c[len(prefix):]
+	}
+	return out
+}
+
+// deflateCheckFlate inflates comps with compress/flate as a peer would and
+// compares with msgs: with takeover through one reader over the whole
+// stream and again message by message with a dictionary of the previous
+// 2^wbits bytes (which a back-reference too far would overrun); without,
+// each message through a fresh reader.
+func deflateCheckFlate(t testing.TB, wbits int, takeover bool, msgs, comps [][]byte) {
+	if takeover {
+		var stream []byte
+		for _, c := range comps {
+			stream = append(append(stream, c...), deflateTestTail...)
+		}
+		stream = append(stream, deflateTestFinal...)
+		r := flate.NewReader(bytes.NewReader(stream))
+		for i, m := range msgs {
+			got := make([]byte, len(m))
+			_, err := io.ReadFull(r, got)
+			require.NoError(t, err, "message %d", i)
+			require.True(t, bytes.Equal(m, got), "message %d differs", i)
+		}
+		rest, err := io.ReadAll(r)
+		require.NoError(t, err)
+		require.Empty(t, rest)
+	}
+
+	// Long streams are sampled here (the stream pass above saw every
+	// message): each check copies a window-sized dictionary.
+	step := max(1, len(msgs)/500)
+	var hist []byte
+	var r io.ReadCloser
+	for i, m := range msgs {
+		if i%step != 0 {
+			hist = deflateTestKeep(hist, takeover, m)
+			continue
+		}
+		in := bytes.NewReader(append(append(append([]byte(nil), comps[i]...), deflateTestTail...), deflateTestFinal...))
+		var dict []byte
+		if takeover {
+			dict = hist[max(0, len(hist)-1<<wbits):]
+		}
+		if r == nil {
+			r = flate.NewReaderDict(in, dict)
+		} else {
+			require.NoError(t, r.(flate.Resetter).Reset(in, dict))
+		}
+		got, err := io.ReadAll(r)
+		require.NoError(t, err, "message %d", i)
+		require.True(t, bytes.Equal(m, got), "message %d differs", i)
+		hist = deflateTestKeep(hist, takeover, m)
+	}
+}
+
+// deflateTestKeep appends m to the history hist (with takeover), keeping at
+// least the last 32 KiB.
+func deflateTestKeep(hist []byte, takeover bool, m []byte) []byte {
+	if !takeover {
+		return hist
+	}
+	hist = append(hist, m...)
+	if len(hist) > 1<<16 {
+		hist = append([]byte(nil), hist[len(hist)-1<<15:]...)
+	}
+	return hist
+}
+
+// deflateCheckStrict runs comps through the strict test inflater.
+func deflateCheckStrict(t testing.TB, wbits int, takeover bool, msgs, comps [][]byte) {
+	f := &deflateTestInflater{window: 1 << wbits}
+	for i, c := range comps {
+		if !takeover {
+			f.out = f.out[:0]
+		}
+		got, err := f.inflateMessage(c)
+		require.NoError(t, err, "message %d", i)
+		require.True(t, bytes.Equal(msgs[i], got), "message %d differs", i)
+		if len(f.out) > 1<<17 {
+			f.out = append([]byte(nil), f.out[len(f.out)-1<<16:]...)
+		}
+	}
+}
+
+func deflateTestTotal(bs [][]byte) int {
+	n := 0
+	for _, b := range bs {
+		n += len(b)
+	}
+	return n
+}
+
+// ---- test data -----------------------------------------------------------
+
+var deflateTestWords = strings.Fields(`the a to and of in is it you that he was for on are with as I his they be
+at one have this from or had by hot word but what some we can out other were all there when up use your how
+said an each she which do their time if will way about many then them write would like so these her long
+make thing see him two has look more day could go come did number sound no most people my over know water
+than call first who may down side been now find any new work part take get place made live where after back
+little only round man year came show every good me give our under name very through just form sentence great
+think say help low line differ turn cause much mean before move right boy old too same tell does set three
+want air well also play small end put home read hand port large spell add even land here must big high such
+follow act why ask men change went light kind off need house picture try us again animal point mother world`)
+
+var deflateTestNames = []string{"alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
+	"mallory", "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter", "yvonne"}
+
+func deflateTestSentence(r *rand.Rand, words int) string {
+	var sb strings.Builder
+	for i := 0; i < words; i++ {
+		if i > 0 {
+			sb.WriteByte(' ')
+		}
+		sb.WriteString(deflateTestWords[r.Intn(len(deflateTestWords))])
+	}
+	return sb.String()
+}
+
+// deflateChatJSON returns n chat messages of about 200 bytes, as a chat or
+// notification service sends them: the same keys every time, a few users
+// and channels, fresh ids, times and text.
+func deflateChatJSON(seed int64, n int) [][]byte {
+	r := rand.New(rand.NewSource(seed))
+	channels := []string{"general", "random", "engineering", "support", "announcements"}
+	ts := int64(1714567890123)
+	out := make([][]byte, n)
+	for i := range out {
+		ts += int64(r.Intn(5000))
+		u := r.Intn(len(deflateTestNames))
+		out[i] = []byte(fmt.Sprintf(`{"type":"message","id":"msg_%08x","channel":"%s","user":{"id":%d,"name":"%s"},"text":"%s","ts":%d,"edited":%t,"reactions":%d}`,
+			r.Uint32(), channels[r.Intn(len(channels))], 1000+u, deflateTestNames[u], deflateTestSentence(r, 3+r.Intn(8)), ts, r.Intn(10) == 0, r.Intn(4)))
+	}
+	return out
+}
+
+// deflateSnapshotJSON returns n state updates of about 4 KiB: a page of
+// items from a catalogue, with prices, stock and times that change.
+func deflateSnapshotJSON(seed int64, n int) [][]byte {
+	r := rand.New(rand.NewSource(seed))
+	type item struct {
+		name  string
+		price float64
+		tags  [2]string
+	}
+	statuses := []string{"in_stock", "low_stock", "backorder", "discontinued"}
+	catalogue := make([]item, 400)
+	for i := range catalogue {
+		catalogue[i] = item{name: deflateTestSentence(r, 2+r.Intn(3)), price: float64(100+r.Intn(50000)) / 100,
+			tags: [2]string{deflateTestWords[r.Intn(40)], deflateTestWords[r.Intn(40)]}}
+	}
+	out := make([][]byte, n)
+	for i := range out {
+		var sb strings.Builder
+		fmt.Fprintf(&sb, `{"type":"snapshot","seq":%d,"ts":"2024-05-01T12:%02d:%02d.%03dZ","page":%d,"items":[`, 1000+i, r.Intn(60), r.Intn(60), r.Intn(1000), r.Intn(20))
+		for k := 0; sb.Len() < 3900; k++ {
+			if k > 0 {
+				sb.WriteByte(',')
+			}
+			id := r.Intn(len(catalogue))
+			it := catalogue[id]
+			fmt.Fprintf(&sb, `{"id":%d,"sku":"SKU-%05d","name":"%s","price":%.2f,"qty":%d,"status":"%s","tags":["%s","%s"],"updated":"2024-05-01T%02d:%02d:%02dZ"}`,
+				id, 10000+id*7, it.name, it.price*(1+float64(r.Intn(5))/100), r.Intn(500), statuses[r.Intn(len(statuses))], it.tags[0], it.tags[1], r.Intn(24), r.Intn(60), r.Intn(60))
+		}
+		sb.WriteString(`]}`)
+		out[i] = []byte(sb.String())
+	}
+	return out
+}
+
+func deflateTestRandom(seed int64, n int) []byte {
+	b := make([]byte, n)
+	rand.New(rand.NewSource(seed)).Read(b)
+	return b
+}
+
+func deflateTestText(seed int64, n int) []byte {
+	r := rand.New(rand.NewSource(seed))
+	var sb strings.Builder
+	for sb.Len() < n {
+		sb.WriteString(deflateTestSentence(r, 5+r.Intn(10)))
+		sb.WriteString(".\n")
+	}
+	return []byte(sb.String()[:n])
+}
+
+// ---- tests -----------------------------------------------------------------
+
+func TestDeflateRoundTrip(t *testing.T) {
+	repetitive := bytes.Repeat([]byte("abcabcabd"), 1000)
+	mixed := append(append(deflateTestText(3, 3000), deflateTestRandom(4, 2000)...), deflateTestText(3, 3000)...)
+	streams := []struct {
+		name string
+		msgs [][]byte
+	}{
+		{"empty", [][]byte{{}, {}, {}}},
+		{"one byte", [][]byte{{'x'}, {'x'}, {0}, {}, {'x'}}},
+		{"short", [][]byte{[]byte("ab"), []byte("abc"), []byte("abcd"), []byte("abcde"), []byte("abcdabcd")}},
+		{"zeros", [][]byte{make([]byte, 70000), make([]byte, 10), make([]byte, 300)}},
+		{"repetitive", [][]byte{repetitive, repetitive[:1000], repetitive[5:777]}},
+		{"random", [][]byte{deflateTestRandom(1, 100), deflateTestRandom(2, 20000), deflateTestRandom(1, 100)}},
+		{"text", [][]byte{deflateTestText(1, 10000), deflateTestText(1, 10000), deflateTestText(2, 300), {}, deflateTestText(1, 50)}},
+		{"mixed", [][]byte{mixed, mixed[100:], mixed[:5000]}},
+		{"chat", deflateChatJSON(1, 40)},
+		{"snapshot", deflateSnapshotJSON(1, 6)},
+	}
+	windows := []int{8, 9, 12, 15}
+	if deflateRaceEnabled() {
+		windows = []int{8, 15}
+	}
+	for _, s := range streams {
+		for _, wbits := range windows {
+			for _, level := range deflateAllLevels {
+				for _, takeover := range []bool{true, false} {
+					name := fmt.Sprintf("%s/w%d/l%d/takeover=%t", s.name, wbits, level, takeover)
+					comps := deflateCompressAll(t, wbits, level, takeover, s.msgs)
+					deflateCheckFlate(t, wbits, takeover, s.msgs, comps)
+					if level <= 2 || level == 6 || level == 9 {
+						// (The strict inflater is slow; the other levels
+						// share these levels' code paths.)
+						deflateCheckStrict(t, wbits, takeover, s.msgs, comps)
+					}
+					if t.Failed() {
+						t.Fatal(name)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestDeflateEmptyAndTiny(t *testing.T) {
+	for _, level := range deflateAllLevels {
+		d := newDeflater(15, level, true)
+		assert.Equal(t, []byte{0x00}, d.compress(nil, nil), "level %d", level)
+		limit := 3
+		if level == 0 {
+			limit = 7 // stored: header, LEN, NLEN, the byte, the flush
+		}
+		assert.LessOrEqual(t, len(d.compress(nil, []byte{'a'})), limit, "level %d", level)
+	}
+}
+
+// TestDeflateWindowBits checks that back-references stay within the
+// negotiated window and reach all of it, within a message and across
+// messages.
+func TestDeflateWindowBits(t *testing.T) {
+	for wbits := deflateMinWindowBits; wbits <= deflateMaxWindowBits; wbits++ {
+		w := 1 << wbits
+		a := deflateTestRandom(int64(wbits), 200)
+		for _, level := range []int{1, 2, 6, 9} {
+			name := fmt.Sprintf("w%d/l%d", wbits, level)
+			// a, then random filler, then a again: just out of reach...
+			far := bytes.Join([][]byte{a, deflateTestRandom(100, w-len(a)+1), a}, nil)
+			// ...and exactly at the edge of the window.
+			edge := bytes.Join([][]byte{a, deflateTestRandom(100, w-len(a)), a}, nil)
+			for _, msgs := range [][][]byte{{far}, {edge}, {a, deflateTestRandom(101, w-len(a)+1), a}, {a, deflateTestRandom(101, w-len(a)), a}} {
+				comps := deflateCompressAll(t, wbits, level, true, msgs)
+				deflateCheckStrict(t, wbits, true, msgs, comps)
+				deflateCheckFlate(t, wbits, true, msgs, comps)
+			}
+			for _, tc := range []struct {
+				msg  []byte
+				want int
+			}{{far, 0}, {edge, w}} {
+				c := deflateCompressAll(t, wbits, level, false, [][]byte{tc.msg})[0]
+				f := &deflateTestInflater{window: w}
+				_, err := f.inflateMessage(c)
+				require.NoError(t, err, name)
+				assert.Equal(t, tc.want, f.maxDist, name+": farthest reference (0 when the copy is out of reach)")
+			}
+			// Across messages with takeover: the last message is all
+			// reference when the copy is within reach.
+			// The filler is zeros, which take one hash bucket: the index
+			// that survives between messages is a quarter to an eighth of
+			// the window in size, so unrelated data as long as the window
+			// would displace a's positions (by design: recent history is
+			// what chatty traffic repeats).
+			for _, tc := range []struct {
+				gap  int
+				want int
+			}{{w - len(a), w}, {w - len(a) + 1, 0}} {
+				msgs := [][]byte{a, make([]byte, tc.gap), a}
+				cs := deflateCompressAll(t, wbits, level, true, msgs)
+				f := &deflateTestInflater{window: w, out: append(append([]byte(nil), a...), msgs[1]...)}
+				_, err := f.inflateMessage(cs[2])
+				require.NoError(t, err, name)
+				assert.Equal(t, tc.want, f.maxDist, name+": farthest reference into the history")
+				if tc.want != 0 {
+					// Below 2^10 the index has at most 64 buckets, fewer
+					// than a has positions, so a displaces part of itself.
+					limit := len(a) / 2
+					if wbits < 10 {
+						limit = len(a)
+					}
+					assert.Less(t, len(cs[2]), limit, name+": copy in the history at the window's edge")
+				}
+			}
+		}
+	}
+}
+
+func TestDeflateIncompressible(t *testing.T) {
+	for _, n := range []int{1, 100, 4096, 65535, 65536, 200_000, deflateTestSize(1 << 20)} {
+		msg := deflateTestRandom(int64(n), n)
+		levels := deflateAllLevels
+		if n > 100_000 {
+			levels = []int{-2, 0, 1, 6}
+		}
+		for _, level := range levels {
+			for _, takeover := range []bool{true, false} {
+				d := newDeflater(15, level, takeover)
+				for rep := 0; rep < 2; rep++ {
+					c := d.compress(nil, msg)
+					// Stored blocks cost 5 bytes per 65535 and the flush one.
+					limit := len(msg) + 5*((len(msg)+65534)/65535) + 1
+					if rep == 1 && takeover && level != 0 && level != -2 && n <= 1<<15 {
+						assert.Less(t, len(c), 40+len(msg)/100, "n=%d level %d: repeat within the window", n, level)
+					} else {
+						assert.LessOrEqual(t, len(c), limit, "n=%d level %d", n, level)
+					}
+					if !takeover && rep == 0 {
+						deflateCheckFlate(t, 15, false, [][]byte{msg}, [][]byte{c})
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestDeflateLargeMessage(t *testing.T) {
+	big := append(deflateTestText(7, 600_000), deflateTestRandom(8, 200_000)...)
+	big = append(big, bytes.Join(deflateSnapshotJSON(9, 60), nil)...)
+	big = big[:deflateTestSize(1<<20)]
+	msgs := [][]byte{big, big[:5000]}
+	for _, level := range deflateAllLevels {
+		comps := deflateCompressAll(t, 15, level, true, msgs)
+		deflateCheckFlate(t, 15, true, msgs, comps)
+	}
+	// A small window, and the strict check of distances.
+	comps := deflateCompressAll(t, 9, 6, true, msgs)
+	deflateCheckStrict(t, 9, true, msgs, comps)
+	deflateCheckFlate(t, 9, true, msgs, comps)
+}
+
+// TestDeflateChatty10k round-trips 10 000 chat messages with context
+// takeover and checks the ratios the compression issue targets.
+func TestDeflateChatty10k(t *testing.T) {
+	chat := deflateChatJSON(42, deflateTestSize(10_000))
+	snaps := deflateSnapshotJSON(43, 200)
+	for _, level := range []int{1, -1} {
+		for _, tc := range []struct {
+			name   string
+			msgs   [][]byte
+			target float64
+		}{
+			{"chat", chat, 0.5},
+			{"snapshot", snaps, 0.25},
+		} {
+			comps := deflateCompressAll(t, 15, level, true, tc.msgs)
+			deflateCheckFlate(t, 15, true, tc.msgs, comps)
+			ratio := float64(deflateTestTotal(comps)) / float64(deflateTestTotal(tc.msgs))
+			alone := deflateCompressAll(t, 15, level, false, tc.msgs)
+			ratioAlone := float64(deflateTestTotal(alone)) / float64(deflateTestTotal(tc.msgs))
+			t.Logf("%s level %d: %.3f with takeover, %.3f without", tc.name, level, ratio, ratioAlone)
+			assert.Less(t, ratio, ratioAlone*0.8, "%s level %d: takeover must help", tc.name, level)
+			if level == -1 {
+				assert.Less(t, ratio, tc.target, "%s: ratio target", tc.name)
+			}
+		}
+	}
+}
+
+func TestDeflateLevelChange(t *testing.T) {
+	msgs := deflateChatJSON(5, 60)
+	d := newDeflater(15, 1, true)
+	comps := make([][]byte, len(msgs))
+	for i, m := range msgs {
+		d.setLevel(deflateAllLevels[i%len(deflateAllLevels)])
+		comps[i] = d.compress(nil, m)
+	}
+	deflateCheckFlate(t, 15, true, msgs, comps)
+	deflateCheckStrict(t, 15, true, msgs, comps)
+}
+
+func TestDeflateReset(t *testing.T) {
+	msgs := deflateChatJSON(6, 30)
+	d := newDeflater(15, 6, true)
+	for i, m := range msgs {
+		if i%3 == 0 {
+			d.reset()
+		}
+		c := d.compress(nil, m)
+		f := &deflateTestInflater{window: 1 << 15}
+		if i%3 != 0 {
+			// After a reset the next message must stand alone; the others
+			// may refer back.
+			continue
+		}
+		got, err := f.inflateMessage(c)
+		require.NoError(t, err, "message %d", i)
+		require.Equal(t, m, got)
+	}
+}
+
+// TestDeflateHeldMemory measures what an idle deflater with context
+// takeover keeps on the heap after a message, and that one without keeps
+// next to nothing.
+func TestDeflateHeldMemory(t *testing.T) {
+	if deflateRaceEnabled() {
+		t.Skip("heap figures are not meaningful under the race detector")
+	}
+	msg := deflateSnapshotJSON(1, 1)[0]
+	const n = 64
+	measure := func(wbits int, takeover bool) float64 {
+		ds := make([]*deflater, n)
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for i := range ds {
+			ds[i] = newDeflater(wbits, 6, takeover)
+			ds[i].compress(make([]byte, 0, 8192), msg)
+		}
+		// Twice: the pooled working memory survives one GC as a victim.
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(ds)
+		return float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
+	}
+	for wbits := deflateMinWindowBits; wbits <= deflateMaxWindowBits; wbits++ {
+		held := measure(wbits, true)
+		d := newDeflater(wbits, 6, true)
+		d.compress(nil, msg)
+		t.Logf("window bits %d, takeover: %.0f bytes held per idle deflater (heldBytes %d)", wbits, held, d.heldBytes())
+		// The budget is 64 KiB at 15 and in proportion below, with room
+		// for the struct and the heap's rounding.
+		budget := float64(64<<10)/float64(int(1)<<(15-wbits)) + 512
+		assert.LessOrEqual(t, held, budget, "window bits %d", wbits)
+	}
+	held := measure(15, false)
+	t.Logf("no takeover: %.0f bytes held per idle deflater", held)
+	assert.LessOrEqual(t, held, 512.0)
+}
+
+func TestDeflateZeroAllocs(t *testing.T) {
+	if deflateRaceEnabled() {
+		t.Skip("sync.Pool drops items at random under the race detector")
+	}
+	msg := deflateSnapshotJSON(2, 1)[0]
+	dst := make([]byte, 0, 2*len(msg))
+	for _, level := range deflateAllLevels {
+		for _, takeover := range []bool{true, false} {
+			d := newDeflater(15, level, takeover)
+			d.compress(dst, msg)
+			allocs := testing.AllocsPerRun(50, func() { d.compress(dst, msg) })
+			assert.Zero(t, allocs, "level %d takeover %t", level, takeover)
+		}
+	}
+}
+
+// deflateTestSize scales a test's data down under the race detector, which
+// slows the encoder's loops some twenty times and has no concurrency to
+// check in them.
+func deflateTestSize(n int) int {
+	if deflateRaceEnabled() {
+		return n / 5
+	}
+	return n
+}
+
+func deflateRaceEnabled() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" {
+			return s.Value == "true"
+		}
+	}
+	return false
+}
+
+func TestHuffLengths(t *testing.T) {
+	fib := make([]uint32, 30)
+	fib[0], fib[1] = 1, 1
+	for i := 2; i < len(fib); i++ {
+		fib[i] = fib[i-1] + fib[i-2]
+	}
+	r := rand.New(rand.NewSource(1))
+	cases := []struct {
+		name    string
+		freq    []uint32
+		maxBits int
+	}{
+		{"none", make([]uint32, 30), 15},
+		{"one", []uint32{0, 0, 5, 0}, 15},
+		{"one at 0", []uint32{5, 0, 0, 0}, 15},
+		{"two", []uint32{0, 1, 0, 1000}, 15},
+		{"flat", huffTestFreq(bytes.Repeat([]byte{1}, 286)), 15},
+		{"fibonacci 15", append(fib, make([]uint32, 256)...), 15},
+		{"fibonacci 7", fib[:19], 7},
+		{"fibonacci 7 sparse", []uint32{0, 1, 1, 0, 2, 3, 5, 8, 0, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987}, 7},
+		{"skewed code lengths", []uint32{1000, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, 7},
+	}
+	for i := 0; i < 200; i++ {
+		n := 2 + r.Intn(285)
+		f := make([]uint32, n)
+		for j := range f {
+			if r.Intn(3) > 0 {
+				f[j] = uint32(r.ExpFloat64() * float64(1+r.Intn(5000)))
+			}
+		}
+		maxBits := 15
+		if i%2 == 0 {
+			maxBits = 7
+			f = f[:min(len(f), 19)]
+		}
+		cases = append(cases, struct {
+			name    string
+			freq    []uint32
+			maxBits int
+		}{fmt.Sprintf("random %d", i), f, maxBits})
+	}
+	var sorted [huffNumLit]uint64
+	for _, tc := range cases {
+		lens := make([]uint8, len(tc.freq))
+		huffLengths(tc.freq, lens, tc.maxBits, sorted[:])
+		kraft := 0.0
+		used := 0
+		for sym, l := range lens {
+			require.LessOrEqual(t, int(l), tc.maxBits, tc.name)
+			if tc.freq[sym] != 0 {
+				require.NotZero(t, l, "%s: symbol %d has no code", tc.name, sym)
+			}
+			if l != 0 {
+				kraft += 1 / float64(uint(1)<<l)
+				used++
+			}
+		}
+		require.GreaterOrEqual(t, used, 2, tc.name)
+		require.InDelta(t, 1.0, kraft, 1e-12, "%s: code must be complete", tc.name)
+		for a := range lens {
+			for b := range lens {
+				if tc.freq[a] > tc.freq[b] && tc.freq[b] > 0 {
+					require.LessOrEqual(t, lens[a], lens[b], "%s: rarer symbol with shorter code", tc.name)
+				}
+			}
+		}
+		// Without the limit biting, the cost must equal Huffman's.
+		if huffTreeDepth(tc.freq) <= tc.maxBits {
+			require.Equal(t, huffOptimalCost(tc.freq), huffCost(tc.freq, lens), tc.name)
+		}
+	}
+}
+
+func huffTestFreq(b []byte) []uint32 {
+	f := make([]uint32, len(b))
+	for i, v := range b {
+		f[i] = uint32(v)
+	}
+	return f
+}
+
+func huffCost(freq []uint32, lens []uint8) int {
+	c := 0
+	for i, f := range freq {
+		c += int(f) * int(lens[i])
+	}
+	return c
+}
+
+// huffOptimalCost is the cost of a Huffman code by the textbook method
+// (sum of the merged weights), as a reference.
+func huffOptimalCost(freq []uint32) int {
+	var w []int
+	for _, f := range freq {
+		if f > 0 {
+			w = append(w, int(f))
+		}
+	}
+	if len(w) < 2 {
+		return huffCost(freq, huffFallbackLens(freq))
+	}
+	cost := 0
+	for len(w) > 1 {
+		// Two smallest.
+		for k := 0; k < 2; k++ {
+			m := k
+			for j := k; j < len(w); j++ {
+				if w[j] < w[m] {
+					m = j
+				}
+			}
+			w[k], w[m] = w[m], w[k]
+		}
+		s := w[0] + w[1]
+		cost += s
+		w = append(w[2:], s)
+	}
+	return cost
+}
+
+func huffFallbackLens(freq []uint32) []uint8 {
+	lens := make([]uint8, len(freq))
+	for i, f := range freq {
+		if f > 0 {
+			lens[i] = 1
+		}
+	}
+	return lens
+}
+
+// huffTreeDepth is the depth of an (unlimited) Huffman tree for freq, a
+// lower bound on whether the limit applies.
+func huffTreeDepth(freq []uint32) int {
+	type node struct{ w, d int }
+	var ns []node
+	for _, f := range freq {
+		if f > 0 {
+			ns = append(ns, node{int(f), 0})
+		}
+	}
+	if len(ns) < 2 {
+		return 1
+	}
+	for len(ns) > 1 {
+		for k := 0; k < 2; k++ {
+			m := k
+			for j := k; j < len(ns); j++ {
+				if ns[j].w < ns[m].w || (ns[j].w == ns[m].w && ns[j].d < ns[m].d) {
+					m = j
+				}
+			}
+			ns[k], ns[m] = ns[m], ns[k]
+		}
+		ns = append(ns[2:], node{ns[0].w + ns[1].w, max(ns[0].d, ns[1].d) + 1})
+	}
+	return ns[0].d
+}
+
+// FuzzDeflate round-trips random messages at random window sizes and
+// levels through compress/flate and the strict test inflater.
+func FuzzDeflate(f *testing.F) {
+	f.Add([]byte("hello hello hello"), uint8(7), uint8(7), true, uint8(2))
+	f.Add(bytes.Repeat([]byte("ab"), 600), uint8(0), uint8(3), true, uint8(3))
+	f.Add(deflateTestRandom(1, 700), uint8(1), uint8(1), false, uint8(1))
+	f.Add(bytes.Join(deflateChatJSON(1, 4), nil), uint8(7), uint8(1), true, uint8(4))
+	f.Add([]byte{}, uint8(3), uint8(0), true, uint8(0))
+	f.Fuzz(func(t *testing.T, data []byte, wb, lv uint8, takeover bool, parts uint8) {
+		wbits := deflateMinWindowBits + int(wb%8)
+		level := int(lv%12) - 2
+		k := 1 + int(parts%5)
+		msgs := make([][]byte, k)
+		for i := range msgs {
+			msgs[i] = data[i*len(data)/k : (i+1)*len(data)/k]
+		}
+		comps := deflateCompressAll(t, wbits, level, takeover, msgs)
+		deflateCheckFlate(t, wbits, takeover, msgs, comps)
+		deflateCheckStrict(t, wbits, takeover, msgs, comps)
+		for i, c := range comps {
+			require.LessOrEqual(t, len(c), len(msgs[i])+5*(len(msgs[i])/65535+1)+1, "message %d grew", i)
+		}
+	})
+}
+
+// ---- benchmarks ------------------------------------------------------------
+
+// BenchmarkDeflate compresses chatty JSON with this encoder and, for
+// reference, with compress/flate, reporting bytes on the wire per payload
+// byte (wire/payload). With takeover, flate keeps one Writer and flushes
+// per message; without, it resets a kept Writer per message (the cheapest
+// way flate can make messages independent).
+func BenchmarkDeflate(b *testing.B) {
+	data := []struct {
+		name string
+		msgs [][]byte
+	}{
+		{"json200", deflateChatJSON(7, 1000)},
+		{"json4k", deflateSnapshotJSON(8, 200)},
+	}
+	for _, dt := range data {
+		for _, takeover := range []bool{true, false} {
+			for _, level := range []int{1, -1} {
+				b.Run(fmt.Sprintf("%s/takeover=%t/ours/level=%d", dt.name, takeover, level), func(b *testing.B) {
+					d := newDeflater(15, level, takeover)
+					dst := make([]byte, 0, 16<<10)
+					benchDeflateRun(b, dt.msgs, func(m []byte) int { return len(d.compress(dst, m)) })
+				})
+				b.Run(fmt.Sprintf("%s/takeover=%t/flate/level=%d", dt.name, takeover, level), func(b *testing.B) {
+					var buf bytes.Buffer
+					fw, _ := flate.NewWriter(&buf, level)
+					benchDeflateRun(b, dt.msgs, func(m []byte) int {
+						buf.Reset()
+						if !takeover {
+							fw.Reset(&buf)
+						}
+						_, _ = fw.Write(m)
+						_ = fw.Flush()
+						return buf.Len() - len(deflateTestTail)
+					})
+				})
+			}
+		}
+	}
+}
+
+func benchDeflateRun(b *testing.B, msgs [][]byte, compress func([]byte) int) {
+	b.ReportAllocs()
+	b.SetBytes(int64(deflateTestTotal(msgs) / len(msgs)))
+	// One pass first so the measured loop is in the steady state.
+	for _, m := range msgs {
+		compress(m)
+	}
+	b.ResetTimer()
+	wire, payload := 0, 0
+	for i := 0; i < b.N; i++ {
+		m := msgs[i%len(msgs)]
+		wire += compress(m)
+		payload += len(m)
+	}
+	b.ReportMetric(float64(wire)/float64(payload), "wire/payload")
+}
