@@ -20,7 +20,7 @@ import (
 //     windowBits 15 (40 KiB at level 1), 896 bytes at 9, plus the struct.
 //     Measured by TestDeflateHeldMemory on an idle deflater after a
 //     message: 57 520 bytes at 15, 28 848 at 14, 14 512 at 13, 7 344 at
-//     12, 1 072 at 9, 624 at 8; 112 bytes without takeover.
+//     12, 1 072 at 9, 624 at 8; 176 bytes (the struct) without takeover.
 //   - used only inside compress and returned to a sync.Pool before it
 //     returns (deflateWork: chains and hash heads for a message compressed
 //     without takeover, the token buffer, frequency and code tables; about
@@ -190,6 +190,8 @@ func (d *deflater) compress(dst, msg []byte) []byte {
 		if d.takeover {
 			if d.head == nil {
 				d.head = make([]uint16, 1<<d.hashBits)
+			}
+			if d.hist == nil {
 				d.hist = make([]byte, d.wsize)
 			}
 			if d.prev == nil && d.params.chain > 1 {
@@ -252,8 +254,6 @@ type deflateWork struct {
 }
 
 var deflateWorkPool sync.Pool
-
-var deflateTHashSub, deflateTPrevSub = 2, 1
 
 // literals adds msg[from:to] as literal tokens.
 func (w *deflateWork) literals(from, to int) {
@@ -401,8 +401,9 @@ func (d *deflater) findMatch(w *deflateWork, i int, cur, cand uint16, rep, chain
 		if chain <= 0 || dist >= len(w.prev) {
 			break
 		}
-		// Chains only link positions of this message; a link that does
-		// not lead strictly farther back is a stale entry.
+		// A link that does not lead strictly farther back was never
+		// written for this position (pooled memory, a level without
+		// chains) or belongs to an older one: the chain ends.
 		nd := int(cur - w.prev[int(cur-uint16(dist))&pmask])
 		if nd <= dist {
 			break
@@ -478,7 +479,8 @@ func (d *deflater) fastMatchLen(msg []byte, i, dist int, x uint32) int {
 	return d.histMatchLen(msg, c, i, maxLen)
 }
 
-// matchGreedy tokenises w.msg taking the longest match at each position.
+// matchGreedy tokenises w.msg taking the longest match at each position
+// (levels 2 and 3).
 func (d *deflater) matchGreedy(w *deflateWork, head []uint16) {
 	msg := w.msg
 	p := d.params
@@ -486,7 +488,6 @@ func (d *deflater) matchGreedy(w *deflateWork, head []uint16) {
 	limit := n - 4 // last position with four bytes to hash
 	base := d.pos
 	shift := 32 - d.hashBits
-	chained := p.chain > 1
 	prev := w.prev
 	pmask := len(prev) - 1
 	lit := 0
@@ -497,9 +498,7 @@ func (d *deflater) matchGreedy(w *deflateWork, head []uint16) {
 		h := (deflateLoad32(msg, i) * deflateHashMul) >> shift
 		cand := head[h]
 		head[h] = cur
-		if chained {
-			prev[int(cur)&pmask] = cand
-		}
+		prev[int(cur)&pmask] = cand
 		length, dist := d.findMatch(w, i, cur, cand, rep, p.chain, p.nice, deflateMinMatch-1)
 		if length == 0 {
 			if p.skip {
@@ -517,9 +516,7 @@ func (d *deflater) matchGreedy(w *deflateWork, head []uint16) {
 		for j := i + 1; j < end && j <= limit; j++ {
 			c := base + uint16(j)
 			h := (deflateLoad32(msg, j) * deflateHashMul) >> shift
-			if chained {
-				prev[int(c)&pmask] = head[h]
-			}
+			prev[int(c)&pmask] = head[h]
 			head[h] = c
 		}
 		i, lit = end, end

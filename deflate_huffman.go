@@ -11,19 +11,19 @@ import (
 // (RFC 1951 sections 3.2.5 to 3.2.7).
 
 const (
-	huffNumLit      = 286 // literal/length symbols that may appear in a block
-	huffNumDist     = 30  // distance symbols that may appear in a block
-	huffNumCL       = 19  // code-length code symbols
-	huffMaxBits     = 15  // longest literal/length or distance code
-	huffMaxCLBits   = 7   // longest code-length code
-	huffEOB         = 256 // end-of-block symbol
-	huffStoredMax   = 65535
-	huffMatchFlag   = 1 << 31 // set in a token that is a (length, distance) pair
-	huffLenShift    = 15      // a match token holds length-3 above this shift, distance-1 below
-	huffDistMask    = 1<<huffLenShift - 1
-	huffBlockStored = 0 // BTYPE of a stored block
-	huffBlockTypeF  = 1 // BTYPE of a block with fixed codes
-	huffBlockTypeD  = 2 // BTYPE of a block with dynamic codes
+	huffNumLit       = 286 // literal/length symbols that may appear in a block
+	huffNumDist      = 30  // distance symbols that may appear in a block
+	huffNumCL        = 19  // code-length code symbols
+	huffMaxBits      = 15  // longest literal/length or distance code
+	huffMaxCLBits    = 7   // longest code-length code
+	huffEOB          = 256 // end-of-block symbol
+	huffStoredMax    = 65535
+	huffMatchFlag    = 1 << 31 // set in a token that is a (length, distance) pair
+	huffLenShift     = 15      // a match token holds length-3 above this shift, distance-1 below
+	huffDistMask     = 1<<huffLenShift - 1
+	huffBlockStored  = 0 // BTYPE of a stored block
+	huffBlockFixed   = 1 // BTYPE of a block with fixed codes
+	huffBlockDynamic = 2 // BTYPE of a block with dynamic codes
 )
 
 // huffCLOrder is the order in which code-length code lengths are sent.
@@ -173,9 +173,9 @@ func huffLengths(freq []uint32, lens []uint8, maxBits int, sorted []uint64) {
 	s := sorted[:n]
 	slices.Sort(s)
 
-	// Moffat–Katajainen: three passes over the weights, reusing the
-	// array for parent pointers and then depths. The weights go in the
-	// top 32 bits' place of a second array so the symbols in s survive.
+	// Moffat–Katajainen: three passes over the sorted weights, reusing
+	// their array for parent pointers and then depths. The weights are
+	// copied out so that s keeps the symbols.
 	var buf [huffNumLit]uint32
 	a := buf[:n]
 	for i, v := range s {
@@ -356,8 +356,8 @@ type huffBlock struct {
 	nclen       int
 }
 
-// planBlock returns the type of block (huffBlockStored, huffBlockTypeF or
-// huffBlockTypeD) that codes the gathered tokens in the fewest bits, given
+// planBlock returns the type of block (huffBlockStored, huffBlockFixed or
+// huffBlockDynamic) that codes the gathered tokens in the fewest bits, given
 // that storing their bytes instead costs storedBits. It counts the
 // end-of-block symbol in, and builds the dynamic codes when they are
 // chosen.
@@ -389,16 +389,16 @@ func (h *huffBlock) planBlock(ntokens, storedBits int) int {
 	case storedBits <= fixed && storedBits <= dynamic:
 		return huffBlockStored
 	case dynamic < fixed:
-		return huffBlockTypeD
+		return huffBlockDynamic
 	}
-	return huffBlockTypeF
+	return huffBlockFixed
 }
 
 // writeCoded sends tokens as a block of the type planBlock chose (fixed or
 // dynamic codes), with BFINAL 0, and clears the frequency counts.
 func (h *huffBlock) writeCoded(w *huffBitWriter, typ int, tokens []uint32) {
 	w.writeBits(uint32(typ)<<1, 3)
-	if typ == huffBlockTypeD {
+	if typ == huffBlockDynamic {
 		h.writeDynamicHeader(w)
 		h.writeTokens(w, tokens, &h.litCode, &h.litLen, &h.distCode, &h.distLen)
 	} else {
