@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/wsforge/websocket"
+	"github.com/wsforge/websocket/autobahn/internal/echo"
 )
 
 // closeTimeout bounds each closing handshake the client starts itself.
@@ -110,7 +111,7 @@ func (c *suiteClient) runCase(n int) (end error, err error) {
 		return nil, fmt.Errorf("run case %d: %w", n, err)
 	}
 	defer conn.Close()
-	return echo(conn), nil
+	return echo.Stream(conn), nil
 }
 
 // updateReports asks the suite to write its reports for the agent and then
@@ -125,29 +126,6 @@ func (c *suiteClient) updateReports() error {
 		return fmt.Errorf("update reports: %w", err)
 	}
 	return nil
-}
-
-// echo streams each incoming message into an outgoing one of the same
-// type, so fragmented reads and writes are both exercised. It returns the
-// error that ended the connection; what happens on the wire in response to
-// a bad frame or a close is left entirely to the library.
-func echo(conn *websocket.Conn) error {
-	for {
-		mt, r, err := conn.NextReader()
-		if err != nil {
-			return err
-		}
-		w, err := conn.NextWriter(mt)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(w, r); err != nil {
-			return err
-		}
-		if err := w.Close(); err != nil {
-			return err
-		}
-	}
 }
 
 func main() {

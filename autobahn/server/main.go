@@ -11,11 +11,11 @@ package main
 
 import (
 	"flag"
-	"io"
 	"log"
 	"net/http"
 
 	"github.com/wsforge/websocket"
+	"github.com/wsforge/websocket/autobahn/internal/echo"
 )
 
 var upgrader = websocket.Upgrader{
@@ -35,30 +35,7 @@ func echoHandler(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer conn.Close()
-	echo(conn)
-}
-
-// echo streams each incoming message into an outgoing one of the same type
-// instead of buffering it, so fragmented reads and writes are both exercised
-// and a message's echo may start before the message has fully arrived. It
-// returns the error that ended the connection.
-func echo(conn *websocket.Conn) error {
-	for {
-		mt, r, err := conn.NextReader()
-		if err != nil {
-			return err
-		}
-		w, err := conn.NextWriter(mt)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(w, r); err != nil {
-			return err
-		}
-		if err := w.Close(); err != nil {
-			return err
-		}
-	}
+	echo.Stream(conn)
 }
 
 func main() {
