@@ -178,24 +178,7 @@ func clientEcho(o *childOpts, ctl *control, res *result) error {
 		}
 		return total, errors.Join(errs...)
 	}
-	if _, err := phase(o.warmup); err != nil {
-		return fmt.Errorf("warm-up: %w", err)
-	}
-	if err := ctl.call("start", nil); err != nil {
-		return err
-	}
-	snap := begin()
-	t0 := time.Now()
-	n, err := phase(o.duration)
-	res.WallNs = int64(time.Since(t0))
-	res.Client = snap.end()
-	res.Ops = n
-	var rep ctlReply
-	if cerr := ctl.call("stop", &rep); cerr != nil {
-		return cerr
-	}
-	res.Server = rep.Server
-	return err
+	return measure(o, ctl, res, phase)
 }
 
 func clientBroadcast(o *childOpts, ctl *control, res *result) error {
@@ -362,6 +345,15 @@ func clientHandshake(o *childOpts, ctl *control, res *result) error {
 		}
 		return total, errors.Join(errs...)
 	}
+	res.Conns = o.workers
+	return measure(o, ctl, res, phase)
+}
+
+// measure runs phase for the warm-up, then again for the measured window
+// between the server's "start" and "stop", recording both sides' figures
+// in res. phase runs the load for a duration and returns the operations
+// done.
+func measure(o *childOpts, ctl *control, res *result, phase func(time.Duration) (int64, error)) error {
 	if _, err := phase(o.warmup); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	}
@@ -374,7 +366,6 @@ func clientHandshake(o *childOpts, ctl *control, res *result) error {
 	res.WallNs = int64(time.Since(t0))
 	res.Client = snap.end()
 	res.Ops = n
-	res.Conns = o.workers
 	var rep ctlReply
 	if cerr := ctl.call("stop", &rep); cerr != nil {
 		return cerr
