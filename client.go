@@ -117,8 +117,15 @@ type Dialer struct {
 
 	// EnableCompression asks to negotiate per message compression
 	// (RFC 7692). The server may decline, so setting it does not guarantee
-	// compression.
+	// compression. A response that accepts the offer in a way RFC 7692
+	// does not allow fails the handshake with an error that wraps the
+	// package's invalid compression negotiation error.
 	EnableCompression bool
+
+	// Compression tunes the offer made, and the compression used, when
+	// EnableCompression is set; the zero value is the default. See
+	// CompressionOptions.
+	Compression CompressionOptions
 
 	// Jar, if not nil, supplies the cookies sent with the handshake request
 	// and stores the cookies set by the server's response. If nil, cookies
@@ -311,7 +318,22 @@ func (d *Dialer) DialContext(ctx context.Context, urlStr string, requestHeader h
 		}
 	}
 
-	subprotocol, ok := checkHandshakeResponse(resp, challengeKey, offered)
+	subprotocol, ok := checkHandshakeResponse(resp, challengeKey, offered, d.EnableCompression)
+	var (
+		pmd   pmdParams
+		pmdOK bool
+	)
+	if ok && d.EnableCompression {
+		// Like gorilla, a failed negotiation returns the response
+		// with the error.
+		response, valid := parseExtensions(resp.Header)
+		if !valid {
+			return nil, resp, fmt.Errorf("%w: malformed Sec-WebSocket-Extensions header", errInvalidCompression)
+		}
+		if pmd, pmdOK, err = acceptServerResponse(response, d.Compression.pmdOptions()); err != nil {
+			return nil, resp, err
+		}
+	}
 	if !ok {
 		// The connection is closed on return, so keep a little of the body
 		// for the caller to show or log.
@@ -333,6 +355,9 @@ func (d *Dialer) DialContext(ctx context.Context, urlStr string, requestHeader h
 	}
 	conn := newConn(netConn, false, d.ReadBufferSize, d.WriteBufferSize, d.WriteBufferPool, pending)
 	conn.subprotocol = subprotocol
+	if pmdOK {
+		conn.enableCompression(pmd, &d.Compression)
+	}
 	netConn = nil // the Conn owns it now
 	return conn, resp, nil
 }
@@ -400,17 +425,21 @@ func (d *Dialer) handshakeRequest(ctx context.Context, u *url.URL, challengeKey 
 		u.User = nil
 	}
 
-	// Compression (RFC 7692) is negotiated in a later change: when
-	// d.EnableCompression is set, the permessage-deflate offer goes here and
-	// checkHandshakeResponse learns to accept the server's answer to it.
-	// Until then nothing is offered.
+	if d.EnableCompression {
+		if err := d.Compression.validate(); err != nil {
+			return nil, nil, err
+		}
+		req.Header["Sec-WebSocket-Extensions"] = []string{clientOffer(d.Compression.pmdOptions())}
+	}
 
 	return req, offered, nil
 }
 
 // checkHandshakeResponse reports whether resp accepts the upgrade requested
-// with challengeKey, and returns the subprotocol the server chose.
-func checkHandshakeResponse(resp *http.Response, challengeKey string, offered []string) (subprotocol string, ok bool) {
+// with challengeKey, and returns the subprotocol the server chose. With
+// compressionOffered, the Sec-WebSocket-Extensions response is left for
+// acceptServerResponse to check; without, any extension fails.
+func checkHandshakeResponse(resp *http.Response, challengeKey string, offered []string, compressionOffered bool) (subprotocol string, ok bool) {
 	if resp.StatusCode != http.StatusSwitchingProtocols ||
 		!headerListContainsToken(resp.Header, "Upgrade", "websocket") ||
 		!headerListContainsToken(resp.Header, "Connection", "upgrade") ||
@@ -430,9 +459,8 @@ func checkHandshakeResponse(resp *http.Response, challengeKey string, offered []
 		}
 	}
 
-	// Likewise for an extension that was not offered; as nothing is
-	// offered yet, any extension in the response fails the handshake.
-	if len(headerList(resp.Header, "Sec-Websocket-Extensions")) > 0 {
+	// Likewise for an extension that was not offered.
+	if !compressionOffered && len(headerList(resp.Header, "Sec-Websocket-Extensions")) > 0 {
 		return "", false
 	}
 	return subprotocol, true

@@ -482,7 +482,6 @@ func TestDialBadHandshake(t *testing.T) {
 	tests := []struct {
 		name         string
 		subprotocols []string
-		compression  bool
 		respond      func(req *http.Request) []byte
 		wantStatus   int
 		wantBody     string
@@ -578,8 +577,7 @@ func TestDialBadHandshake(t *testing.T) {
 			wantStatus: 101,
 		},
 		{
-			name:        "permessage-deflate while compression is not negotiated yet",
-			compression: true,
+			name: "permessage-deflate not offered",
 			respond: func(req *http.Request) []byte {
 				return cliTestAccept(req, "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n", nil)
 			},
@@ -593,7 +591,7 @@ func TestDialBadHandshake(t *testing.T) {
 				defer close(closed)
 				cliTestHandshake(nil, tt.respond)(c)
 			})
-			d := &Dialer{Subprotocols: tt.subprotocols, EnableCompression: tt.compression}
+			d := &Dialer{Subprotocols: tt.subprotocols}
 			ws, resp, err := d.Dial("ws://"+s.addr+"/", nil)
 			require.Error(t, err)
 			require.True(t, err == ErrBadHandshake, "want ErrBadHandshake itself, got %v", err)

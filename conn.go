@@ -106,6 +106,9 @@ type Conn struct {
 	msgCompressed         bool          // the message being read has RSV1
 	writeCompress         atomic.Bool
 	compressionLevel      atomic.Int32
+	compressThreshold     int       // messages shorter than this go uncompressed
+	deflate               *deflater // when compression was negotiated; guarded by msgLock
+	deflateLevel          int       // deflate's level; guarded by msgLock
 }
 
 // newConn wraps netConn, whose handshake is done, in a Conn. pending holds

@@ -146,6 +146,10 @@ func (d *deflater) setLevel(level int) {
 	}
 }
 
+// windowBits returns the window the deflater stays within, as a base-2
+// logarithm.
+func (d *deflater) windowBits() int { return bits.Len(uint(d.wsize)) - 1 }
+
 // reset forgets the history, so the next message refers to nothing before
 // it (used between messages without context takeover). Memory already
 // held is kept for reuse.

@@ -21,6 +21,8 @@ type PreparedMessage struct {
 	// server connection and then written as it is by every one.
 	serverOnce  sync.Once
 	serverFrame []byte
+
+	compressed preparedCompressed
 }
 
 // NewPreparedMessage returns an initialized PreparedMessage. You can then
@@ -61,6 +63,13 @@ func (c *Conn) WritePreparedMessage(pm *PreparedMessage) error {
 		return err
 	}
 	defer unlock(c.msgLock)
+	if c.compresses(len(pm.data)) {
+		if !c.isServer || c.deflate.takeover {
+			return c.writeCompressedMessage(byte(pm.messageType), pm.data)
+		}
+		c.syncDeflater()
+		return c.writeRaw(pm.compressed.frame(pm, c.deflateLevel, c.deflate.windowBits()))
+	}
 	if !c.isServer {
 		return c.writeWhole(byte(pm.messageType), pm.data)
 	}

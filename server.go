@@ -60,8 +60,14 @@ type Upgrader struct {
 
 	// EnableCompression asks the server to negotiate per-message
 	// compression (RFC 7692) when the client offers it. Setting it does
-	// not guarantee that compression is used.
+	// not guarantee that compression is used: the server accepts the first
+	// permessage-deflate offer in the client's list that it can honour,
+	// and declines the others (an unacceptable offer is not an error).
 	EnableCompression bool
+
+	// Compression tunes the compression negotiated when EnableCompression
+	// is set; the zero value is the default. See CompressionOptions.
+	Compression CompressionOptions
 }
 
 // fail answers the client with status through u.Error (or the default
@@ -209,12 +215,20 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 
 	subprotocol := u.selectSubprotocol(r, responseHeader)
 
-	// PERMESSAGE-DEFLATE NEGOTIATION GOES HERE (later issue). When
-	// u.EnableCompression is set, parseExtensions(r.Header) is to be
-	// searched for an acceptable permessage-deflate offer, the agreed
-	// Sec-WebSocket-Extensions line added to the response below, and
-	// c.compressionNegotiated set. Until then nothing is negotiated and
-	// the response carries no Sec-WebSocket-Extensions header.
+	var (
+		pmd        pmdParams
+		pmdOK      bool
+		extensions string
+	)
+	if u.EnableCompression {
+		if err := u.Compression.validate(); err != nil {
+			return u.fail(w, r, http.StatusInternalServerError, err.Error())
+		}
+		// A malformed header still yields the offers parsed before the
+		// fault; an offer that is not acceptable is declined.
+		offers, _ := parseExtensions(r.Header)
+		pmd, extensions, pmdOK = negotiateServer(offers, u.Compression.pmdOptions())
+	}
 
 	netConn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
@@ -234,6 +248,9 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 	}
 	c := newConn(netConn, true, u.ReadBufferSize, u.WriteBufferSize, u.WriteBufferPool, pending)
 	c.subprotocol = subprotocol
+	if pmdOK {
+		c.enableCompression(pmd, &u.Compression)
+	}
 
 	// net/http's connection keeps brw's reader and writer (4 KiB each)
 	// reachable for as long as the handler runs, which for a WebSocket is
@@ -247,7 +264,7 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 	}
 	*brw.Reader = bufio.Reader{}
 
-	p := u.appendResponse(scratch, challengeKey, subprotocol, responseHeader)
+	p := u.appendResponse(scratch, challengeKey, subprotocol, extensions, responseHeader)
 	if cap(scratch) > 0 && cap(p) == cap(scratch) {
 		defer putBuffer(&buffer{b: p[:cap(p)]})
 	}
@@ -270,15 +287,19 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 
 // appendResponse appends the complete 101 response to dst. It sizes the
 // buffer once so the response is built with a single allocation.
-func (u *Upgrader) appendResponse(dst []byte, challengeKey, subprotocol string, responseHeader http.Header) []byte {
+func (u *Upgrader) appendResponse(dst []byte, challengeKey, subprotocol, extensions string, responseHeader http.Header) []byte {
 	const (
 		statusLines = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "
 		protoField  = "Sec-WebSocket-Protocol: "
+		extField    = "Sec-WebSocket-Extensions: "
 		acceptLen   = 28 // base64 of a SHA-1 sum
 	)
 	n := len(statusLines) + acceptLen + 2 + 2
 	if subprotocol != "" {
 		n += len(protoField) + len(subprotocol) + 2
+	}
+	if extensions != "" {
+		n += len(extField) + len(extensions) + 2
 	}
 	for k, vs := range responseHeader {
 		for _, v := range vs {
@@ -295,6 +316,12 @@ func (u *Upgrader) appendResponse(dst []byte, challengeKey, subprotocol string, 
 	if subprotocol != "" {
 		dst = append(dst, protoField...)
 		dst = appendFieldValue(dst, subprotocol)
+		dst = append(dst, "\r\n"...)
+	}
+	if extensions != "" {
+		// Built by negotiateServer from tokens and numbers only.
+		dst = append(dst, extField...)
+		dst = append(dst, extensions...)
 		dst = append(dst, "\r\n"...)
 	}
 	for k, vs := range responseHeader {

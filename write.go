@@ -263,21 +263,13 @@ func (c *Conn) WriteMessage(messageType int, data []byte) error {
 	default:
 		return errBadWriteOpCode
 	}
-	if c.compressing() {
-		w, err := c.NextWriter(messageType)
-		if err != nil {
-			return err
-		}
-		if _, err := w.Write(data); err != nil {
-			w.Close()
-			return err
-		}
-		return w.Close()
-	}
 	if err := lock(c.msgLock, c.dataDeadline()); err != nil {
 		return err
 	}
 	defer unlock(c.msgLock)
+	if c.compresses(len(data)) {
+		return c.writeCompressedMessage(byte(messageType), data)
+	}
 	return c.writeWhole(byte(messageType), data)
 }
 
@@ -313,7 +305,12 @@ type messageWriter struct {
 	n      int  // payload bytes buffered
 	opcode byte // of the next frame: the message type, then continuation
 	ctrl   bool // a control message, sent as one frame on Close
-	active bool
+	// compress: the message is compressed, unless it is below the
+	// threshold when it closes without a frame sent; first: no frame of
+	// it has been sent yet.
+	compress bool
+	first    bool
+	active   bool
 	err    error
 	seq    uint64 // bumped by NextWriter and Close
 	refs   [2]messageWriterRef
@@ -361,6 +358,11 @@ func (c *Conn) NextWriter(messageType int) (io.WriteCloser, error) {
 	w.n = 0
 	w.opcode = byte(messageType)
 	w.ctrl = isControl(byte(messageType))
+	w.compress = !w.ctrl && c.compressing()
+	w.first = true
+	if w.compress {
+		c.syncDeflater()
+	}
 	w.active = true
 	w.err = nil
 	w.seq++
@@ -430,7 +432,7 @@ func (r *messageWriterRef) Write(p []byte) (int, error) {
 	c := w.c
 	total := 0
 	for len(p) > 0 {
-		if w.n == 0 && !w.ctrl && len(p) > w.size && c.isServer {
+		if w.n == 0 && !w.ctrl && !w.compress && len(p) > w.size && c.isServer {
 			// Nothing buffered and more than a buffer's worth: send it
 			// as a fragment straight from p. The final frame is sent by
 			// Close, possibly empty.
@@ -536,11 +538,20 @@ func (w *messageWriter) reserve(n int64) {
 	w.buf, w.size = nb, int(want)
 }
 
-// flush sends the buffered payload as one frame.
+// flush sends the buffered payload as one frame, compressed if the message
+// is, and compressed at Close only if it reaches the threshold.
 func (w *messageWriter) flush(fin bool) error {
-	err := w.c.writeFrame(w.buf.b, w.n, fin, w.opcode, 0)
+	c := w.c
+	p := w.buf.b[maxFrameHeaderSize : maxFrameHeaderSize+w.n]
+	var err error
+	if w.compress && (!fin || !w.first || w.n >= c.compressThreshold) {
+		err = c.writeCompressed(p, fin, w.first, w.opcode)
+	} else {
+		err = c.writeFrame(w.buf.b, w.n, fin, w.opcode, 0)
+	}
 	w.n = 0
 	w.opcode = opContinuation
+	w.first = false
 	if err != nil {
 		w.err = err
 	}
