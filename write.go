@@ -311,9 +311,9 @@ type messageWriter struct {
 	compress bool
 	first    bool
 	active   bool
-	err    error
-	seq    uint64 // bumped by NextWriter and Close
-	refs   [2]messageWriterRef
+	err      error
+	seq      uint64 // bumped by NextWriter and Close
+	refs     [2]messageWriterRef
 }
 
 // messageWriterRef is what NextWriter hands out: it binds the reused
