@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand"
 	"net"
 	"strings"
 	"testing"
@@ -147,7 +148,7 @@ func TestInflateMessages(t *testing.T) {
 				require.NoError(t, err, "message %d", i)
 				require.Equal(t, string(chat(i)), string(got), "message %d", i)
 			}
-			require.Nil(t, c.inflate.fr, "the flate reader goes back to the pool between messages")
+			require.Nil(t, c.inflate.tables, "the decoding tables go back to the pool between messages")
 		})
 	}
 }
@@ -231,4 +232,111 @@ func TestInflateDiscardKeepsWindow(t *testing.T) {
 	_, p, err := c.ReadMessage()
 	require.NoError(t, err)
 	require.Equal(t, string(second), string(p))
+}
+
+// infStreamConn is a net.Conn whose reads serve a fixed stream in chunks
+// of at most chunk bytes (all at once for 0), then io.EOF.
+type infStreamConn struct {
+	utDiscardConn
+	data  []byte
+	chunk int
+}
+
+func (c *infStreamConn) Read(p []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	if c.chunk > 0 && len(p) > c.chunk {
+		p = p[:c.chunk]
+	}
+	n := copy(p, c.data)
+	c.data = c.data[n:]
+	return n, nil
+}
+
+// TestInflateDifferential checks the inflater against compress/flate's
+// encoder at every level, with and without context takeover, on messages
+// of many shapes split into fragments and delivered in small reads.
+func TestInflateDifferential(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	corpus := append(deflateChatJSON(3, 40), deflateSnapshotJSON(4, 10)...)
+	random := make([]byte, 70000)
+	rng.Read(random)
+	corpus = append(corpus, random[:1], random[:300], random, bytes.Repeat([]byte("ab"), 40000), nil, []byte("x"))
+	for level := -2; level <= 9; level++ {
+		for _, takeover := range []bool{true, false} {
+			t.Run(fmt.Sprintf("level=%d/takeover=%t", level, takeover), func(t *testing.T) {
+				var zb bytes.Buffer
+				fw, err := flate.NewWriter(&zb, level)
+				require.NoError(t, err)
+				var stream []byte
+				var want [][]byte
+				for i := 0; i < 60; i++ {
+					msg := corpus[rng.Intn(len(corpus))]
+					if !takeover {
+						fw.Reset(&zb)
+					}
+					zb.Reset()
+					_, _ = fw.Write(msg)
+					require.NoError(t, fw.Flush())
+					payload := bytes.TrimSuffix(zb.Bytes(), deflateTail[:])
+					// Fragment it at random points.
+					rest, first := payload, true
+					for {
+						n := len(rest)
+						if n > 1 && rng.Intn(3) == 0 {
+							n = rng.Intn(n)
+						}
+						op, rsv := byte(opContinuation), byte(0)
+						if first {
+							op, rsv = opBinary, rsv1Bit
+						}
+						key := [4]byte{byte(i), 2, 3, 4}
+						fin := n == len(rest)
+						stream = appendFrameHeader(stream, fin, rsv, op, n, true, key)
+						hl := len(stream)
+						stream = append(stream, rest[:n]...)
+						maskBytes(key, 0, stream[hl:])
+						rest, first = rest[n:], false
+						if fin {
+							break
+						}
+					}
+					want = append(want, msg)
+				}
+				c := newConn(&infStreamConn{data: stream, chunk: 1 + rng.Intn(700)}, true, 0, 0, nil, nil)
+				c.enableCompression(pmdParams{serverNoContextTakeover: !takeover, clientNoContextTakeover: !takeover, serverMaxWindowBits: 15, clientMaxWindowBits: 15}, &CompressionOptions{})
+				for i, w := range want {
+					_, p, err := c.ReadMessage()
+					require.NoError(t, err, "message %d", i)
+					require.True(t, bytes.Equal(w, p), "message %d: %d bytes, want %d", i, len(p), len(w))
+				}
+			})
+		}
+	}
+}
+
+// TestInflateSmallWindows inflates what our compressor produces within
+// each window size, with context takeover, through an inflater holding
+// exactly that window: a reference beyond it would fail the message.
+func TestInflateSmallWindows(t *testing.T) {
+	corpus := append(deflateChatJSON(5, 300), deflateSnapshotJSON(6, 20)...)
+	for bits := 8; bits <= 15; bits++ {
+		for _, level := range []int{1, 6, 9} {
+			d := newDeflater(bits, level, true)
+			var stream []byte
+			for _, msg := range corpus {
+				payload := d.compress(nil, msg)
+				stream = appendFrameHeader(stream, true, rsv1Bit, opText, len(payload), false, [4]byte{})
+				stream = append(stream, payload...)
+			}
+			c := newConn(&infStreamConn{data: stream, chunk: 1000}, false, 0, 0, nil, nil)
+			c.enableCompression(pmdParams{serverMaxWindowBits: bits, clientMaxWindowBits: 15}, &CompressionOptions{})
+			for i, want := range corpus {
+				_, p, err := c.ReadMessage()
+				require.NoError(t, err, "bits %d level %d message %d", bits, level, i)
+				require.Equal(t, string(want), string(p))
+			}
+		}
+	}
 }

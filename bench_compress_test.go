@@ -1,0 +1,197 @@
+package websocket
+
+import (
+	"io"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// Benchmarks and allocation checks of the compressed message paths of a
+// Conn, on the stub connections of bench_test.go, with the chatty JSON
+// corpora of deflate_test.go.
+
+// utCompressedConn returns a Conn of the given side that negotiated
+// permessage-deflate with takeover (or not) and 15-bit windows.
+func utCompressedConn(nc *utRingConn, isServer, takeover bool) *Conn {
+	var c *Conn
+	if nc == nil {
+		c = newConn(utDiscardConn{}, isServer, 0, 0, nil, nil)
+	} else {
+		c = newConn(nc, isServer, 0, 0, nil, nil)
+	}
+	p := pmdParams{
+		serverNoContextTakeover: !takeover,
+		clientNoContextTakeover: !takeover,
+		serverMaxWindowBits:     15,
+		clientMaxWindowBits:     15,
+	}
+	c.enableCompression(p, &CompressionOptions{Threshold: -1})
+	return c
+}
+
+// utCompressedStream returns msgs as compressed text frames, each message
+// compressed on its own (valid with or without context takeover), as the
+// peer of a side sends them.
+func utCompressedStream(msgs [][]byte, isServer bool, windowBits int) []byte {
+	d := newDeflater(windowBits, 1, false)
+	key := [4]byte{0x12, 0x34, 0x56, 0x78}
+	var stream []byte
+	for _, m := range msgs {
+		payload := d.compress(nil, m)
+		stream = appendFrameHeader(stream, true, rsv1Bit, opText, len(payload), isServer, key)
+		hl := len(stream)
+		stream = append(stream, payload...)
+		if isServer {
+			maskBytes(key, 0, stream[hl:])
+		}
+	}
+	return stream
+}
+
+var utCompressCorpora = []struct {
+	name string
+	msgs func() [][]byte
+}{
+	{"json200", func() [][]byte { return deflateChatJSON(7, 256) }},
+	{"json4k", func() [][]byte { return deflateSnapshotJSON(8, 64) }},
+}
+
+func BenchmarkCompressedWriteMessage(b *testing.B) {
+	for _, corpus := range utCompressCorpora {
+		msgs := corpus.msgs()
+		for _, takeover := range []bool{true, false} {
+			for _, isServer := range []bool{true, false} {
+				name := corpus.name + "/" + utSideName(isServer) + "/takeover=" + map[bool]string{true: "on", false: "off"}[takeover]
+				b.Run(name, func(b *testing.B) {
+					c := utCompressedConn(nil, isServer, takeover)
+					b.ReportAllocs()
+					b.SetBytes(int64(deflateTestTotal(msgs) / len(msgs)))
+					b.ResetTimer()
+					for i := 0; i < b.N; i++ {
+						if err := c.WriteMessage(TextMessage, msgs[i%len(msgs)]); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+func BenchmarkCompressedReadMessage(b *testing.B) {
+	for _, corpus := range utCompressCorpora {
+		msgs := corpus.msgs()
+		for _, isServer := range []bool{true, false} {
+			b.Run(corpus.name+"/"+utSideName(isServer), func(b *testing.B) {
+				c := utCompressedConn(&utRingConn{data: utCompressedStream(msgs, isServer, 15)}, isServer, true)
+				buf := make([]byte, 64<<10)
+				b.ReportAllocs()
+				b.SetBytes(int64(deflateTestTotal(msgs) / len(msgs)))
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					_, r, err := c.NextReader()
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := io.ReadFull(r, buf[:len(msgs[i%len(msgs)])]); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestZeroAllocsCompressed checks that compressing and inflating messages
+// allocates nothing in the steady state: the compressor's working memory,
+// the flate readers and the frame buffers all come from pools.
+func TestZeroAllocsCompressed(t *testing.T) {
+	if utRaceEnabled() {
+		t.Skip("allocation counts are not meaningful under the race detector")
+	}
+	const runs = 200
+	for _, corpus := range utCompressCorpora {
+		msgs := corpus.msgs()
+		for _, isServer := range []bool{true, false} {
+			for _, takeover := range []bool{true, false} {
+				name := corpus.name + "/" + utSideName(isServer) + "/takeover=" + map[bool]string{true: "on", false: "off"}[takeover]
+				t.Run("WriteMessage/"+name, func(t *testing.T) {
+					c := utCompressedConn(nil, isServer, takeover)
+					i := 0
+					allocs := testing.AllocsPerRun(runs, func() {
+						if err := c.WriteMessage(TextMessage, msgs[i%len(msgs)]); err != nil {
+							t.Fatal(err)
+						}
+						i++
+					})
+					assert.Zero(t, allocs, "allocations per compressed WriteMessage")
+				})
+				t.Run("NextWriter/"+name, func(t *testing.T) {
+					c := utCompressedConn(nil, isServer, takeover)
+					i := 0
+					allocs := testing.AllocsPerRun(runs, func() {
+						w, err := c.NextWriter(TextMessage)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if _, err := w.Write(msgs[i%len(msgs)]); err != nil {
+							t.Fatal(err)
+						}
+						if err := w.Close(); err != nil {
+							t.Fatal(err)
+						}
+						i++
+					})
+					assert.Zero(t, allocs, "allocations per compressed NextWriter+Write+Close")
+				})
+			}
+			t.Run("NextReaderRead/"+corpus.name+"/"+utSideName(isServer), func(t *testing.T) {
+				c := utCompressedConn(&utRingConn{data: utCompressedStream(msgs, isServer, 15)}, isServer, true)
+				buf := make([]byte, 64<<10)
+				i := 0
+				allocs := testing.AllocsPerRun(runs, func() {
+					_, r, err := c.NextReader()
+					if err != nil {
+						t.Fatal(err)
+					}
+					n, err := io.ReadFull(r, buf[:len(msgs[i%len(msgs)])+1])
+					if err != io.ErrUnexpectedEOF || n != len(msgs[i%len(msgs)]) {
+						t.Fatal(n, err)
+					}
+					i++
+				})
+				assert.Zero(t, allocs, "allocations per compressed NextReader+Read to io.EOF")
+			})
+		}
+	}
+}
+
+// TestCompressionHeldMemory reports, and bounds, what a compressing Conn
+// keeps between messages beyond an uncompressed one: the compressor's
+// history and the inflater's window, per window size and level.
+func TestCompressionHeldMemory(t *testing.T) {
+	msgs := deflateSnapshotJSON(8, 16)
+	for _, tc := range []struct {
+		bits, level int
+		max         int
+	}{
+		{15, 1, 72 << 10},
+		{15, 6, 88 << 10},
+		{12, 1, 9 << 10},
+		{9, 1, 1152},
+	} {
+		c := newConn(&utRingConn{data: utCompressedStream(msgs, true, tc.bits)}, true, 0, 0, nil, nil)
+		c.enableCompression(pmdParams{serverMaxWindowBits: tc.bits, clientMaxWindowBits: tc.bits}, &CompressionOptions{Level: tc.level})
+		for _, m := range msgs {
+			require.NoError(t, c.WriteMessage(TextMessage, m))
+			_, p, err := c.ReadMessage()
+			require.NoError(t, err)
+			require.Equal(t, m, p)
+		}
+		held := c.deflate.heldBytes() + c.inflate.heldBytes()
+		t.Logf("window bits %d, level %d: %d bytes held (compressor %d, inflater %d)", tc.bits, tc.level, held, c.deflate.heldBytes(), c.inflate.heldBytes())
+		assert.LessOrEqual(t, held, tc.max)
+	}
+}
