@@ -196,12 +196,13 @@ type inflateState struct {
 
 	// Input: in[ip:] is unmasked payload not yet taken into the bit
 	// accumulator acc, whose nb low bits are valid.
-	in   []byte
-	ip   int
-	acc  uint64
-	nb   uint
-	tail bool  // deflateTail has been handed out (in is it)
-	err  error // why input stopped (errInflateEnd or a connection error)
+	in     []byte
+	ip     int
+	acc    uint64
+	nb     uint
+	tail   bool  // deflateTail has been handed out (in is it)
+	synced bool  // the tail completed a stored block header: input is used up
+	err    error // why input stopped (errInflateEnd or a connection error)
 
 	active bool // a message is being inflated
 	done   bool // its stream is complete
@@ -249,7 +250,7 @@ func (s *inflateState) start() {
 		s.w, s.full = 0, true
 	}
 	s.rd = s.w
-	s.in, s.ip, s.acc, s.nb, s.tail, s.err = nil, 0, 0, 0, false, nil
+	s.in, s.ip, s.acc, s.nb, s.tail, s.synced, s.err = nil, 0, 0, 0, false, false, nil
 	s.active, s.done, s.state, s.final = true, false, inflHeader, false
 	s.copyLen, s.n = 0, 0
 	s.tables = inflateTablePool.Get().(*inflateTables)
@@ -407,10 +408,11 @@ func (s *inflateState) decodeSlow(h *huffTable) (int, error) {
 	return 0, s.corrupt()
 }
 
-// atEnd reports whether the message's input is used up: the tail has been
-// taken and nothing but padding bits is left.
+// atEnd reports whether the message's input is used up: the last block
+// read was the sync flush completed by the restored tail (a stream that
+// merely runs out is corrupt).
 func (s *inflateState) atEnd() bool {
-	return s.tail && s.ip == len(s.in) && s.nb < 8
+	return s.synced && s.left == 0
 }
 
 // decode inflates into the window until it is full or the message's stream
@@ -429,11 +431,15 @@ func (s *inflateState) decode() error {
 			if err := s.need(3); err != nil {
 				return err
 			}
+			// Whether this block's header is the first bit of the
+			// restored tail: the payload ended on a byte boundary
+			// after a complete block.
+			atTail := s.tail && s.nb == 8*uint(s.ip)
 			s.final = s.bits(1) == 1
 			switch s.bits(2) {
 			case 0:
 				if err := s.storedHeader(); err != nil {
-					if err == errInflateEnd {
+					if err == errInflateEnd && atTail {
 						// The payload ended at a block boundary
 						// without the sync flush RFC 7692 asks
 						// for, and the restored tail reads as a
@@ -441,6 +447,9 @@ func (s *inflateState) decode() error {
 						// peers accept such messages; so do we.
 						s.done = true
 						return nil
+					}
+					if err == errInflateEnd {
+						return s.corrupt()
 					}
 					return err
 				}
@@ -508,6 +517,9 @@ func (s *inflateState) storedHeader() error {
 		return s.corrupt()
 	}
 	s.left = n
+	// The sync flush ends the message exactly when its LEN and NLEN are
+	// the restored tail's last bytes.
+	s.synced = s.tail && s.ip == len(s.in) && s.nb == 0
 	return nil
 }
 
