@@ -496,7 +496,13 @@ func (r *messageWriterRef) ReadFrom(src io.Reader) (int64, error) {
 				}
 				return total, w.checkControl()
 			}
-			w.reserve(mr.c.frameLeft)
+			if !mr.c.msgCompressed {
+				w.reserve(mr.c.frameLeft)
+			} else if w.n == w.size {
+				// The inflated size is unknown (frameLeft counts
+				// compressed bytes): double the buffer as it fills.
+				w.reserve(int64(w.size))
+			}
 		}
 		if err := w.room(); err != nil {
 			return total, err
