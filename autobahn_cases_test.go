@@ -3,7 +3,9 @@ package websocket
 // A replay of the Autobahn|Testsuite cases 1 to 10 (without compression),
 // run by "go test" against our own server (autobahn_server_test.go) and our
 // own client (autobahn_client_test.go), so that CI catches a conformance
-// regression without Docker and the Python suite.
+// regression without Docker and the Python suite. The permessage-deflate
+// cases 12.* and 13.* are in autobahn_compress_test.go, on the same
+// scripted peer.
 //
 // Each case is data: what the suite's fuzzer sends, in which write chops,
 // and what it expects back, taken from the suite's case descriptions
@@ -679,6 +681,9 @@ type abEvent struct {
 	payload []byte
 	code    int // close frames: the status code, or abNoCode
 	err     error
+	// compressed: the message's first frame had RSV1 (only with deflate
+	// set on the peer); payload is then still compressed.
+	compressed bool
 }
 
 // errABClosed marks an orderly end of the stream: the peer under test
@@ -724,6 +729,10 @@ type abPeer struct {
 	// failed the connection already. Later writes are skipped and the
 	// expectations decide.
 	writeErr error
+	// deflate: permessage-deflate was negotiated, so RSV1 may mark the
+	// first frame of a data message (RFC 7692 section 6). Set before run
+	// or start.
+	deflate bool
 }
 
 // newABPeer returns the scripted peer on conn, whose handshake is done; br
@@ -738,6 +747,7 @@ func newABPeer(t *testing.T, conn net.Conn, br *bufio.Reader, client bool) *abPe
 func (p *abPeer) readLoop() {
 	defer close(p.events)
 	var msgOp byte     // opcode of the message being reassembled, 0 if none
+	var msgRSV1 bool   // its first frame had RSV1
 	var parts [][]byte // its frames' payloads, joined once at the end
 	for {
 		fin, rsv, op, payload, err := p.readFrame()
@@ -751,12 +761,12 @@ func (p *abPeer) readLoop() {
 		switch op {
 		case abOpText, abOpBinary, abOpCont:
 			if op != abOpCont {
-				msgOp = op
+				msgOp, msgRSV1 = op, rsv&abRSV1 != 0
 			}
 			parts = append(parts, payload)
 			if fin {
-				p.events <- abEvent{op: msgOp, payload: bytes.Join(parts, nil)}
-				msgOp, parts = 0, nil
+				p.events <- abEvent{op: msgOp, payload: bytes.Join(parts, nil), compressed: msgRSV1}
+				msgOp, msgRSV1, parts = 0, false, nil
 			}
 		case abOpClose:
 			ev := abEvent{op: op, payload: payload, code: abNoCode}
@@ -774,9 +784,13 @@ func (p *abPeer) readLoop() {
 // checkFrame applies RFC 6455 section 5 to a frame from the peer under
 // test.
 func (p *abPeer) checkFrame(fin bool, rsv, op byte, n int, msgOp byte) error {
+	var allowed byte
+	if p.deflate && (op == abOpText || op == abOpBinary) {
+		allowed = abRSV1
+	}
 	switch {
-	case rsv != 0:
-		return fmt.Errorf("peer sent RSV bits %#x", rsv)
+	case rsv&^allowed != 0:
+		return fmt.Errorf("peer sent RSV bits %#x on a frame with opcode %d", rsv, op)
 	case op > abOpBinary && op < abOpClose, op > abOpPong:
 		return fmt.Errorf("peer sent reserved opcode %d", op)
 	case op >= abOpClose && (!fin || n > 125):
@@ -790,6 +804,10 @@ func (p *abPeer) checkFrame(fin bool, rsv, op byte, n int, msgOp byte) error {
 	}
 	return nil
 }
+
+// abRSV1 is RSV1 as readFrame reports it (the bit in place in the first
+// header byte).
+const abRSV1 byte = 0x40
 
 // readFrame reads one frame, unmasking it; a frame from a server must not
 // be masked and one from a client must be.
@@ -1022,13 +1040,7 @@ func (p *abPeer) run(c abCase) {
 		}
 	}
 	closeWire := p.wire([]abFrame{abCloseF(CloseNormalClosure, "")})
-
-	go p.readLoop()
-	t.Cleanup(func() {
-		p.conn.Close()
-		for range p.events {
-		}
-	})
+	p.start()
 
 	for i, st := range c.steps {
 		ok := true
@@ -1066,19 +1078,36 @@ func (p *abPeer) run(c abCase) {
 			return
 		}
 	}
-	if c.end.kind == abEndNormal {
+	p.finish(c.end, closeWire)
+}
+
+// start starts reading from the peer under test; the test's cleanup
+// closes the connection and waits for the reader.
+func (p *abPeer) start() {
+	go p.readLoop()
+	p.t.Cleanup(func() {
+		p.conn.Close()
+		for range p.events {
+		}
+	})
+}
+
+// finish checks how the connection ends once the script is done. For a
+// normal end it first sends closeWire, the encoded close frame with 1000.
+func (p *abPeer) finish(end abEnd, closeWire []byte) {
+	if end.kind == abEndNormal {
 		p.write(closeWire, 0)
 	}
 	ev := p.next()
-	if ev.err != nil || ev.op != abOpClose || ev.code != c.end.code {
-		t.Errorf("expected close frame with code %d, got %v", c.end.code, ev)
+	if ev.err != nil || ev.op != abOpClose || ev.code != end.code {
+		p.t.Errorf("expected close frame with code %d, got %v", end.code, ev)
 		return
 	}
 	// Nothing may follow a close frame, and the peer under test must
 	// close TCP: as the server after the closing handshake or after
 	// failing the connection, as our client when its echo loop ends.
 	if ev := p.next(); !errors.Is(ev.err, errABClosed) {
-		t.Errorf("expected TCP close after the close frame, got %v", ev)
+		p.t.Errorf("expected TCP close after the close frame, got %v", ev)
 	}
 }
 

@@ -53,6 +53,16 @@ func abRunClientCase(t *testing.T, c abCase) {
 // suite's server does, and returns the reader to go on with.
 func abServerHandshake(t *testing.T, nc net.Conn) *bufio.Reader {
 	t.Helper()
+	return abServerHandshakeExt(t, nc, func(req *http.Request) string {
+		require.Empty(t, req.Header.Values("Sec-WebSocket-Extensions"), "the client under test does not enable compression")
+		return ""
+	})
+}
+
+// abServerHandshakeExt is abServerHandshake with respond choosing, from the
+// request, the Sec-WebSocket-Extensions response ("" for none).
+func abServerHandshakeExt(t *testing.T, nc net.Conn, respond func(*http.Request) string) *bufio.Reader {
+	t.Helper()
 	nc.SetDeadline(time.Now().Add(abIOWait))
 	br := bufio.NewReaderSize(nc, 64<<10)
 	req, err := http.ReadRequest(br)
@@ -63,7 +73,11 @@ func abServerHandshake(t *testing.T, nc net.Conn) *bufio.Reader {
 	require.Equal(t, "13", req.Header.Get("Sec-WebSocket-Version"))
 	key := req.Header.Get("Sec-WebSocket-Key")
 	require.NotEmpty(t, key)
-	_, err = fmt.Fprintf(nc, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", abAcceptKey(key))
+	ext := ""
+	if r := respond(req); r != "" {
+		ext = "Sec-WebSocket-Extensions: " + r + "\r\n"
+	}
+	_, err = fmt.Fprintf(nc, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n", abAcceptKey(key), ext)
 	require.NoError(t, err)
 	nc.SetDeadline(time.Time{})
 	return br

@@ -48,10 +48,25 @@ func abRunServerCase(t *testing.T, c abCase) {
 // client does, and returns the reader to go on with.
 func abClientHandshake(t *testing.T, nc net.Conn, host string) *bufio.Reader {
 	t.Helper()
+	br, resp := abClientHandshakeOffer(t, nc, host, "")
+	require.Empty(t, resp.Header.Values("Sec-WebSocket-Extensions"), "no extension was offered")
+	return br
+}
+
+// abClientHandshakeOffer is abClientHandshake with offer, when not empty,
+// as the Sec-WebSocket-Extensions header. It checks the parts of the
+// response that do not depend on the offer and returns the response for
+// the caller to check the rest.
+func abClientHandshakeOffer(t *testing.T, nc net.Conn, host, offer string) (*bufio.Reader, *http.Response) {
+	t.Helper()
 	key := abNewKey(t)
+	ext := ""
+	if offer != "" {
+		ext = "Sec-WebSocket-Extensions: " + offer + "\r\n"
+	}
 	nc.SetDeadline(time.Now().Add(abIOWait))
 	_, err := fmt.Fprintf(nc, "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nOrigin: http://%s\r\n\r\n", host, key, host)
+		"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nOrigin: http://%s\r\n%s\r\n", host, key, host, ext)
 	require.NoError(t, err)
 	br := bufio.NewReaderSize(nc, 64<<10)
 	resp, err := http.ReadResponse(br, nil)
@@ -60,7 +75,6 @@ func abClientHandshake(t *testing.T, nc net.Conn, host string) *bufio.Reader {
 	require.True(t, strings.EqualFold(resp.Header.Get("Upgrade"), "websocket"), "Upgrade: %q", resp.Header.Get("Upgrade"))
 	require.Contains(t, strings.ToLower(resp.Header.Get("Connection")), "upgrade")
 	require.Equal(t, abAcceptKey(key), resp.Header.Get("Sec-WebSocket-Accept"))
-	require.Empty(t, resp.Header.Get("Sec-WebSocket-Extensions"), "no extension was offered")
 	nc.SetDeadline(time.Time{})
-	return br
+	return br, resp
 }

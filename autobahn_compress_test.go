@@ -1,0 +1,1428 @@
+package websocket
+
+// The Autobahn|Testsuite permessage-deflate cases, 12.* and 13.* (the
+// suite's case12_x_x.py), replayed on the scripted peer of
+// autobahn_cases_test.go against our server and our client.
+//
+// Every case is one conversation: the fuzzer sends messages of one size,
+// consecutive slices of a test corpus (wrapping around at its end), each
+// compressed and, with an auto-fragment size, cut into frames of that many
+// compressed bytes; it sends the next message once the echo of the last
+// has come back, and closes with 1000 after the last echo. 12.x.y is the
+// suite's default offer on five corpora; 13.x.y is the JSON corpus under
+// seven offer and accept combinations; y walks the suite's table of
+// message and fragment sizes.
+//
+// Where the replay departs from the suite:
+//   - The suite sends 1000 messages per case. The replay sends fewer
+//     (abPMDCount): up to abPMDMaxCount, about abPMDBudget bytes per case,
+//     so that messages of up to 16 KiB are sent at least twice and context
+//     takeover crosses message boundaries, and the larger ones once. Under
+//     -race on two cores the scripted peer and the library together move
+//     about 1 MB/s of compressed traffic, and the families must run in
+//     seconds.
+//   - The suite's corpora (a JSON file, the Lena bitmap, Goethe's Faust, an
+//     HTML file and a PDF) are not copied here: abCorpora synthesizes
+//     deterministic stand-ins of the same kind and size. The text ones
+//     are ASCII, since the suite cuts its messages at any byte.
+//   - The suite compresses at zlib's level 6, the scripted peer at
+//     compress/flate's level 1 (see abDeflater).
+//   - The suite only compares the echo. The scripted peer also checks
+//     what RFC 7692 asks of the peer under test, inflating on its own
+//     (compress/flate, and the decoder further down this file, never the
+//     library's code): a Sec-WebSocket-Extensions response that the offer
+//     allows; RSV1 on the first frame of a compressed message and nowhere
+//     else; messages that inflate with an empty dictionary when the peer
+//     under test agreed to no context takeover; no back-reference beyond
+//     the window agreed with server_max_window_bits or
+//     client_max_window_bits. It also checks the library's threshold: a
+//     message is echoed compressed exactly when it is at least
+//     CompressionOptions.Threshold bytes long.
+//   - 13.* also runs under CompressionOptions other than the defaults of
+//     autobahn/server and autobahn/client, so that the options reach the
+//     wire; to bound the time, only with messages of up to abPMDBriefSize
+//     bytes.
+//
+// The suite speaks permessage-deflate as the Autobahn library it runs on
+// (0.10) does: every offer carries client_no_context_takeover and
+// client_max_window_bits (without a value), window sizes 8 to 15 are
+// allowed both ways, and an offer whose client_max_window_bits has a value
+// is refused.
+
+import (
+	"bytes"
+	"compress/flate"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const (
+	// abPMDMaxCount is the most messages a case sends (the suite: 1000).
+	abPMDMaxCount = 12
+	// abPMDBudget is about how many payload bytes a case with large
+	// messages sends.
+	abPMDBudget = 32 << 10
+	// abPMDBriefSize is the largest message of the cases that run under
+	// the other CompressionOptions.
+	abPMDBriefSize = 8 << 10
+	// abPMDMaxBits is the largest window, 32 KiB, as a base-2 logarithm.
+	abPMDMaxBits = 15
+)
+
+// abPMDCount is how many messages of n bytes a case sends.
+func abPMDCount(n int) int {
+	return min(abPMDMaxCount, max(1, abPMDBudget/n))
+}
+
+// abTail ends the sync flush that RFC 7692 strips from every message, and
+// abFinal is an empty final stored block: appended after it, they make a
+// message's payload a complete DEFLATE stream for compress/flate.
+var (
+	abTail  = []byte{0x00, 0x00, 0xff, 0xff}
+	abFinal = []byte{0x01, 0x00, 0x00, 0xff, 0xff}
+)
+
+// Test corpora.
+
+// abCorpus stands in for one of the suite's test files: same kind (text or
+// binary message, and the kind of content) and same size, built on first
+// use from a fixed seed.
+type abCorpus struct {
+	desc   string
+	binary bool
+	size   int
+	gen    func(r *rand.Rand, n int) []byte
+
+	once sync.Once
+	data []byte
+}
+
+func (c *abCorpus) op() byte {
+	if c.binary {
+		return abOpBinary
+	}
+	return abOpText
+}
+
+func (c *abCorpus) bytes() []byte {
+	c.once.Do(func() {
+		r := rand.New(rand.NewPCG(uint64(c.size), 0x6175746f6261686e))
+		c.data = c.gen(r, c.size)[:c.size]
+	})
+	return c.data
+}
+
+// abCorpora are the 12.1 to 12.5 corpora, in the suite's order (that of its
+// reports); 13.* uses the first. The sizes are those of the suite's files.
+var abCorpora = []*abCorpus{
+	{desc: "Large JSON data file (utf8)", size: 194237, gen: abGenJSON},
+	{desc: "Lena Picture, Bitmap 512x512 bw (binary)", binary: true, size: 263222, gen: abGenBitmap},
+	{desc: "Human readable text, Goethe's Faust I (German) (binary)", binary: true, size: 222218, gen: abGenVerse},
+	{desc: "Large HTML file (utf8)", size: 83108, gen: abGenHTML},
+	{desc: "A larger PDF (binary)", binary: true, size: 1042328, gen: abGenPDF},
+}
+
+var abEnglish = strings.Fields(`the of and to in is that for it as with was on be by at this
+	from or an are not have which but all they were one their there been has more when will
+	would who so no time some could them into only other new these than then now its also
+	over after first most such where through back years much before good well state world
+	network message server client frame buffer window stream value record account status`)
+
+var abGerman = strings.Fields(`und die der ich nicht das zu sich mit ein es du so auf ist
+	mir mich den dem wie was an sie er wir im nur auch noch dich wohl doch mein dein wenn
+	ihr schon kann soll muss will hier dort Herz Geist Welt Nacht Tag Licht Himmel Erde
+	Hölle Natur Kraft Seele Leben Liebe Blut Glück Traum Stunde Zeit Wort Tat Sinn Gott
+	Teufel Mädchen Knabe Mutter Bruder Schüler Doktor Meister Hexe Engel Gretchen schön
+	süß groß klein alt jung müde fröhlich würdig möchte könnte wüsste fühlen sehen hören
+	Grüße Blüte Fülle Wünsche Schöne Bücher Gärten Tür Schlüssel Brücke über für`)
+
+var abSpeakers = []string{"FAUST", "MEPHISTOPHELES", "MARGARETE", "WAGNER", "MARTHE", "SCHÜLER", "CHOR DER ENGEL", "DIREKTOR"}
+
+func abPick(r *rand.Rand, words []string) string { return words[r.IntN(len(words))] }
+
+// abGenJSON: an array of records with recurring keys and varying values,
+// the kind of data whose repetitions context takeover pays for.
+func abGenJSON(r *rand.Rand, n int) []byte {
+	var b bytes.Buffer
+	b.WriteString("[\n")
+	for id := 0; b.Len() < n; id++ {
+		fmt.Fprintf(&b, `  {"id": %d, "guid": "%08x-%04x-%04x-%012x", "isActive": %t, "balance": "$%d,%03d.%02d", `,
+			id, r.Uint32(), r.IntN(1<<16), r.IntN(1<<16), r.Uint64()>>16, r.IntN(2) == 0, r.IntN(10), r.IntN(1000), r.IntN(100))
+		fmt.Fprintf(&b, `"age": %d, "name": "%s %s", "email": "%s.%s@example.com", "latitude": %.6f, "longitude": %.6f, `,
+			18+r.IntN(60), abPick(r, abEnglish), abPick(r, abEnglish), abPick(r, abEnglish), abPick(r, abEnglish),
+			r.Float64()*180-90, r.Float64()*360-180)
+		b.WriteString(`"tags": [`)
+		for i := 0; i < 3+r.IntN(4); i++ {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%q", abPick(r, abEnglish))
+		}
+		b.WriteString(`], "about": "`)
+		for i := 0; i < 8+r.IntN(24); i++ {
+			b.WriteString(abPick(r, abEnglish) + " ")
+		}
+		b.WriteString("\"},\n")
+	}
+	return b.Bytes()
+}
+
+// abGenBitmap: an 8-bit greyscale BMP of 512x512 pixels, a smooth image
+// with some noise.
+func abGenBitmap(r *rand.Rand, n int) []byte {
+	const w, h, hdr = 512, 512, 14 + 40 + 256*4
+	b := make([]byte, 0, hdr+w*h)
+	le32 := func(v int) { b = append(b, byte(v), byte(v>>8), byte(v>>16), byte(v>>24)) }
+	le16 := func(v int) { b = append(b, byte(v), byte(v>>8)) }
+	b = append(b, 'B', 'M')
+	le32(hdr + w*h)
+	le32(0)
+	le32(hdr)
+	le32(40)
+	le32(w)
+	le32(h)
+	le16(1)
+	le16(8)
+	le32(0)
+	le32(w * h)
+	le32(2835)
+	le32(2835)
+	le32(256)
+	le32(256)
+	for i := 0; i < 256; i++ {
+		b = append(b, byte(i), byte(i), byte(i), 0)
+	}
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			v := 128 + 70*math.Sin(float64(x)/37)*math.Cos(float64(y)/23) + 40*math.Sin(float64(x+2*y)/71) + float64(r.IntN(13)-6)
+			b = append(b, byte(min(255, max(0, v))))
+		}
+	}
+	return b
+}
+
+// abGenVerse: German verse drama, UTF-8 with umlauts (the suite sends it as
+// binary messages, so cuts inside a character do not matter).
+func abGenVerse(r *rand.Rand, n int) []byte {
+	var b bytes.Buffer
+	for b.Len() < n {
+		b.WriteString(abPick(r, abSpeakers) + ":\n")
+		for l := 0; l < 2+r.IntN(6); l++ {
+			words := 4 + r.IntN(5)
+			for i := 0; i < words; i++ {
+				word := abPick(r, abGerman)
+				if i == 0 {
+					word = strings.ToUpper(word[:1]) + word[1:]
+				}
+				b.WriteString(word)
+				if i < words-1 {
+					b.WriteByte(' ')
+				}
+			}
+			b.WriteString([]string{",", ".", "!", "?", ";", ""}[r.IntN(6)] + "\n")
+		}
+		b.WriteString("\n")
+	}
+	return b.Bytes()
+}
+
+// abGenHTML: markup-heavy HTML.
+func abGenHTML(r *rand.Rand, n int) []byte {
+	var b bytes.Buffer
+	b.WriteString("<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Index</title>\n" +
+		"<link rel=\"stylesheet\" href=\"/static/style.css\"></head>\n<body>\n<div class=\"container\">\n")
+	for i := 0; b.Len() < n; i++ {
+		fmt.Fprintf(&b, "<div class=\"row item-%d\">\n  <h2 id=\"section-%d\">%s %s</h2>\n  <p class=\"lead\">", i%7, i, abPick(r, abEnglish), abPick(r, abEnglish))
+		for j := 0; j < 10+r.IntN(30); j++ {
+			b.WriteString(abPick(r, abEnglish) + " ")
+		}
+		fmt.Fprintf(&b, "</p>\n  <a href=\"/%s/%d.html\" class=\"btn btn-default\">%s</a>\n</div>\n", abPick(r, abEnglish), r.IntN(10000), abPick(r, abEnglish))
+	}
+	return b.Bytes()
+}
+
+// abGenPDF: a PDF whose bulk is compressed streams, nearly incompressible.
+func abGenPDF(r *rand.Rand, n int) []byte {
+	var b bytes.Buffer
+	b.WriteString("%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+	for obj := 1; b.Len() < n; obj++ {
+		if obj%3 == 0 {
+			fmt.Fprintf(&b, "%d 0 obj\n<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R /Resources << /Font << /F1 5 0 R >> >> >>\nendobj\n", obj, obj+1)
+			continue
+		}
+		k := 1000 + r.IntN(20000)
+		fmt.Fprintf(&b, "%d 0 obj\n<< /Length %d /Filter /FlateDecode >>\nstream\n", obj, k)
+		for i := 0; i < k; i++ {
+			b.WriteByte(byte(r.Uint32()))
+		}
+		b.WriteString("\nendstream\nendobj\n")
+	}
+	return b.Bytes()
+}
+
+// The cases.
+
+// abPMDReq is what one side asks of the other in the suite's terms: no
+// context takeover, and a window size (0: none). An offer's asks the server
+// (PerMessageDeflateOffer's requestNoContextTakeover and
+// requestMaxWindowBits); an accept's asks the client
+// (PerMessageDeflateOfferAccept's).
+type abPMDReq struct {
+	noContextTakeover bool
+	maxWindowBits     int
+}
+
+// abPMDParamSets are the suite's DEFLATE_PARAMS, 13.1 to 13.7: the server's
+// accept (the asks it tries in turn, each against every offer) and the
+// client's offers. 12.* uses the first.
+var abPMDParamSets = []struct{ accept, offers []abPMDReq }{
+	{accept: []abPMDReq{{false, 0}}, offers: []abPMDReq{{false, 0}}},
+	{accept: []abPMDReq{{true, 0}}, offers: []abPMDReq{{true, 0}}},
+	{accept: []abPMDReq{{false, 8}}, offers: []abPMDReq{{false, 8}}},
+	{accept: []abPMDReq{{false, 15}}, offers: []abPMDReq{{false, 15}}},
+	{accept: []abPMDReq{{true, 8}}, offers: []abPMDReq{{true, 8}}},
+	{accept: []abPMDReq{{true, 15}}, offers: []abPMDReq{{true, 15}}},
+	{accept: []abPMDReq{{true, 8}, {true, 0}, {false, 0}}, offers: []abPMDReq{{true, 8}, {true, 0}, {false, 0}}},
+}
+
+// abPMDSizes is the suite's MSG_SIZES: message size and auto-fragment size
+// (0: one frame per message).
+var abPMDSizes = []struct{ size, frag int }{
+	{16, 0}, {64, 0}, {256, 0}, {1024, 0}, {4096, 0}, {8192, 0}, {16384, 0}, {32768, 0}, {65536, 0}, {131072, 0},
+	{8192, 256}, {16384, 256}, {32768, 256}, {65536, 256}, {131072, 256},
+	{131072, 1024}, {131072, 4096}, {131072, 32768},
+}
+
+type abPMDCase struct {
+	id     string
+	corpus *abCorpus
+	size   int
+	frag   int
+	count  int
+	params int // index into abPMDParamSets
+}
+
+func abPMDCases() []abPMDCase {
+	var cs []abPMDCase
+	add := func(group string, corpus *abCorpus, params int) {
+		for i, s := range abPMDSizes {
+			cs = append(cs, abPMDCase{
+				id:     fmt.Sprintf("%s.%d", group, i+1),
+				corpus: corpus,
+				size:   s.size,
+				frag:   s.frag,
+				count:  abPMDCount(s.size),
+				params: params,
+			})
+		}
+	}
+	for j, corpus := range abCorpora {
+		add(fmt.Sprintf("12.%d", j+1), corpus, 0)
+	}
+	for j := range abPMDParamSets {
+		add(fmt.Sprintf("13.%d", j+1), abCorpora[0], j)
+	}
+	return cs
+}
+
+// messages returns the case's messages, as the suite's sendOne cuts them.
+func (c abPMDCase) messages() [][]byte {
+	data := c.corpus.bytes()
+	msgs := make([][]byte, c.count)
+	ptr := 0
+	for i := range msgs {
+		end := (ptr + c.size) % len(data)
+		if end > ptr {
+			msgs[i] = data[ptr:end]
+		} else {
+			msgs[i] = append(append([]byte(nil), data[ptr:]...), data[:end]...)
+		}
+		ptr = end
+	}
+	return msgs
+}
+
+// abOfferHeader is the suite's Sec-WebSocket-Extensions offer for offers.
+func abOfferHeader(offers []abPMDReq) string {
+	elems := make([]string, len(offers))
+	for i, o := range offers {
+		s := "permessage-deflate; client_no_context_takeover; client_max_window_bits"
+		if o.noContextTakeover {
+			s += "; server_no_context_takeover"
+		}
+		if o.maxWindowBits != 0 {
+			s += fmt.Sprintf("; server_max_window_bits=%d", o.maxWindowBits)
+		}
+		elems[i] = s
+	}
+	return strings.Join(elems, ", ")
+}
+
+// abSuiteAccept is the suite's server answering offers, a client's
+// Sec-WebSocket-Extensions header: for each ask of accept in turn, the first
+// permessage-deflate offer that allows it is accepted. ok is false when the
+// suite declines compression (the case is then "unimplemented").
+func abSuiteAccept(accept []abPMDReq, header string) (response string, ok bool, err error) {
+	offers, err := abParsePMD(header, false)
+	if err != nil {
+		return "", false, err
+	}
+	for _, o := range offers {
+		if o.hasClientBits && o.clientBits != 0 {
+			// Autobahn 0.10 takes client_max_window_bits as a flag only.
+			return "", false, fmt.Errorf("the suite refuses client_max_window_bits=%d in an offer", o.clientBits)
+		}
+	}
+	for _, ask := range accept {
+		for _, o := range offers {
+			// Autobahn 0.10 takes every offer to accept no context
+			// takeover, and a window ask only with client_max_window_bits.
+			if ask.maxWindowBits != 0 && !o.hasClientBits {
+				continue
+			}
+			r := "permessage-deflate"
+			if o.serverNoCT {
+				r += "; server_no_context_takeover"
+			}
+			if o.serverBits != 0 {
+				r += fmt.Sprintf("; server_max_window_bits=%d", o.serverBits)
+			}
+			if ask.noContextTakeover {
+				r += "; client_no_context_takeover"
+			}
+			if ask.maxWindowBits != 0 {
+				r += fmt.Sprintf("; client_max_window_bits=%d", ask.maxWindowBits)
+			}
+			return r, true, nil
+		}
+	}
+	return "", false, nil
+}
+
+// abPMDWire is one permessage-deflate element of an offer or a response.
+type abPMDWire struct {
+	serverNoCT    bool
+	clientNoCT    bool
+	serverBits    int // 0: absent
+	hasClientBits bool
+	clientBits    int // 0: absent, or present without a value
+}
+
+// abParsePMD parses a Sec-WebSocket-Extensions value made of
+// permessage-deflate elements only, with RFC 7692's rules for parameters
+// (section 7.1): known, not repeated, values where due and only there, and
+// window sizes 8 to 15 written without leading zeros. In an offer
+// client_max_window_bits may go without a value, in a response it may not.
+func abParsePMD(header string, response bool) ([]abPMDWire, error) {
+	var out []abPMDWire
+	for _, elem := range strings.Split(header, ",") {
+		parts := strings.Split(elem, ";")
+		if name := strings.TrimSpace(parts[0]); name != "permessage-deflate" {
+			return nil, fmt.Errorf("extension %q", name)
+		}
+		var w abPMDWire
+		seen := map[string]bool{}
+		for _, param := range parts[1:] {
+			name, value, hasValue := strings.Cut(strings.TrimSpace(param), "=")
+			name = strings.TrimSpace(name)
+			value = strings.TrimSpace(value)
+			if len(value) >= 2 && value[0] == '"' && value[len(value)-1] == '"' {
+				value = value[1 : len(value)-1]
+			}
+			if seen[name] {
+				return nil, fmt.Errorf("parameter %s repeated", name)
+			}
+			seen[name] = true
+			var err error
+			switch name {
+			case "server_no_context_takeover", "client_no_context_takeover":
+				if hasValue {
+					return nil, fmt.Errorf("parameter %s with a value", name)
+				}
+				if name[0] == 's' {
+					w.serverNoCT = true
+				} else {
+					w.clientNoCT = true
+				}
+			case "server_max_window_bits":
+				w.serverBits, err = abWindowBits(name, value, hasValue)
+			case "client_max_window_bits":
+				w.hasClientBits = true
+				if hasValue || response {
+					w.clientBits, err = abWindowBits(name, value, hasValue)
+				}
+			default:
+				return nil, fmt.Errorf("unknown parameter %q", name)
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, w)
+	}
+	return out, nil
+}
+
+func abWindowBits(name, value string, hasValue bool) (int, error) {
+	n, err := strconv.Atoi(value)
+	if !hasValue || err != nil || n < 8 || n > abPMDMaxBits || strconv.Itoa(n) != value {
+		return 0, fmt.Errorf("parameter %s needs a window size 8 to 15, got %q", name, value)
+	}
+	return n, nil
+}
+
+// abCheckPMDResponse checks that r accepts one of offers as RFC 7692
+// section 7.1 allows: granting server_no_context_takeover and
+// server_max_window_bits (no larger) when asked, and sending
+// client_max_window_bits only to an offer that has it, no larger than its
+// value. The server may add the no-takeover parameters and
+// server_max_window_bits on its own.
+func abCheckPMDResponse(offers []abPMDWire, r abPMDWire) error {
+	for _, o := range offers {
+		switch {
+		case o.serverNoCT && !r.serverNoCT:
+		case o.serverBits != 0 && (r.serverBits == 0 || r.serverBits > o.serverBits):
+		case r.hasClientBits && (!o.hasClientBits || o.clientBits != 0 && r.clientBits > o.clientBits):
+		default:
+			return nil
+		}
+	}
+	return errors.New("the response accepts none of the offers as RFC 7692 section 7.1 allows")
+}
+
+// abBits returns a window size, 15 for 0 (absent).
+func abBits(bits int) int {
+	if bits == 0 {
+		return abPMDMaxBits
+	}
+	return bits
+}
+
+// abPMDDir is how one direction compresses: with context takeover or not,
+// and within which window.
+type abPMDDir struct {
+	takeover bool
+	bits     int
+}
+
+// Running a case.
+
+// abPMDServerVariant is an Upgrader configuration the families run
+// against, with the Sec-WebSocket-Extensions response expected for each
+// of the suite's offers (13.1 to 13.7; 12.* makes 13.1's offer): the
+// library's choice among those RFC 7692 allows, which abCheckPMDResponse
+// checks independently.
+type abPMDServerVariant struct {
+	name      string
+	opts      CompressionOptions
+	brief     bool // 13.* only, messages up to abPMDBriefSize
+	responses [7]string
+}
+
+var abPMDServerVariants = []abPMDServerVariant{
+	{
+		// autobahn/server's configuration.
+		name: "default",
+		responses: [7]string{
+			"permessage-deflate; client_no_context_takeover",
+			"permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+			"permessage-deflate; client_no_context_takeover; server_max_window_bits=8",
+			"permessage-deflate; client_no_context_takeover; server_max_window_bits=15",
+			"permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=8",
+			"permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=15",
+			"permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=8",
+		},
+	},
+	{
+		// The server never takes over and limits the client's window;
+		// the scripted client then compresses within 512 bytes.
+		name:  "server-no-takeover,client-window-9,level-6,threshold-none",
+		opts:  CompressionOptions{ServerNoContextTakeover: true, ClientMaxWindowBits: 9, Level: -1, Threshold: -1},
+		brief: true,
+		responses: [7]string{
+			"permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=9",
+			"permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=9",
+			"permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=8; client_max_window_bits=9",
+			"permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=15; client_max_window_bits=9",
+			"permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=8; client_max_window_bits=9",
+			"permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=15; client_max_window_bits=9",
+			"permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=8; client_max_window_bits=9",
+		},
+	},
+	{
+		// A server window of 2 KiB with context takeover, lowered
+		// further by the offers that ask for 8.
+		name:  "server-window-11,level-9",
+		opts:  CompressionOptions{ServerMaxWindowBits: 11, Level: 9},
+		brief: true,
+		responses: [7]string{
+			"permessage-deflate; client_no_context_takeover; server_max_window_bits=11",
+			"permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=11",
+			"permessage-deflate; client_no_context_takeover; server_max_window_bits=8",
+			"permessage-deflate; client_no_context_takeover; server_max_window_bits=11",
+			"permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=8",
+			"permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=11",
+			"permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=8",
+		},
+	},
+}
+
+// abPMDClientVariant is a Dialer configuration the families run against,
+// with the offer it must make. The suite's server answers it as the case
+// says (abSuiteAccept).
+type abPMDClientVariant struct {
+	name  string
+	opts  CompressionOptions
+	brief bool
+	offer string
+}
+
+var abPMDClientVariants = []abPMDClientVariant{
+	// autobahn/client's configuration.
+	{name: "default", offer: "permessage-deflate; client_max_window_bits"},
+	{
+		// The client asks for a server that never takes over and keeps
+		// within 1 KiB; the scripted server complies.
+		name:  "server-no-takeover,server-window-10,level-9,threshold-none",
+		opts:  CompressionOptions{ServerNoContextTakeover: true, ServerMaxWindowBits: 10, Level: 9, Threshold: -1},
+		brief: true,
+		offer: "permessage-deflate; server_no_context_takeover; server_max_window_bits=10; client_max_window_bits",
+	},
+	{
+		// The client promises no context takeover: it must keep the
+		// promise even where the suite's response does not ask for it.
+		name:  "client-no-takeover,level-6",
+		opts:  CompressionOptions{ClientNoContextTakeover: true, Level: -1},
+		brief: true,
+		offer: "permessage-deflate; client_no_context_takeover; client_max_window_bits",
+	},
+}
+
+// abThreshold is the size from which the peer under test compresses.
+func abThreshold(o CompressionOptions) int {
+	switch {
+	case o.Threshold < 0:
+		return 0
+	case o.Threshold == 0:
+		return 64
+	}
+	return o.Threshold
+}
+
+// TestAutobahnServerDeflate replays 12.* and 13.* against our server, the
+// scripted peer being the suite's client.
+func TestAutobahnServerDeflate(t *testing.T) {
+	t.Parallel()
+	for _, v := range abPMDServerVariants {
+		t.Run(v.name, func(t *testing.T) {
+			for _, c := range abPMDCases() {
+				if v.brief && (strings.HasPrefix(c.id, "12.") || c.size > abPMDBriefSize) {
+					continue
+				}
+				t.Run(c.id, func(t *testing.T) {
+					t.Parallel()
+					abRunServerPMDCase(t, v, c)
+				})
+			}
+		})
+	}
+}
+
+func abRunServerPMDCase(t *testing.T, v abPMDServerVariant, c abPMDCase) {
+	errc := make(chan error, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		up := Upgrader{
+			CheckOrigin:       func(*http.Request) bool { return true },
+			EnableCompression: true,
+			Compression:       v.opts,
+		}
+		conn, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer conn.Close()
+		errc <- abEchoLoop(conn)
+	}))
+	defer srv.Close()
+
+	nc, err := net.DialTimeout("tcp", srv.Listener.Addr().String(), abIOWait)
+	require.NoError(t, err)
+	defer nc.Close()
+	offers := abPMDParamSets[c.params].offers
+	br, resp := abClientHandshakeOffer(t, nc, srv.Listener.Addr().String(), abOfferHeader(offers))
+
+	exts := resp.Header.Values("Sec-WebSocket-Extensions")
+	require.Equal(t, []string{v.responses[c.params]}, exts, "response to the offer %q", abOfferHeader(offers))
+	offered, err := abParsePMD(abOfferHeader(offers), false)
+	require.NoError(t, err)
+	rs, err := abParsePMD(exts[0], true)
+	require.NoError(t, err, "response %q", exts[0])
+	require.Len(t, rs, 1, "response %q", exts[0])
+	r := rs[0]
+	require.NoError(t, abCheckPMDResponse(offered, r), "response %q", exts[0])
+
+	// The suite's client compresses as the response tells it; the server
+	// as it said it would.
+	own := abPMDDir{takeover: !r.clientNoCT, bits: abBits(r.clientBits)}
+	theirs := abPMDDir{takeover: !r.serverNoCT, bits: abBits(r.serverBits)}
+	p := newABPeer(t, nc, br, true)
+	p.deflate = true
+	p.runPMD(c, own, theirs, abThreshold(v.opts))
+	abCheckEnd(t, abNormal, nc, errc)
+}
+
+// TestAutobahnClientDeflate replays 12.* and 13.* against our client, the
+// scripted peer being the suite's server.
+func TestAutobahnClientDeflate(t *testing.T) {
+	t.Parallel()
+	for _, v := range abPMDClientVariants {
+		t.Run(v.name, func(t *testing.T) {
+			for _, c := range abPMDCases() {
+				if v.brief && (strings.HasPrefix(c.id, "12.") || c.size > abPMDBriefSize) {
+					continue
+				}
+				t.Run(c.id, func(t *testing.T) {
+					t.Parallel()
+					abRunClientPMDCase(t, v, c)
+				})
+			}
+		})
+	}
+}
+
+func abRunClientPMDCase(t *testing.T, v abPMDClientVariant, c abPMDCase) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+
+	errc := make(chan error, 1)
+	go func() {
+		d := Dialer{HandshakeTimeout: abIOWait, EnableCompression: true, Compression: v.opts}
+		conn, _, err := d.Dial("ws://"+ln.Addr().String()+"/runCase", nil)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer conn.Close()
+		errc <- abEchoLoop(conn)
+	}()
+
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(abIOWait))
+	nc, err := ln.Accept()
+	require.NoError(t, err)
+	defer nc.Close()
+	var own, theirs abPMDDir
+	br := abServerHandshakeExt(t, nc, func(req *http.Request) string {
+		exts := req.Header.Values("Sec-WebSocket-Extensions")
+		require.Equal(t, []string{v.offer}, exts, "offer")
+		response, ok, err := abSuiteAccept(abPMDParamSets[c.params].accept, exts[0])
+		require.NoError(t, err)
+		require.True(t, ok, "the suite declines the offer %q", exts[0])
+		offers, err := abParsePMD(exts[0], false)
+		require.NoError(t, err)
+		rs, err := abParsePMD(response, true)
+		require.NoError(t, err)
+		o, r := offers[0], rs[0]
+		// The suite's server compresses as its response says. The
+		// client resets when asked, or when its offer promised it
+		// (RFC 7692 section 7.1.1.2), and keeps within the smaller of
+		// the window it declared and the one it was given.
+		own = abPMDDir{takeover: !r.serverNoCT, bits: abBits(r.serverBits)}
+		theirs = abPMDDir{takeover: !r.clientNoCT && !o.clientNoCT, bits: min(abBits(r.clientBits), abBits(o.clientBits))}
+		return response
+	})
+	p := newABPeer(t, nc, br, false)
+	p.deflate = true
+	p.runPMD(c, own, theirs, abThreshold(v.opts))
+	abCheckEnd(t, abNormal, nc, errc)
+}
+
+// runPMD plays the suite's sendOne/onMessage loop: each message goes out
+// compressed as own says, and its echo must come back as theirs allows,
+// compressed exactly when it is at least threshold bytes long.
+func (p *abPeer) runPMD(c abPMDCase, own, theirs abPMDDir, threshold int) {
+	t := p.t
+	msgs := c.messages()
+	// Everything sent is encoded before the reader starts, as run does.
+	enc := newABDeflater(own)
+	wires := make([][]byte, len(msgs))
+	for i, m := range msgs {
+		comp, err := enc.compress(m)
+		require.NoError(t, err)
+		wires[i] = p.pmdWire(c.corpus.op(), comp, c.frag)
+	}
+	closeWire := p.wire([]abFrame{abCloseF(CloseNormalClosure, "")})
+	p.start()
+
+	in := &abInflater{dir: theirs}
+	for i, m := range msgs {
+		p.write(wires[i], 0)
+		if err := p.wantPMDEcho(c.corpus.op(), m, in, len(m) >= threshold); err != nil {
+			t.Errorf("case %s failed at message %d of %d (%d bytes): %v", c.id, i+1, len(msgs), len(m), err)
+			return
+		}
+	}
+	p.finish(abNormal, closeWire)
+}
+
+// pmdWire frames a compressed message as the suite does: one frame, or
+// with frag > 0 frames of frag compressed bytes; RSV1 on the first.
+func (p *abPeer) pmdWire(op byte, comp []byte, frag int) []byte {
+	if frag <= 0 || len(comp) <= frag {
+		return p.appendFrame(nil, true, 4, op, comp)
+	}
+	var b []byte
+	for i := 0; i < len(comp); i += frag {
+		j := min(i+frag, len(comp))
+		if i == 0 {
+			b = p.appendFrame(b, j == len(comp), 4, op, comp[i:j])
+		} else {
+			b = p.appendFrame(b, j == len(comp), 0, abOpCont, comp[i:j])
+		}
+	}
+	return b
+}
+
+// wantPMDEcho checks that the next event is the echo of want with opcode
+// op, compressed or not as wantCompressed says, and within what in allows.
+// readLoop has already checked that RSV1 came on the first frame only.
+func (p *abPeer) wantPMDEcho(op byte, want []byte, in *abInflater, wantCompressed bool) error {
+	ev := p.next()
+	if ev.err != nil || ev.op != op {
+		return fmt.Errorf("expected the echo, opcode %d, got %v", op, ev)
+	}
+	if ev.compressed != wantCompressed {
+		return fmt.Errorf("echo compressed (RSV1): %v, want %v", ev.compressed, wantCompressed)
+	}
+	got := ev.payload
+	if ev.compressed {
+		var err error
+		if got, err = in.inflate(ev.payload); err != nil {
+			return err
+		}
+	}
+	if !bytes.Equal(got, want) {
+		i := 0
+		for i < len(want) && i < len(got) && want[i] == got[i] {
+			i++
+		}
+		return fmt.Errorf("echo differs from the message sent: got %d bytes, want %d, first difference at byte %d", len(got), len(want), i)
+	}
+	return nil
+}
+
+// abDeflater compresses the scripted peer's messages with compress/flate:
+// context takeover keeps one writer across messages, no takeover resets it
+// for each. flate's window is 32 KiB; within a smaller one every 2^bits
+// bytes of input start a new stream, so that no back-reference reaches
+// further. The suite compresses at zlib's default level, 6; the replay at
+// 1, which makes the same kinds of blocks and references for the peer under
+// test to inflate at a fraction of the cost under -race (and whose reset
+// does not clear 640 KiB of tables).
+type abDeflater struct {
+	dir abPMDDir
+	buf bytes.Buffer
+	w   *flate.Writer
+}
+
+func newABDeflater(dir abPMDDir) *abDeflater {
+	d := &abDeflater{dir: dir}
+	d.w, _ = flate.NewWriter(&d.buf, flate.BestSpeed)
+	return d
+}
+
+// compress returns msg as a permessage-deflate payload.
+func (d *abDeflater) compress(msg []byte) ([]byte, error) {
+	d.buf.Reset()
+	step := len(msg)
+	if d.dir.bits < abPMDMaxBits {
+		step = 1 << d.dir.bits
+	} else if !d.dir.takeover {
+		d.w.Reset(&d.buf)
+	}
+	for off := 0; ; {
+		if d.dir.bits < abPMDMaxBits {
+			d.w.Reset(&d.buf)
+		}
+		end := min(off+step, len(msg))
+		if _, err := d.w.Write(msg[off:end]); err != nil {
+			return nil, err
+		}
+		if err := d.w.Flush(); err != nil {
+			return nil, err
+		}
+		if off = end; off >= len(msg) {
+			break
+		}
+	}
+	b := d.buf.Bytes()
+	if !bytes.HasSuffix(b, abTail) {
+		return nil, fmt.Errorf("flate output does not end with a sync flush: % x", b[max(0, len(b)-8):])
+	}
+	return bytes.Clone(b[:len(b)-len(abTail)]), nil
+}
+
+// abInflater inflates what the peer under test compressed as dir allows,
+// keeping the last 32 KiB of its compressed messages as the dictionary when
+// it may take over. A peer that must not take over has each message
+// inflated with an empty dictionary, so that a reference into an earlier
+// message fails. With a window below 32 KiB each message also goes through
+// abInflateDist, whose output must agree with compress/flate's, for the
+// longest back-reference.
+type abInflater struct {
+	dir  abPMDDir
+	hist []byte
+	fr   io.ReadCloser // reused: a new one allocates 40 KiB
+}
+
+func (in *abInflater) inflate(payload []byte) ([]byte, error) {
+	var dict []byte
+	if in.dir.takeover {
+		dict = in.hist
+	}
+	src := make([]byte, 0, len(payload)+len(abTail)+len(abFinal))
+	src = append(append(append(src, payload...), abTail...), abFinal...)
+	if in.fr == nil {
+		in.fr = flate.NewReaderDict(bytes.NewReader(src), dict)
+	} else if err := in.fr.(flate.Resetter).Reset(bytes.NewReader(src), dict); err != nil {
+		return nil, err
+	}
+	out, err := io.ReadAll(in.fr)
+	if err != nil {
+		if !in.dir.takeover {
+			return nil, fmt.Errorf("the message does not inflate on its own, which no context takeover requires: %w", err)
+		}
+		return nil, fmt.Errorf("inflating with %d bytes of dictionary: %w", len(dict), err)
+	}
+	if in.dir.bits < abPMDMaxBits {
+		out2, maxDist, err := abInflateDist(dict, src)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("abInflateDist: %w", err)
+		case !bytes.Equal(out2, out):
+			return nil, errors.New("abInflateDist and compress/flate disagree")
+		case maxDist > 1<<in.dir.bits:
+			return nil, fmt.Errorf("a back-reference reaches %d bytes back, beyond the agreed window of %d (2^%d)", maxDist, 1<<in.dir.bits, in.dir.bits)
+		}
+	}
+	if in.dir.takeover {
+		h := append(in.hist, out...)
+		if len(h) > 1<<abPMDMaxBits {
+			h = bytes.Clone(h[len(h)-1<<abPMDMaxBits:])
+		}
+		in.hist = h
+	}
+	return out, nil
+}
+
+// TestAutobahnDeflateTable checks the case table against the suite's
+// counts and the corpora against the suite's files' kinds and sizes.
+func TestAutobahnDeflateTable(t *testing.T) {
+	counts := map[string]int{}
+	seen := map[string]bool{}
+	for _, c := range abPMDCases() {
+		require.False(t, seen[c.id], "duplicate case %s", c.id)
+		seen[c.id] = true
+		counts[c.id[:strings.LastIndexByte(c.id, '.')]]++
+		assert.GreaterOrEqual(t, c.count, 1, c.id)
+		assert.LessOrEqual(t, c.count, abPMDMaxCount, c.id)
+		if c.size <= 16<<10 {
+			assert.GreaterOrEqual(t, c.count, 2, "%s: a takeover needs two messages", c.id)
+		}
+	}
+	want := map[string]int{}
+	for _, g := range []string{"12.1", "12.2", "12.3", "12.4", "12.5", "13.1", "13.2", "13.3", "13.4", "13.5", "13.6", "13.7"} {
+		want[g] = 18
+	}
+	assert.Equal(t, want, counts)
+
+	for _, tc := range []struct {
+		corpus *abCorpus
+		binary bool
+		size   int
+	}{
+		{abCorpora[0], false, 194237},
+		{abCorpora[1], true, 263222},
+		{abCorpora[2], true, 222218},
+		{abCorpora[3], false, 83108},
+		{abCorpora[4], true, 1042328},
+	} {
+		data := tc.corpus.bytes()
+		assert.Len(t, data, tc.size, tc.corpus.desc)
+		assert.Equal(t, tc.binary, tc.corpus.binary, tc.corpus.desc)
+		if !tc.binary {
+			// Text messages are cut at any byte: ASCII keeps each cut
+			// valid UTF-8.
+			for i, b := range data {
+				if b >= 0x80 {
+					t.Errorf("%s: non-ASCII byte %#x at %d", tc.corpus.desc, b, i)
+					break
+				}
+			}
+		}
+	}
+}
+
+// TestAutobahnDeflateParams checks the suite's offers and accepts as they
+// go on the wire.
+func TestAutobahnDeflateParams(t *testing.T) {
+	tests := []struct {
+		params int
+		offer  string
+		// response of the suite's server to the default Dialer's offer
+		response string
+	}{
+		{0, "permessage-deflate; client_no_context_takeover; client_max_window_bits",
+			"permessage-deflate"},
+		{1, "permessage-deflate; client_no_context_takeover; client_max_window_bits; server_no_context_takeover",
+			"permessage-deflate; client_no_context_takeover"},
+		{2, "permessage-deflate; client_no_context_takeover; client_max_window_bits; server_max_window_bits=8",
+			"permessage-deflate; client_max_window_bits=8"},
+		{3, "permessage-deflate; client_no_context_takeover; client_max_window_bits; server_max_window_bits=15",
+			"permessage-deflate; client_max_window_bits=15"},
+		{4, "permessage-deflate; client_no_context_takeover; client_max_window_bits; server_no_context_takeover; server_max_window_bits=8",
+			"permessage-deflate; client_no_context_takeover; client_max_window_bits=8"},
+		{5, "permessage-deflate; client_no_context_takeover; client_max_window_bits; server_no_context_takeover; server_max_window_bits=15",
+			"permessage-deflate; client_no_context_takeover; client_max_window_bits=15"},
+		{6, "permessage-deflate; client_no_context_takeover; client_max_window_bits; server_no_context_takeover; server_max_window_bits=8, " +
+			"permessage-deflate; client_no_context_takeover; client_max_window_bits; server_no_context_takeover, " +
+			"permessage-deflate; client_no_context_takeover; client_max_window_bits",
+			"permessage-deflate; client_no_context_takeover; client_max_window_bits=8"},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("13.%d", tc.params+1), func(t *testing.T) {
+			ps := abPMDParamSets[tc.params]
+			assert.Equal(t, tc.offer, abOfferHeader(ps.offers))
+			_, err := abParsePMD(tc.offer, false)
+			assert.NoError(t, err)
+			r, ok, err := abSuiteAccept(ps.accept, "permessage-deflate; client_max_window_bits")
+			require.NoError(t, err)
+			require.True(t, ok)
+			assert.Equal(t, tc.response, r)
+		})
+	}
+
+	// Without client_max_window_bits in the offer, the suite cannot ask
+	// for a client window and declines where the case needs one.
+	_, ok, err := abSuiteAccept(abPMDParamSets[2].accept, "permessage-deflate")
+	require.NoError(t, err)
+	assert.False(t, ok)
+	_, _, err = abSuiteAccept(abPMDParamSets[0].accept, "permessage-deflate; client_max_window_bits=10")
+	assert.Error(t, err)
+
+	for _, bad := range []string{
+		"permessage-deflate; client_max_window_bits",    // a response needs the value
+		"permessage-deflate; server_max_window_bits=08", // leading zero
+		"permessage-deflate; server_max_window_bits=16",
+		"permessage-deflate; server_max_window_bits",
+		"permessage-deflate; server_no_context_takeover=1",
+		"permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+		"permessage-deflate; foo",
+		"x-webkit-deflate-frame",
+	} {
+		_, err := abParsePMD(bad, true)
+		assert.Error(t, err, bad)
+	}
+}
+
+// A minimal DEFLATE decoder (RFC 1951), decoding one Huffman code bit by
+// bit in the manner of zlib's puff.c, to measure how far back a stream's
+// references reach: compress/flate accepts any distance up to 32 KiB and
+// does not say.
+
+var (
+	abLenBase   = [29]int{3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258}
+	abLenExtra  = [29]uint{0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0}
+	abDistBase  = [30]int{1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577}
+	abDistExtra = [30]uint{0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13}
+	// abClenOrder is the order of the code length code's lengths.
+	abClenOrder = [19]int{16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15}
+)
+
+// abHuffman is a canonical Huffman code: how many codes each length has,
+// and the symbols in code order.
+type abHuffman struct {
+	count  [16]int
+	symbol []int
+}
+
+func abNewHuffman(lengths []int) (*abHuffman, error) {
+	h := &abHuffman{symbol: make([]int, 0, len(lengths))}
+	for _, l := range lengths {
+		h.count[l]++
+	}
+	left := 1
+	for l := 1; l < 16; l++ {
+		if left = left<<1 - h.count[l]; left < 0 {
+			return nil, errors.New("over-subscribed code")
+		}
+	}
+	for l := 1; l < 16; l++ {
+		for sym, sl := range lengths {
+			if sl == l {
+				h.symbol = append(h.symbol, sym)
+			}
+		}
+	}
+	return h, nil
+}
+
+type abDecoder struct {
+	in      []byte
+	pos     int
+	buf     uint64
+	cnt     uint
+	out     []byte
+	maxDist int
+}
+
+var errABTruncated = errors.New("truncated stream")
+
+func (d *abDecoder) bits(n uint) (int, error) {
+	for d.cnt < n {
+		if d.pos >= len(d.in) {
+			return 0, errABTruncated
+		}
+		d.buf |= uint64(d.in[d.pos]) << d.cnt
+		d.pos++
+		d.cnt += 8
+	}
+	v := int(d.buf & (1<<n - 1))
+	d.buf >>= n
+	d.cnt -= n
+	return v, nil
+}
+
+// decode reads one symbol: Huffman codes are packed starting with their
+// most significant bit.
+func (d *abDecoder) decode(h *abHuffman) (int, error) {
+	code, first, index := 0, 0, 0
+	for l := 1; l < 16; l++ {
+		b, err := d.bits(1)
+		if err != nil {
+			return 0, err
+		}
+		code |= b
+		count := h.count[l]
+		if code-first < count {
+			return h.symbol[index+code-first], nil
+		}
+		index += count
+		first = (first + count) << 1
+		code <<= 1
+	}
+	return 0, errors.New("invalid code")
+}
+
+// abInflateDist inflates in, a raw DEFLATE stream that continues history,
+// up to its final block, and returns what it adds to history and the
+// longest distance of its back-references.
+func abInflateDist(history, in []byte) (out []byte, maxDist int, err error) {
+	d := &abDecoder{in: in, out: append([]byte(nil), history...)}
+	for final := false; !final; {
+		var hdr int
+		if hdr, err = d.bits(3); err != nil {
+			return nil, 0, err
+		}
+		final = hdr&1 != 0
+		switch hdr >> 1 {
+		case 0:
+			err = d.stored()
+		case 1:
+			err = d.fixed()
+		case 2:
+			err = d.dynamic()
+		default:
+			err = errors.New("reserved block type")
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+	}
+	return d.out[len(history):], d.maxDist, nil
+}
+
+func (d *abDecoder) stored() error {
+	d.buf, d.cnt = 0, 0 // to the byte boundary: the bits left are those of the current byte
+	if d.pos+4 > len(d.in) {
+		return errABTruncated
+	}
+	n := int(d.in[d.pos]) | int(d.in[d.pos+1])<<8
+	if nn := int(d.in[d.pos+2]) | int(d.in[d.pos+3])<<8; n != nn^0xffff {
+		return errors.New("stored block length does not match its complement")
+	}
+	d.pos += 4
+	if d.pos+n > len(d.in) {
+		return errABTruncated
+	}
+	d.out = append(d.out, d.in[d.pos:d.pos+n]...)
+	d.pos += n
+	return nil
+}
+
+var abFixedLit, abFixedDist = func() (*abHuffman, *abHuffman) {
+	lengths := make([]int, 288)
+	for i := range lengths {
+		switch {
+		case i < 144:
+			lengths[i] = 8
+		case i < 256:
+			lengths[i] = 9
+		case i < 280:
+			lengths[i] = 7
+		default:
+			lengths[i] = 8
+		}
+	}
+	lit, _ := abNewHuffman(lengths)
+	dlengths := make([]int, 30)
+	for i := range dlengths {
+		dlengths[i] = 5
+	}
+	dist, _ := abNewHuffman(dlengths)
+	return lit, dist
+}()
+
+func (d *abDecoder) fixed() error { return d.codes(abFixedLit, abFixedDist) }
+
+func (d *abDecoder) dynamic() error {
+	nlen, err := d.bits(5)
+	if err != nil {
+		return err
+	}
+	ndist, err := d.bits(5)
+	if err != nil {
+		return err
+	}
+	ncode, err := d.bits(4)
+	if err != nil {
+		return err
+	}
+	nlen, ndist, ncode = nlen+257, ndist+1, ncode+4
+	if nlen > 286 || ndist > 30 {
+		return errors.New("bad counts")
+	}
+	var clen [19]int
+	for i := 0; i < ncode; i++ {
+		if clen[abClenOrder[i]], err = d.bits(3); err != nil {
+			return err
+		}
+	}
+	lencode, err := abNewHuffman(clen[:])
+	if err != nil {
+		return err
+	}
+	lengths := make([]int, 0, nlen+ndist)
+	for len(lengths) < nlen+ndist {
+		sym, err := d.decode(lencode)
+		if err != nil {
+			return err
+		}
+		if sym < 16 {
+			lengths = append(lengths, sym)
+			continue
+		}
+		var l, rep int
+		switch sym {
+		case 16:
+			if len(lengths) == 0 {
+				return errors.New("repeat with no previous length")
+			}
+			l = lengths[len(lengths)-1]
+			rep, err = d.bits(2)
+			rep += 3
+		case 17:
+			rep, err = d.bits(3)
+			rep += 3
+		default:
+			rep, err = d.bits(7)
+			rep += 11
+		}
+		if err != nil {
+			return err
+		}
+		if len(lengths)+rep > nlen+ndist {
+			return errors.New("too many lengths")
+		}
+		for ; rep > 0; rep-- {
+			lengths = append(lengths, l)
+		}
+	}
+	if lengths[256] == 0 {
+		return errors.New("no end-of-block code")
+	}
+	lit, err := abNewHuffman(lengths[:nlen])
+	if err != nil {
+		return err
+	}
+	dist, err := abNewHuffman(lengths[nlen:])
+	if err != nil {
+		return err
+	}
+	return d.codes(lit, dist)
+}
+
+// codes decodes a compressed block's literals and matches.
+func (d *abDecoder) codes(lit, dist *abHuffman) error {
+	for {
+		sym, err := d.decode(lit)
+		if err != nil {
+			return err
+		}
+		switch {
+		case sym < 256:
+			d.out = append(d.out, byte(sym))
+			continue
+		case sym == 256:
+			return nil
+		case sym > 285:
+			return errors.New("bad length symbol")
+		}
+		sym -= 257
+		extra, err := d.bits(abLenExtra[sym])
+		if err != nil {
+			return err
+		}
+		n := abLenBase[sym] + extra
+		dsym, err := d.decode(dist)
+		if err != nil {
+			return err
+		}
+		if dsym > 29 {
+			return errors.New("bad distance symbol")
+		}
+		if extra, err = d.bits(abDistExtra[dsym]); err != nil {
+			return err
+		}
+		dd := abDistBase[dsym] + extra
+		if dd > len(d.out) {
+			return fmt.Errorf("distance %d too far back (%d bytes of history)", dd, len(d.out))
+		}
+		d.maxDist = max(d.maxDist, dd)
+		// Byte by byte: a match may overlap what it copies.
+		for from := len(d.out) - dd; n > 0; n-- {
+			d.out = append(d.out, d.out[from])
+			from++
+		}
+	}
+}
+
+// TestAutobahnDeflateDecoder checks abInflateDist against compress/flate,
+// and that the distances it reports are real ones.
+func TestAutobahnDeflateDecoder(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	random := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(r.Uint32())
+		}
+		return b
+	}
+	period := random(7)
+	far := random(20000)
+	tests := []struct {
+		name string
+		dict []byte
+		data []byte
+		// check holds for the longest distance at levels that match.
+		check func(level, maxDist int) bool
+	}{
+		{"text", nil, abCorpora[0].bytes()[:100000], func(_, d int) bool { return d > 1<<14 && d <= 1<<15 }},
+		{"period 7", nil, bytes.Repeat(period, 3000), func(_, d int) bool { return d > 0 && d%7 == 0 }},
+		{"repeat 20000 back", nil, append(append([]byte(nil), far...), far...), func(_, d int) bool { return d >= 20000 }},
+		// flate ignores the dictionary at BestSpeed.
+		{"dictionary", far, far[5000:15000], func(l, d int) bool { return d >= 10000 || l == flate.BestSpeed && d == 0 }},
+		{"random", nil, random(70000), func(_, d int) bool { return d <= 1<<15 }},
+		{"empty", nil, nil, func(_, d int) bool { return d == 0 }},
+	}
+	for _, tc := range tests {
+		for _, level := range []int{flate.HuffmanOnly, flate.NoCompression, flate.BestSpeed, flate.DefaultCompression, flate.BestCompression} {
+			t.Run(fmt.Sprintf("%s/level%d", tc.name, level), func(t *testing.T) {
+				var buf bytes.Buffer
+				w, err := flate.NewWriterDict(&buf, level, tc.dict)
+				require.NoError(t, err)
+				_, err = w.Write(tc.data)
+				require.NoError(t, err)
+				require.NoError(t, w.Close())
+				out, maxDist, err := abInflateDist(tc.dict, buf.Bytes())
+				require.NoError(t, err)
+				require.True(t, bytes.Equal(tc.data, out), "output differs")
+				if level == flate.HuffmanOnly || level == flate.NoCompression {
+					assert.Zero(t, maxDist)
+				} else {
+					assert.True(t, tc.check(level, maxDist), "longest distance %d", maxDist)
+				}
+			})
+		}
+	}
+	// A corrupt stream is refused.
+	_, _, err := abInflateDist(nil, []byte{0x07})
+	assert.Error(t, err)
+	// A reference before the start of the history is refused.
+	// A final fixed block: a match of 3 bytes at distance 1 before any
+	// output, then the end of the block.
+	_, _, err = abInflateDist(nil, []byte{0x03, 0x02, 0x00})
+	assert.ErrorContains(t, err, "too far back")
+	out, maxDist, err := abInflateDist([]byte("x"), []byte{0x03, 0x02, 0x00})
+	require.NoError(t, err)
+	assert.Equal(t, "xxx", string(out))
+	assert.Equal(t, 1, maxDist)
+}
+
+// TestAutobahnDeflatePeer checks the scripted peer's own compression
+// against its own checks, and that the checks catch a peer under test that
+// keeps its context or oversteps its window.
+func TestAutobahnDeflatePeer(t *testing.T) {
+	msgs := abPMDCase{corpus: abCorpora[0], size: 3000, count: 8}.messages()
+	tests := []struct {
+		name    string
+		send    abPMDDir // how the messages are compressed
+		check   abPMDDir // what the receiving side allows
+		wantErr string   // from the first message that fails, if any
+	}{
+		{"takeover", abPMDDir{true, 15}, abPMDDir{true, 15}, ""},
+		{"no takeover", abPMDDir{false, 15}, abPMDDir{false, 15}, ""},
+		{"no takeover received as takeover", abPMDDir{false, 15}, abPMDDir{true, 15}, ""},
+		{"window 9", abPMDDir{true, 9}, abPMDDir{true, 9}, ""},
+		{"window 8 without takeover", abPMDDir{false, 8}, abPMDDir{false, 8}, ""},
+		{"takeover where none was agreed", abPMDDir{true, 15}, abPMDDir{false, 15}, "does not inflate on its own"},
+		{"window 15 where 9 was agreed", abPMDDir{true, 15}, abPMDDir{true, 9}, "beyond the agreed window"},
+		{"window 10 where 9 was agreed", abPMDDir{true, 10}, abPMDDir{true, 9}, "beyond the agreed window"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			enc := newABDeflater(tc.send)
+			in := &abInflater{dir: tc.check}
+			var err error
+			for _, m := range msgs {
+				var comp, out []byte
+				comp, err = enc.compress(m)
+				require.NoError(t, err)
+				if out, err = in.inflate(comp); err != nil {
+					break
+				}
+				require.True(t, bytes.Equal(m, out), "round trip")
+			}
+			if tc.wantErr == "" {
+				assert.NoError(t, err)
+			} else {
+				assert.ErrorContains(t, err, tc.wantErr)
+			}
+		})
+	}
+}
