@@ -24,6 +24,17 @@ type result struct {
 	StackBytes int64     `json:"stack_bytes,omitempty"`
 	Goroutines int       `json:"goroutines,omitempty"`
 	Note       string    `json:"note,omitempty"`
+	// The deflate suite's counts over the measured window: payload bytes
+	// of the server's echoes, the uncompressed size of the messages
+	// echoed, echoes with RSV1 set, and data frames of the echoes.
+	WireBytes  int64 `json:"wire_bytes,omitempty"`
+	PlainBytes int64 `json:"plain_bytes,omitempty"`
+	Compressed int64 `json:"compressed,omitempty"`
+	Frames     int64 `json:"frames,omitempty"`
+	// Extensions is the server's Sec-WebSocket-Extensions response and
+	// Takeover whether it keeps its compression context between messages.
+	Extensions string `json:"extensions,omitempty"`
+	Takeover   bool   `json:"takeover,omitempty"`
 	// Background is filled in by the orchestrator: CPUs' worth of work done
 	// on the machine by other processes while this run's children lived.
 	Background float64 `json:"-"`
@@ -86,8 +97,12 @@ func clientMain(o *childOpts) (res result) {
 		ctl.c.Close()
 	}()
 	switch o.suite {
-	case "echo", "deflate":
+	case "echo":
 		err = clientEcho(o, ctl, &res)
+	case "deflate":
+		err = clientDeflate(o, ctl, &res)
+	case "deflate-idle":
+		err = clientDeflateIdle(o, ctl, &res)
 	case "broadcast":
 		err = clientBroadcast(o, ctl, &res)
 	case "idle":
@@ -137,10 +152,9 @@ func dialAll[T any](n, workers int, dial func() (T, error)) ([]T, error) {
 }
 
 func clientEcho(o *childOpts, ctl *control, res *result) error {
-	deflate := o.suite == "deflate"
-	payload := makePayload(o.size, deflate)
+	payload := makePayload(o.size)
 	conns, err := dialAll(o.conns, 4, func() (echoConn, error) {
-		return dialEcho(o.client, o.lib, o.addr, payload, deflate)
+		return dialEcho(o.client, o.lib, o.addr, payload)
 	})
 	defer func() {
 		for _, c := range conns {
@@ -150,10 +164,6 @@ func clientEcho(o *childOpts, ctl *control, res *result) error {
 		}
 	}()
 	if err != nil {
-		if errors.Is(err, errNoDeflate) {
-			res.Note = "not negotiated"
-			return nil
-		}
 		return err
 	}
 	res.Conns = len(conns)
@@ -182,7 +192,7 @@ func clientEcho(o *childOpts, ctl *control, res *result) error {
 }
 
 func clientBroadcast(o *childOpts, ctl *control, res *result) error {
-	req := handshakeRequest(o.addr, false)
+	req := handshakeRequest(o.addr, "")
 	conns, err := dialAll(o.conns, 8, func() (*rawConn, error) {
 		return rawDial(o.addr, req, 4<<10, nil)
 	})
@@ -280,7 +290,7 @@ func clientBroadcast(o *childOpts, ctl *control, res *result) error {
 }
 
 func clientIdle(o *childOpts, ctl *control, res *result) error {
-	req := handshakeRequest(o.addr, false)
+	req := handshakeRequest(o.addr, "")
 	conns, err := dialAll(o.conns, 8, func() (*rawConn, error) {
 		rc, err := rawDial(o.addr, req, 512, nil)
 		if err == nil {
@@ -299,22 +309,28 @@ func clientIdle(o *childOpts, ctl *control, res *result) error {
 		return err
 	}
 	res.Conns = len(conns)
-	if err := ctl.call(fmt.Sprintf("wait %d", len(conns)), nil); err != nil {
+	return idleMemory(ctl, res, len(conns))
+}
+
+// idleMemory waits until n server handlers are in their read loop and
+// records the server's memory.
+func idleMemory(ctl *control, res *result, n int) error {
+	if err := ctl.call(fmt.Sprintf("wait %d", n), nil); err != nil {
 		return err
 	}
 	var rep ctlReply
 	if err := ctl.call("mem", &rep); err != nil {
 		return err
 	}
-	if rep.Active < int64(len(conns)) {
-		return fmt.Errorf("only %d of %d handlers reached their read loop", rep.Active, len(conns))
+	if rep.Active < int64(n) {
+		return fmt.Errorf("only %d of %d handlers reached their read loop", rep.Active, n)
 	}
 	res.HeapBytes, res.StackBytes, res.Goroutines = rep.HeapBytes, rep.StackBytes, rep.Goroutines
 	return nil
 }
 
 func clientHandshake(o *childOpts, ctl *control, res *result) error {
-	req := handshakeRequest(o.addr, false)
+	req := handshakeRequest(o.addr, "")
 	phase := func(d time.Duration) (int64, error) {
 		var stop atomic.Bool
 		var wg sync.WaitGroup

@@ -23,27 +23,13 @@ type echoConn interface {
 	close()
 }
 
-func dialEcho(client, lib, addr string, payload []byte, deflate bool) (echoConn, error) {
+func dialEcho(client, lib, addr string, payload []byte) (echoConn, error) {
 	if client == "raw" {
-		rc, err := rawDial(addr, handshakeRequest(addr, deflate), 64<<10, nil)
+		rc, err := rawDial(addr, handshakeRequest(addr, ""), 64<<10, nil)
 		if err != nil {
 			return nil, err
 		}
-		e := &rawEcho{rc: rc, size: len(payload)}
-		if deflate {
-			if rc.extensions == "" {
-				rc.closeHard()
-				return nil, errNoDeflate
-			}
-			e.frame, err = deflateFrame(payload)
-			if err != nil {
-				return nil, err
-			}
-			e.size = -1
-		} else {
-			e.frame = maskedFrame(0x2, payload, false)
-		}
-		return e, nil
+		return &rawEcho{rc: rc, size: len(payload), frame: maskedFrame(0x2, payload, false)}, nil
 	}
 	url := "ws://" + addr + "/"
 	switch lib {
@@ -98,12 +84,10 @@ func dialEcho(client, lib, addr string, payload []byte, deflate bool) (echoConn,
 	return nil, fmt.Errorf("unknown library %q", lib)
 }
 
-var errNoDeflate = fmt.Errorf("server did not negotiate permessage-deflate")
-
 type rawEcho struct {
 	rc    *rawConn
 	frame []byte
-	size  int // expected echo length; -1 when compressed
+	size  int // expected echo length
 }
 
 func (e *rawEcho) run(stop *atomic.Bool) (int64, error) {
@@ -116,7 +100,7 @@ func (e *rawEcho) run(stop *atomic.Bool) (int64, error) {
 		if err != nil {
 			return n, err
 		}
-		if e.size >= 0 && got != e.size {
+		if got != e.size {
 			return n, fmt.Errorf("raw client: echo of %d bytes, want %d", got, e.size)
 		}
 		n++

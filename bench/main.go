@@ -39,7 +39,7 @@ type childOpts struct {
 	role, lib, suite, client string
 	size, conns              int
 	duration, warmup         time.Duration
-	deflate                  bool
+	corpus, mode             string
 	addr, ctl                string
 	rounds, workers          int
 }
@@ -55,7 +55,8 @@ func childMain(args []string) int {
 	fs.IntVar(&o.conns, "conns", 1, "connections")
 	fs.DurationVar(&o.duration, "duration", time.Second, "measured time")
 	fs.DurationVar(&o.warmup, "warmup", 200*time.Millisecond, "warm-up time")
-	fs.BoolVar(&o.deflate, "deflate", false, "negotiate permessage-deflate")
+	fs.StringVar(&o.corpus, "corpus", "", "deflate: corpus (api or chat)")
+	fs.StringVar(&o.mode, "mode", "", "deflate: offer and server configuration ("+strings.Join(deflateModes, ", ")+")")
 	fs.StringVar(&o.addr, "addr", "", "server address")
 	fs.StringVar(&o.ctl, "ctl", "", "server control address")
 	fs.IntVar(&o.rounds, "rounds", 100, "broadcast rounds")
@@ -103,7 +104,7 @@ type config struct {
 	idleConns             int
 	hsWorkers             int
 	hsDuration            time.Duration
-	forceDeflate          bool
+	deflateIdle           int
 	maxBg                 float64
 	retries               int
 	retryBudget           time.Duration
@@ -132,7 +133,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.idleConns, "idleconns", 10000, "idle: connections")
 	fs.IntVar(&c.hsWorkers, "hsworkers", 8, "handshake: concurrent client loops")
 	fs.DurationVar(&c.hsDuration, "hsduration", 0, "handshake: measured time (default -duration)")
-	fs.BoolVar(&c.forceDeflate, "force-deflate", false, "run the deflate suite even if wsforge does not negotiate compression")
+	fs.IntVar(&c.deflateIdle, "deflateidle", 2000, "deflate: idle connections with compression history (0: skip that part)")
 	fs.Float64Var(&c.maxBg, "maxbg", 0.15, "repeat a run when other processes used more than this many CPUs during it")
 	fs.IntVar(&c.retries, "retries", 2, "how often to repeat a run disturbed by other processes")
 	fs.DurationVar(&c.retryBudget, "retrybudget", 3*time.Minute, "total time allowed for waiting and repeating disturbed runs")
@@ -179,6 +180,9 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 		}
 		if !set["idleconns"] {
 			c.idleConns = 200
+		}
+		if !set["deflateidle"] {
+			c.deflateIdle = 50
 		}
 		if !set["retries"] {
 			c.retries = 0
@@ -247,11 +251,24 @@ func parseInts(s string, sizes bool) ([]int, error) {
 	return out, nil
 }
 
-// cell is one table row's worth of measurement for one library.
+// cell is one table row's worth of measurement for one library. corpus
+// and mode are the deflate suite's.
 type cell struct {
 	suite, client string
 	size, conns   int
+	corpus, mode  string
 }
+
+// label names the cell in progress lines and notes.
+func (c cell) label() string {
+	if c.corpus == "" && c.mode == "" {
+		return sizeLabel(c.size)
+	}
+	return strings.TrimSpace(c.corpus + " " + c.mode)
+}
+
+// isIdle says whether a suite measures memory rather than CPU.
+func isIdle(suite string) bool { return suite == "idle" || suite == "deflate-idle" }
 
 type cellKey struct {
 	cell
@@ -262,9 +279,25 @@ type cellKey struct {
 type planned struct {
 	cells []cell
 	libs  []string
+	// only, when set, says whether lib runs cell c.
+	only func(c cell, lib string) bool
 }
 
-func (c *config) plan(deflateOn bool) map[string]planned {
+// libsOf lists the libraries that run cell c.
+func (p planned) libsOf(c cell) []string {
+	if p.only == nil {
+		return p.libs
+	}
+	var out []string
+	for _, l := range p.libs {
+		if p.only(c, l) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func (c *config) plan() map[string]planned {
 	p := map[string]planned{}
 	without := func(drop ...string) []string {
 		var out []string
@@ -290,27 +323,36 @@ func (c *config) plan(deflateOn bool) map[string]planned {
 					}
 				}
 			}
-			p[s] = planned{cells, c.libs}
+			p[s] = planned{cells: cells, libs: c.libs}
 		case "broadcast":
 			// The streaming variant differs from wsforge only in its
 			// echo loop, so it is left out where no echo happens.
-			p[s] = planned{[]cell{{suite: s, client: "raw", size: c.bsize, conns: c.bconns}}, without("wsforge-stream")}
+			p[s] = planned{cells: []cell{{suite: s, client: "raw", size: c.bsize, conns: c.bconns}}, libs: without("wsforge-stream")}
 		case "idle":
-			p[s] = planned{[]cell{{suite: s, client: "raw", conns: c.idleConns}}, c.libs}
+			p[s] = planned{cells: []cell{{suite: s, client: "raw", conns: c.idleConns}}, libs: c.libs}
 		case "handshake":
-			p[s] = planned{[]cell{{suite: s, client: "raw", conns: c.hsWorkers}}, without("wsforge-stream")}
+			p[s] = planned{cells: []cell{{suite: s, client: "raw", conns: c.hsWorkers}}, libs: without("wsforge-stream")}
 		case "deflate":
-			if !deflateOn {
-				continue
-			}
+			// Echo cells: every corpus with and without context takeover
+			// at the largest connection count; then idle connections
+			// without the extension, with it, and (wsforge only) with it
+			// and 1 KiB windows. gobwas is left out: its compression needs
+			// wsflate wiring.
 			n := c.conns[len(c.conns)-1]
 			var cells []cell
-			for _, sz := range c.sizes {
-				if sz <= 64<<10 {
-					cells = append(cells, cell{suite: s, client: "raw", size: sz, conns: n})
+			for _, corpus := range corpusNames {
+				for _, mode := range []string{modeTakeover, modeNoTakeover} {
+					cells = append(cells, cell{suite: s, client: "raw", conns: n, corpus: corpus, mode: mode})
 				}
 			}
-			p[s] = planned{cells, without("gobwas")}
+			if c.deflateIdle > 0 {
+				for _, mode := range []string{modePlain, modeTakeover, modeSmallWindows} {
+					cells = append(cells, cell{suite: "deflate-idle", client: "raw", conns: c.deflateIdle, corpus: "api", mode: mode})
+				}
+			}
+			p[s] = planned{cells: cells, libs: without("gobwas"), only: func(c cell, lib string) bool {
+				return c.mode != modeSmallWindows || lib == "wsforge"
+			}}
 		}
 	}
 	return p
@@ -329,8 +371,11 @@ func (r *runner) runOne(c cell, lib string) (res result) {
 	cfg := r.cfg
 	common := []string{"-lib", lib, "-suite", c.suite, "-size", strconv.Itoa(c.size),
 		"-conns", strconv.Itoa(c.conns)}
-	if c.suite == "deflate" {
-		common = append(common, "-deflate")
+	if c.corpus != "" {
+		common = append(common, "-corpus", c.corpus)
+	}
+	if c.mode != "" {
+		common = append(common, "-mode", c.mode)
 	}
 	dur := cfg.duration
 	if c.suite == "handshake" {
@@ -446,38 +491,28 @@ func run(args []string, stdout, progress io.Writer) error {
 	rep := newReport(cfg, r.pin)
 	// Children inherit the limit; raising it here also lifts the hard limit
 	// for them when this process may.
-	need := uint64(cfg.idleConns) + 1024
-	if got := raiseNoFile(need); got < need && contains(cfg.suites, "idle") {
-		scaled := int(got) - 1024
-		if scaled < 1 {
-			scaled = 1
+	need := uint64(max(cfg.idleConns, cfg.deflateIdle)) + 1024
+	if got := raiseNoFile(need); got < need {
+		scaled := max(int(got)-1024, 1)
+		if contains(cfg.suites, "idle") && cfg.idleConns > scaled {
+			rep.notes = append(rep.notes, fmt.Sprintf("idle: RLIMIT_NOFILE is %d, so the idle suite uses %d connections instead of %d", got, scaled, cfg.idleConns))
+			cfg.idleConns = scaled
 		}
-		rep.notes = append(rep.notes, fmt.Sprintf("idle: RLIMIT_NOFILE is %d, so the idle suite uses %d connections instead of %d", got, scaled, cfg.idleConns))
-		cfg.idleConns = scaled
-	}
-	deflateOn := false
-	if contains(cfg.suites, "deflate") {
-		negotiated, derr := wsforgeNegotiatesDeflate()
-		switch {
-		case derr != nil:
-			rep.deflateNote = "deflate: skipped, the negotiation check failed: " + derr.Error()
-		case negotiated:
-			deflateOn = true
-		case cfg.forceDeflate:
-			deflateOn = true
-			rep.deflateNote = "wsforge does not negotiate permessage-deflate yet; run anyway (-force-deflate), wsforge rows show \"not negotiated\"."
-		default:
-			rep.deflateNote = "skipped: wsforge's Upgrader with EnableCompression does not answer with Sec-WebSocket-Extensions yet, so there is nothing to compare. The suite runs by itself once it does (or with -force-deflate)."
+		if contains(cfg.suites, "deflate") && cfg.deflateIdle > scaled {
+			rep.notes = append(rep.notes, fmt.Sprintf("deflate: RLIMIT_NOFILE is %d, so idle connections with compression are %d instead of %d", got, scaled, cfg.deflateIdle))
+			cfg.deflateIdle = scaled
 		}
 	}
-	plan := cfg.plan(deflateOn)
+	plan := cfg.plan()
 	if cfg.waitQuiet > 0 {
 		fmt.Fprintf(progress, "waiting up to %v for other processes to use less than %.2f CPUs\n", cfg.waitQuiet, cfg.maxBg)
 		waitQuiet(cfg.maxBg, cfg.waitQuiet)
 	}
 	total := 0
 	for _, s := range cfg.suites {
-		total += len(plan[s].cells) * len(plan[s].libs) * cfg.runs
+		for _, c := range plan[s].cells {
+			total += len(plan[s].libsOf(c)) * cfg.runs
+		}
 	}
 	start := time.Now()
 	done := 0
@@ -487,20 +522,21 @@ func run(args []string, stdout, progress io.Writer) error {
 		for _, s := range cfg.suites {
 			p := plan[s]
 			for _, c := range p.cells {
-				for i := range p.libs {
+				libs := p.libsOf(c)
+				for i := range libs {
 					// Rotate the order each repetition so that no library
 					// always runs first or last.
-					lib := p.libs[(i+round)%len(p.libs)]
+					lib := libs[(i+round)%len(libs)]
 					res := r.runOne(c, lib)
 					// Memory does not depend on competing for CPU, so idle
 					// runs are never repeated.
 					retries := cfg.retries
-					if s == "idle" {
+					if isIdle(c.suite) {
 						retries = 0
 					}
 					for try := 0; try < retries && res.Err == "" && res.Background > cfg.maxBg && budget > 0; try++ {
 						fmt.Fprintf(progress, "  other processes used %.2f CPUs during %s %s %s; waiting for a quiet machine and repeating\n",
-							res.Background, s, lib, sizeLabel(c.size))
+							res.Background, c.suite, lib, c.label())
 						t := time.Now()
 						waitQuiet(cfg.maxBg, 20*time.Second)
 						again := r.runOne(c, lib)
@@ -517,7 +553,7 @@ func run(args []string, stdout, progress io.Writer) error {
 						status = "error: " + res.Err
 					}
 					fmt.Fprintf(progress, "[%d/%d %s] run %d %s %s %s x%d %s: %s (background %.2f CPUs)\n", done, total,
-						time.Since(start).Round(time.Second), round+1, s, c.client, sizeLabel(c.size), c.conns, lib, status, res.Background)
+						time.Since(start).Round(time.Second), round+1, c.suite, c.client, c.label(), c.conns, lib, status, res.Background)
 				}
 			}
 		}

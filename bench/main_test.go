@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"compress/flate"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,8 +46,11 @@ func TestQuickRun(t *testing.T) {
 	for _, want := range []string{
 		"# wsforge benchmark results", "- Machine: ", "- Go: ", "- Command: `cd bench && go run . -quick",
 		"## Echo", "### Echo, common raw client, 1 connection(s)", "### Echo, native clients",
-		"## Broadcast", "## Idle memory", "## Handshakes", "## permessage-deflate echo",
+		"## Broadcast", "## Idle memory", "## Handshakes", "## permessage-deflate",
 		"| 16 KiB | wsforge |", "| 16 B | gorilla ↔ gorilla |",
+		"| ~4 KiB API JSON | takeover | wsforge | yes |", "| ~200 B chatty JSON | no takeover | gorilla | no |",
+		"| ~4 KiB API JSON | takeover | gorilla | no |",
+		"### Idle connections with compression history", "| wsforge | takeover, 10-bit windows | yes |",
 	} {
 		assert.Contains(t, md, want)
 	}
@@ -95,7 +100,7 @@ func TestRawFrames(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := makePayload(tt.size, false)
+			p := makePayload(tt.size)
 			f := maskedFrame(0x2, p, false)
 			require.Len(t, f, tt.header+tt.size)
 			assert.Equal(t, byte(0x82), f[0])
@@ -107,5 +112,102 @@ func TestRawFrames(t *testing.T) {
 			}
 			assert.Equal(t, p, got)
 		})
+	}
+}
+
+// TestCorpus checks that the deflate corpora are deterministic, of the
+// announced sizes, and without repeats.
+func TestCorpus(t *testing.T) {
+	for _, name := range corpusNames {
+		t.Run(name, func(t *testing.T) {
+			a, err := makeCorpus(name)
+			require.NoError(t, err)
+			b, err := makeCorpus(name)
+			require.NoError(t, err)
+			assert.Equal(t, a, b, "the corpus must not change between processes")
+			require.Len(t, a, corpusMessages)
+			seen := map[string]bool{}
+			for i, m := range a {
+				assert.False(t, seen[string(m)], "message %d repeats an earlier one", i)
+				seen[string(m)] = true
+				assert.True(t, json.Valid(m), "message %d is not JSON", i)
+			}
+			mean, lo, hi := corpusStats(a)
+			switch name {
+			case "api":
+				assert.LessOrEqual(t, hi, corpusAPIMax)
+				assert.Greater(t, lo, 3<<10)
+			case "chat":
+				assert.InDelta(t, 200, mean, 30)
+				assert.Greater(t, lo, 128, "every chat message is above every library's threshold")
+				assert.Less(t, hi, 300)
+			}
+		})
+	}
+	_, err := makeCorpus("nope")
+	assert.Error(t, err)
+}
+
+// TestInflater checks the raw client's inflater against compress/flate
+// used as a permessage-deflate server would: one stream, a sync flush per
+// message, the tail removed. Without takeover it must not inflate a
+// stream that refers back across messages.
+func TestInflater(t *testing.T) {
+	corpus, err := makeCorpus("chat")
+	require.NoError(t, err)
+	var stream bytes.Buffer
+	fw, err := flate.NewWriter(&stream, flate.DefaultCompression)
+	require.NoError(t, err)
+	var msgs [][]byte
+	for _, m := range corpus[:100] {
+		before := stream.Len()
+		_, err := fw.Write(m)
+		require.NoError(t, err)
+		require.NoError(t, fw.Flush())
+		c := append([]byte(nil), stream.Bytes()[before:]...)
+		require.Equal(t, deflateTail, c[len(c)-4:])
+		msgs = append(msgs, c[:len(c)-4])
+	}
+	in := &inflater{takeover: true}
+	for i, c := range msgs {
+		got, err := in.inflate(c)
+		require.NoError(t, err, "message %d", i)
+		require.Equal(t, corpus[i], got, "message %d", i)
+	}
+	in = &inflater{}
+	wrong := 0
+	for i, c := range msgs {
+		got, err := in.inflate(c)
+		if err != nil || !bytes.Equal(got, corpus[i]) {
+			wrong++
+		}
+	}
+	assert.Positive(t, wrong, "a stateless inflater cannot follow a takeover stream")
+
+	for i, m := range corpus[:10] {
+		c, err := compressMessage(m, flate.BestSpeed)
+		require.NoError(t, err)
+		got, err := (&inflater{}).inflate(c)
+		require.NoError(t, err)
+		require.Equal(t, m, got, "message %d compressed alone", i)
+	}
+}
+
+func TestPMDResponse(t *testing.T) {
+	tests := []struct {
+		in           string
+		ok, takeover bool
+	}{
+		{in: "", ok: false},
+		{in: "permessage-deflate", ok: true, takeover: true},
+		{in: "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12", ok: true, takeover: true},
+		{in: "permessage-deflate; server_no_context_takeover; client_no_context_takeover", ok: true, takeover: false},
+		{in: "x-webkit-deflate-frame, permessage-deflate;server_no_context_takeover", ok: true, takeover: false},
+		{in: "x-webkit-deflate-frame", ok: false},
+	}
+	for _, tt := range tests {
+		ok, takeover := pmdResponse(tt.in)
+		assert.Equal(t, tt.ok, ok, tt.in)
+		assert.Equal(t, tt.takeover, takeover, tt.in)
 	}
 }

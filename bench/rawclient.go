@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"compress/flate"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -30,15 +29,16 @@ type rawConn struct {
 }
 
 // handshakeRequest is written verbatim; the key is fixed because no server
-// here cares that it is random.
-func handshakeRequest(addr string, deflate bool) []byte {
+// here cares that it is random. extensions, when not empty, is sent as
+// Sec-WebSocket-Extensions.
+func handshakeRequest(addr, extensions string) []byte {
 	var b strings.Builder
 	b.WriteString("GET / HTTP/1.1\r\nHost: ")
 	b.WriteString(addr)
 	b.WriteString("\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
-	if deflate {
-		b.WriteString("Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; server_no_context_takeover\r\n")
+	if extensions != "" {
+		b.WriteString("Sec-WebSocket-Extensions: " + extensions + "\r\n")
 	}
 	b.WriteString("\r\n")
 	return []byte(b.String())
@@ -124,39 +124,11 @@ func maskedFrame(opcode byte, payload []byte, rsv1 bool) []byte {
 // closeFrame is a masked close frame with status 1000.
 var closeFrame = maskedFrame(0x8, []byte{0x03, 0xe8}, false)
 
-// makePayload returns size bytes: random ones, or for compressible payloads
-// repetitive JSON-like text.
-func makePayload(size int, compressible bool) []byte {
+// makePayload returns size random bytes.
+func makePayload(size int) []byte {
 	p := make([]byte, size)
-	if !compressible {
-		rand.New(rand.NewSource(int64(size))).Read(p)
-		return p
-	}
-	const unit = `{"id":12345,"user":"someone","event":"update","fields":{"a":1,"b":true,"c":"text"}},`
-	for i := range p {
-		p[i] = unit[i%len(unit)]
-	}
+	rand.New(rand.NewSource(int64(size))).Read(p)
 	return p
-}
-
-// deflateFrame compresses payload as one permessage-deflate message without
-// context takeover (the 0x00 0x00 0xff 0xff tail removed, RFC 7692 7.2.1)
-// and masks it.
-func deflateFrame(payload []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	fw, err := flate.NewWriter(&buf, flate.BestSpeed)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := fw.Write(payload); err != nil {
-		return nil, err
-	}
-	if err := fw.Flush(); err != nil {
-		return nil, err
-	}
-	b := buf.Bytes()
-	b = bytes.TrimSuffix(b, []byte{0x00, 0x00, 0xff, 0xff})
-	return maskedFrame(0x2, b, true), nil
 }
 
 // readMessage consumes frames up to the end of the next data message and

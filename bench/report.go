@@ -2,29 +2,22 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"log"
-	"net"
-	"net/http"
 	"runtime"
 	"sort"
 	"strings"
 	"time"
-
-	wsforge "github.com/wsforge/websocket"
 )
 
 type report struct {
-	cfg         *config
-	pin         pinning
-	results     map[cellKey][]result
-	notes       []string
-	errors      []string
-	disturbed   []string
-	deflateNote string
-	retried     int
-	background  []float64
-	elapsed     time.Duration
+	cfg        *config
+	pin        pinning
+	results    map[cellKey][]result
+	notes      []string
+	errors     []string
+	disturbed  []string
+	retried    int
+	background []float64
+	elapsed    time.Duration
 }
 
 func newReport(cfg *config, pin pinning) *report {
@@ -35,12 +28,12 @@ func (r *report) add(k cellKey, res result) {
 	r.results[k] = append(r.results[k], res)
 	if res.Err == "" {
 		r.background = append(r.background, res.Background)
-		if res.Background > r.cfg.maxBg && k.suite != "idle" {
-			r.disturbed = append(r.disturbed, fmt.Sprintf("%s %s %s %s x%d (%.2f)", k.suite, k.client, k.lib, sizeLabel(k.size), k.conns, res.Background))
+		if res.Background > r.cfg.maxBg && !isIdle(k.suite) {
+			r.disturbed = append(r.disturbed, fmt.Sprintf("%s %s %s %s x%d (%.2f)", k.suite, k.client, k.lib, k.label(), k.conns, res.Background))
 		}
 	}
 	if res.Err != "" {
-		r.errors = append(r.errors, fmt.Sprintf("%s %s %s %s x%d: %s", k.suite, k.client, k.lib, sizeLabel(k.size), k.conns, res.Err))
+		r.errors = append(r.errors, fmt.Sprintf("%s %s %s %s x%d: %s", k.suite, k.client, k.lib, k.label(), k.conns, res.Err))
 	}
 }
 
@@ -163,9 +156,12 @@ func (r *report) spread(k cellKey, m metric) string {
 }
 
 // ratio compares k's median to gorilla's in the same cell.
-func (r *report) ratio(k cellKey, m metric) string {
+func (r *report) ratio(k cellKey, m metric) string { return r.ratioTo(k, m, "gorilla") }
+
+// ratioTo compares k's median to base's in the same cell.
+func (r *report) ratioTo(k cellKey, m metric, base string) string {
 	g := k
-	g.lib = "gorilla"
+	g.lib = base
 	a, b := r.stat(k, m), r.stat(g, m)
 	if a.n == 0 || b.n == 0 || b.median == 0 {
 		return "–"
@@ -274,7 +270,7 @@ func (r *report) markdown(plan map[string]planned) string {
 				for _, sz := range cfg.sizes {
 					row := []string{sizeLabel(sz)}
 					for _, lib := range p.libs {
-						row = append(row, r.val(cellKey{cell{suite, "raw", sz, n}, lib}, serverUs))
+						row = append(row, r.val(cellKey{cell{suite: suite, client: "raw", size: sz, conns: n}, lib}, serverUs))
 					}
 					t.row(row...)
 				}
@@ -287,7 +283,7 @@ func (r *report) markdown(plan map[string]planned) string {
 					for _, sz := range cfg.sizes {
 						row := []string{sizeLabel(sz), fmt.Sprint(n)}
 						for _, lib := range p.libs {
-							row = append(row, r.val(cellKey{cell{suite, "native", sz, n}, lib}, opsPerSec))
+							row = append(row, r.val(cellKey{cell{suite: suite, client: "native", size: sz, conns: n}, lib}, opsPerSec))
 						}
 						t.row(row...)
 					}
@@ -304,7 +300,7 @@ func (r *report) markdown(plan map[string]planned) string {
 					t.head("size", "library", "msgs/s", "spread", "server µs/msg", "spread", "server user µs/msg", "client µs/msg", "server allocs/msg", "server busy", "server CPU vs gorilla")
 					for _, sz := range cfg.sizes {
 						for _, lib := range p.libs {
-							k := cellKey{cell{suite, cl, sz, n}, lib}
+							k := cellKey{cell{suite: suite, client: cl, size: sz, conns: n}, lib}
 							t.row(sizeLabel(sz), libName(lib, cl), r.val(k, opsPerSec), r.spread(k, opsPerSec),
 								r.val(k, serverUs), r.spread(k, serverUs), r.val(k, serverUserUs), r.val(k, clientUs),
 								r.val(k, serverAllocs), r.pct(k, serverBusy), r.ratio(k, serverUs))
@@ -344,22 +340,7 @@ func (r *report) markdown(plan map[string]planned) string {
 			}
 			b.WriteString("\n")
 		case "deflate":
-			b.WriteString("## permessage-deflate echo\n\n")
-			if r.deflateNote != "" {
-				b.WriteString(r.deflateNote + "\n\n")
-			}
-			if len(p.cells) == 0 {
-				continue
-			}
-			b.WriteString("Common raw client offering permessage-deflate without context takeover; it sends a compressible (JSON-like) message compressed once in advance and does not decompress the echo. gobwas is left out (its compression needs wsflate wiring).\n\n")
-			t.head("size", "conns", "library", "msgs/s", "server µs/msg", "spread", "server user µs/msg", "client µs/msg", "server allocs/msg", "server CPU vs gorilla")
-			for _, c := range p.cells {
-				for _, lib := range p.libs {
-					k := cellKey{c, lib}
-					t.row(sizeLabel(c.size), fmt.Sprint(c.conns), lib, r.val(k, opsPerSec), r.val(k, serverUs), r.spread(k, serverUs), r.val(k, serverUserUs), r.val(k, clientUs), r.val(k, serverAllocs), r.ratio(k, serverUs))
-				}
-			}
-			b.WriteString("\n")
+			r.deflateMarkdown(&b, p)
 		}
 	}
 	if len(r.notes) > 0 || len(r.disturbed) > 0 {
@@ -381,33 +362,4 @@ func (r *report) markdown(plan map[string]planned) string {
 		b.WriteString("\n")
 	}
 	return b.String()
-}
-
-// wsforgeNegotiatesDeflate asks an in-process wsforge server with
-// EnableCompression whether it answers a permessage-deflate offer.
-func wsforgeNegotiatesDeflate() (bool, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return false, err
-	}
-	defer ln.Close()
-	up := wsforge.Upgrader{EnableCompression: true}
-	srv := &http.Server{
-		ErrorLog: log.New(io.Discard, "", 0),
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			c, err := up.Upgrade(w, r, nil)
-			if err == nil {
-				c.Close()
-			}
-		}),
-	}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
-	addr := ln.Addr().String()
-	rc, err := rawDial(addr, handshakeRequest(addr, true), 1024, nil)
-	if err != nil {
-		return false, err
-	}
-	defer rc.closeHard()
-	return strings.Contains(rc.extensions, "permessage-deflate"), nil
 }

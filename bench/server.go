@@ -60,8 +60,22 @@ func (s *libServer) snapshotConns() []any {
 	return append([]any(nil), s.conns...)
 }
 
-func newLibServer(lib string, deflate, register bool) (*libServer, error) {
+// deflateThreshold is the smallest message gws and coder compress in the
+// deflate suite: wsforge's default. Their defaults (gws 512 bytes without
+// context takeover, coder 512 without and 128 with) would send the ~200 B
+// corpus uncompressed in some cells; the ~4 KiB cells are above every
+// default, so there they run at their defaults.
+const deflateThreshold = 64
+
+// newLibServer builds lib's server. mode is the deflate suite's (see
+// modeOffer); "" and modePlain leave compression off. Where a library
+// answers the client's offer by itself (wsforge, gorilla) the server only
+// enables compression; gws and coder are configured for the mode's context
+// takeover, since they do not grant takeover unless told to.
+func newLibServer(lib, mode string, register bool) (*libServer, error) {
 	s := &libServer{register: register}
+	deflate := modeCompresses(mode)
+	takeover := mode != modeNoTakeover
 	switch lib {
 	case "wsforge", "wsforge-stream":
 		up := wsforge.Upgrader{EnableCompression: deflate}
@@ -131,7 +145,12 @@ func newLibServer(lib string, deflate, register bool) (*libServer, error) {
 	case "gws":
 		h := &gwsEcho{s: s}
 		up := gws.NewUpgrader(h, &gws.ServerOption{
-			PermessageDeflate: gws.PermessageDeflate{Enabled: deflate},
+			PermessageDeflate: gws.PermessageDeflate{
+				Enabled:               deflate,
+				ServerContextTakeover: takeover,
+				ClientContextTakeover: takeover,
+				Threshold:             deflateThreshold,
+			},
 		})
 		s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			c, err := up.Upgrade(w, r)
@@ -191,6 +210,10 @@ func newLibServer(lib string, deflate, register bool) (*libServer, error) {
 		opts := &coder.AcceptOptions{}
 		if deflate {
 			opts.CompressionMode = coder.CompressionNoContextTakeover
+			if takeover {
+				opts.CompressionMode = coder.CompressionContextTakeover
+			}
+			opts.CompressionThreshold = deflateThreshold
 		}
 		s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			c, err := coder.Accept(w, r, opts)
@@ -363,7 +386,7 @@ type ctlReply struct {
 //	quit         exit
 func serverMain(o *childOpts) error {
 	limit := raiseNoFile(uint64(o.conns) + 1024)
-	s, err := newLibServer(o.lib, o.deflate, o.suite == "broadcast")
+	s, err := newLibServer(o.lib, o.mode, o.suite == "broadcast")
 	if err != nil {
 		return err
 	}
@@ -431,7 +454,7 @@ func serverMain(o *childOpts) error {
 		case "bcast":
 			rounds, _ := strconv.Atoi(f[1])
 			size, _ := strconv.Atoi(f[2])
-			payload := makePayload(size, false)
+			payload := makePayload(size)
 			conns := s.snapshotConns()
 			var berr error
 			snap = begin()
