@@ -126,7 +126,6 @@ func (c *Conn) enableCompression(p pmdParams, o *CompressionOptions) {
 		ownTakeover, ownBits, peerTakeover, peerBits = peerTakeover, peerBits, ownTakeover, ownBits
 	}
 	c.deflate = newDeflater(ownBits, level, ownTakeover)
-	c.deflateLevel = level
 	c.inflate = newInflateState(c, peerTakeover, peerBits)
 }
 
@@ -161,13 +160,11 @@ func (c *Conn) compresses(n int) bool {
 	return c.compressing() && n >= c.compressThreshold
 }
 
-// syncDeflater applies a level set by SetCompressionLevel. msgLock must be
-// held.
+// syncDeflater applies the level set by SetCompressionLevel (setLevel is
+// a few assignments, so it is simply applied to every message). msgLock
+// must be held.
 func (c *Conn) syncDeflater() {
-	if l := int(c.compressionLevel.Load()); l != c.deflateLevel {
-		c.deflate.setLevel(l)
-		c.deflateLevel = l
-	}
+	c.deflate.setLevel(int(c.compressionLevel.Load()))
 }
 
 // deflateBound is the most compress can produce for n bytes of input, plus

@@ -108,7 +108,6 @@ type Conn struct {
 	compressionLevel      atomic.Int32
 	compressThreshold     int       // messages shorter than this go uncompressed
 	deflate               *deflater // when compression was negotiated; guarded by msgLock
-	deflateLevel          int       // deflate's level; guarded by msgLock
 }
 
 // newConn wraps netConn, whose handshake is done, in a Conn. pending holds

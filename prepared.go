@@ -68,7 +68,7 @@ func (c *Conn) WritePreparedMessage(pm *PreparedMessage) error {
 			return c.writeCompressedMessage(byte(pm.messageType), pm.data)
 		}
 		c.syncDeflater()
-		return c.writeRaw(pm.compressed.frame(pm, c.deflateLevel, c.deflate.windowBits()))
+		return c.writeRaw(pm.compressed.frame(pm, c.deflate.level, c.deflate.windowBits()))
 	}
 	if !c.isServer {
 		return c.writeWhole(byte(pm.messageType), pm.data)
