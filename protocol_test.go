@@ -907,6 +907,65 @@ func TestProtoControlDuringStream(t *testing.T) {
 	}
 }
 
+// TestProtoStreamedWriteFrames pins how NextWriter's writes become frames
+// with the default 4096-byte write buffer: a write larger than the buffer
+// leaves at once as one fragment (the client masks it through a pooled
+// buffer; the server sends it as it is), never one fragment per buffer, and
+// smaller writes are gathered until the buffer fills or Close.
+func TestProtoStreamedWriteFrames(t *testing.T) {
+	t.Parallel()
+	type frame struct {
+		op  byte
+		fin bool
+		n   int
+	}
+	for _, tc := range []struct {
+		name   string
+		writes []int
+		want   []frame
+	}{
+		{"one large write", []int{20000}, []frame{{opBinary, false, 20000}, {opContinuation, true, 0}}},
+		{"small then large", []int{100, 9000}, []frame{{opBinary, false, 4096}, {opContinuation, false, 5004}, {opContinuation, true, 0}}},
+		{"large then small", []int{70000, 10}, []frame{{opBinary, false, 70000}, {opContinuation, true, 10}}},
+		{"buffer-sized writes", []int{4096, 4096}, []frame{{opBinary, false, 4096}, {opContinuation, true, 4096}}},
+		{"small writes", []int{1000, 1000, 1000}, []frame{{opBinary, true, 3000}}},
+	} {
+		for _, side := range protoSides {
+			t.Run(tc.name+"/"+side.name, func(t *testing.T) {
+				t.Parallel()
+				var sent []byte
+				for i, n := range tc.writes {
+					sent = append(sent, bytes.Repeat([]byte{byte('a' + i)}, n)...)
+				}
+				p := side.start(t, func(c *Conn) error {
+					w, err := c.NextWriter(BinaryMessage)
+					if err != nil {
+						return err
+					}
+					rest := sent
+					for _, n := range tc.writes {
+						if _, err := w.Write(rest[:n]); err != nil {
+							return err
+						}
+						rest = rest[n:]
+					}
+					return w.Close()
+				})
+				var got []frame
+				var payload []byte
+				for len(got) == 0 || !got[len(got)-1].fin {
+					f := p.next()
+					got = append(got, frame{f.op, f.fin, len(f.payload)})
+					payload = append(payload, f.payload...)
+				}
+				assert.Equal(t, tc.want, got)
+				assert.True(t, bytes.Equal(sent, payload), "payload differs from what was written")
+				require.NoError(t, p.result())
+			})
+		}
+	}
+}
+
 // TestProtoByteByByte writes frames one byte per write, so that headers,
 // extended lengths, masking keys and payloads arrive cut at every place.
 func TestProtoByteByByte(t *testing.T) {

@@ -223,6 +223,23 @@ func (c *Conn) writeDirect(fin bool, opcode, rsv byte, p []byte) error {
 	return nil
 }
 
+// writeLarge writes one uncompressed frame whose payload p is larger than
+// the write buffer. The server sends p as it is; the client must mask a
+// copy, and a pooled buffer as large as the frame (up to maxStreamFrame a
+// write) sends it in one write instead of one per write buffer.
+func (c *Conn) writeLarge(fin bool, opcode byte, p []byte) error {
+	if c.isServer {
+		return c.writeDirect(fin, opcode, 0, p)
+	}
+	size := len(p)
+	if size > maxStreamFrame {
+		size = maxStreamFrame
+	}
+	big := getBuffer(size + maxFrameHeaderSize)
+	defer putBuffer(big)
+	return c.writeMaskedLarge(big.b, fin, opcode, 0, p)
+}
+
 // writeMaskedLarge writes one masked frame whose payload p is larger than
 // the write buffer: the header and the payload, masked chunk by chunk
 // through buf, in as few writes as the buffer allows. p is not modified.
@@ -275,20 +292,8 @@ func (c *Conn) WriteMessage(messageType int, data []byte) error {
 
 // writeWhole writes data as one final frame. msgLock must be held.
 func (c *Conn) writeWhole(opcode byte, data []byte) error {
-	if len(data) > c.writeBufSize && c.isServer {
-		return c.writeDirect(true, opcode, 0, data)
-	}
 	if len(data) > c.writeBufSize {
-		// The client must mask a copy. A pooled buffer as large as the
-		// frame (up to maxStreamFrame a write) sends it in one write
-		// instead of one per write buffer.
-		size := len(data)
-		if size > maxStreamFrame {
-			size = maxStreamFrame
-		}
-		big := getBuffer(size + maxFrameHeaderSize)
-		defer putBuffer(big)
-		return c.writeMaskedLarge(big.b, true, opcode, 0, data)
+		return c.writeLarge(true, opcode, data)
 	}
 	wb := c.getWriteBuffer()
 	defer c.putWriteBuffer(wb)
@@ -432,19 +437,20 @@ func (r *messageWriterRef) Write(p []byte) (int, error) {
 	c := w.c
 	total := 0
 	for len(p) > 0 {
-		if w.n == 0 && !w.ctrl && !w.compress && len(p) > w.size && c.isServer {
+		if err := w.room(); err != nil {
+			return total, err
+		}
+		if w.n == 0 && !w.ctrl && !w.compress && len(p) > w.size {
 			// Nothing buffered and more than a buffer's worth: send it
-			// as a fragment straight from p. The final frame is sent by
-			// Close, possibly empty.
-			if err := c.writeDirect(false, w.opcode, 0, p); err != nil {
+			// now as one fragment, in one write where it can, rather
+			// than one fragment per write buffer. The final frame is
+			// sent by Close, possibly empty.
+			if err := c.writeLarge(false, w.opcode, p); err != nil {
 				w.err = err
 				return total, err
 			}
 			w.opcode = opContinuation
 			return total + len(p), nil
-		}
-		if err := w.room(); err != nil {
-			return total, err
 		}
 		k := copy(w.buf.b[maxFrameHeaderSize+w.n:maxFrameHeaderSize+w.size], p)
 		w.n += k
