@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha1"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -108,6 +110,29 @@ func newLibServer(lib, mode string, register bool) (*libServer, error) {
 			}
 			return first
 		}
+	case floorLib:
+		// No WebSocket library: what net/http itself keeps per hijacked
+		// connection whose handler stays blocked in a read. Every
+		// library's server that upgrades from net/http (all here but
+		// gws and gobwas, which may run their own loops) pays this.
+		s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			nc, brw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				return
+			}
+			defer nc.Close()
+			_, err = nc.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
+				floorAccept(r.Header.Get("Sec-WebSocket-Key")) + "\r\n\r\n"))
+			if err != nil {
+				return
+			}
+			// Drop net/http's 4 KiB buffers as a lean library would.
+			*brw.Reader, *brw.Writer = bufio.Reader{}, bufio.Writer{}
+			s.active.Add(1)
+			defer s.active.Add(-1)
+			var b [1]byte
+			nc.Read(b[:])
+		})
 	case "gorilla":
 		up := gorilla.Upgrader{EnableCompression: deflate}
 		s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -501,4 +526,13 @@ func serverMain(o *childOpts) error {
 			return fmt.Errorf("unknown control command %q", f[0])
 		}
 	}
+}
+
+// floorLib is the idle suite's baseline: net/http and a hijacked
+// connection, no WebSocket library.
+const floorLib = "net/http floor"
+
+func floorAccept(key string) string {
+	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	return base64.StdEncoding.EncodeToString(h[:])
 }
