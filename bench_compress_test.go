@@ -2,6 +2,8 @@ package websocket
 
 import (
 	"io"
+	"runtime"
+	"runtime/debug"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -194,4 +196,54 @@ func TestCompressionHeldMemory(t *testing.T) {
 		t.Logf("window bits %d, level %d: %d bytes held (compressor %d, inflater %d)", tc.bits, tc.level, held, c.deflate.heldBytes(), c.inflate.heldBytes())
 		assert.LessOrEqual(t, held, tc.max)
 	}
+}
+
+// TestCompressionStackGrowth checks that compressing and inflating a
+// message does not need a deep stack. A goroutine's stack grows to fit the
+// deepest call it makes and is only halved at a GC when little of it is in
+// use, which a handler blocked in ReadMessage under net/http never allows:
+// so one deep call on the message path costs every idle connection its
+// stack size for good. (Local arrays in the Huffman code once did: 4 KiB
+// more per idle compressing connection.) With GC off, no stack shrinks, and
+// the stacks of goroutines that each echo compressed messages show the
+// deepest they went.
+func TestCompressionStackGrowth(t *testing.T) {
+	if utRaceEnabled() {
+		t.Skip("the race detector enlarges every frame")
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	msgs := deflateSnapshotJSON(8, 8)
+	const n = 256
+	conns := make([]*Conn, n)
+	for i := range conns {
+		conns[i] = utCompressedConn(&utRingConn{data: utCompressedStream(msgs, true, 15)}, true, true)
+	}
+	release := make(chan struct{})
+	defer close(release)
+	done := make(chan error, n)
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for _, c := range conns {
+		go func() {
+			var err error
+			for _, m := range msgs {
+				if err = c.WriteMessage(TextMessage, m); err != nil {
+					break
+				}
+				if _, _, err = c.ReadMessage(); err != nil {
+					break
+				}
+			}
+			done <- err
+			<-release
+		}()
+	}
+	for range conns {
+		require.NoError(t, <-done)
+	}
+	runtime.ReadMemStats(&after)
+	perGoroutine := (int64(after.StackInuse) - int64(before.StackInuse)) / n
+	t.Logf("stack per goroutine after compressed echoes: %d bytes", perGoroutine)
+	assert.LessOrEqual(t, perGoroutine, int64(4096), "the compressed message path needs a stack of more than 4 KiB")
 }

@@ -138,7 +138,8 @@ func huffCanonical(lens []uint8, codes []uint16) {
 // Symbols of frequency 0 get length 0. The code is always complete and
 // has at least two codes, as zlib and compress/flate require of every
 // table but an empty distance table: when fewer than two symbols occur,
-// symbols 0 and 1 stand in. sorted is scratch of at least len(freq).
+// symbols 0 and 1 stand in. sorted and weights are scratch of at least
+// len(freq).
 //
 // The lengths are those of a Huffman code (computed in place by the
 // Moffat–Katajainen method) when that code fits in maxBits; otherwise the
@@ -147,7 +148,7 @@ func huffCanonical(lens []uint8, codes []uint16) {
 // if that overshoots, shortening the deepest codes again), the
 // "limit and rebalance" heuristic. Lengths are then handed out in
 // frequency order, so a rarer symbol never gets a shorter code.
-func huffLengths(freq []uint32, lens []uint8, maxBits int, sorted []uint64) {
+func huffLengths(freq []uint32, lens []uint8, maxBits int, sorted []uint64, weights []uint32) {
 	n := 0
 	for sym, f := range freq {
 		lens[sym] = 0
@@ -175,9 +176,11 @@ func huffLengths(freq []uint32, lens []uint8, maxBits int, sorted []uint64) {
 
 	// Moffat–Katajainen: three passes over the sorted weights, reusing
 	// their array for parent pointers and then depths. The weights are
-	// copied out so that s keeps the symbols.
-	var buf [huffNumLit]uint32
-	a := buf[:n]
+	// copied out so that s keeps the symbols; weights is caller-provided
+	// scratch rather than a local array, which would add over a kilobyte
+	// to the stack of every goroutine that compresses, and a stack once
+	// grown stays grown while its connection idles.
+	a := weights[:n]
 	for i, v := range s {
 		a[i] = uint32(v >> 16)
 	}
@@ -347,6 +350,7 @@ type huffBlock struct {
 	clLen    [huffNumCL]uint8
 	clCode   [huffNumCL]uint16
 	sorted   [huffNumLit]uint64
+	weights  [huffNumLit]uint32 // huffLengths' scratch
 	seq      [huffNumLit + huffNumDist]uint8
 	// rle is the code-length sequence as code-length symbols, each with
 	// its repeat count's extra bits above bit 5.
@@ -367,14 +371,14 @@ func (h *huffBlock) planBlock(ntokens, storedBits int) int {
 	for code, f := range h.litFreq[257:] {
 		extra += int(f) * int(huffLenExtra[code])
 	}
-	for code, f := range h.distFreq {
+	for code, f := range h.distFreq[:] {
 		extra += int(f) * int(huffDistExtra[code])
 	}
 	fixed := 3 + extra
-	for sym, f := range h.litFreq {
+	for sym, f := range h.litFreq[:] {
 		fixed += int(f) * int(huffFixedLitLen[sym])
 	}
-	for _, f := range h.distFreq {
+	for _, f := range h.distFreq[:] {
 		fixed += int(f) * 5
 	}
 	// Building the dynamic codes costs more than coding a small block;
@@ -469,8 +473,8 @@ var huffLog2Frac = func() (t [256]uint8) {
 // buildDynamic computes the dynamic codes for the gathered frequencies and
 // returns the bits a dynamic block would take, block header aside.
 func (h *huffBlock) buildDynamic() int {
-	huffLengths(h.litFreq[:], h.litLen[:], huffMaxBits, h.sorted[:])
-	huffLengths(h.distFreq[:], h.distLen[:], huffMaxBits, h.sorted[:])
+	huffLengths(h.litFreq[:], h.litLen[:], huffMaxBits, h.sorted[:], h.weights[:])
+	huffLengths(h.distFreq[:], h.distLen[:], huffMaxBits, h.sorted[:], h.weights[:])
 	h.nlit = huffNumLit
 	for h.nlit > 257 && h.litLen[h.nlit-1] == 0 {
 		h.nlit--
@@ -482,7 +486,7 @@ func (h *huffBlock) buildDynamic() int {
 	n := copy(h.seq[:], h.litLen[:h.nlit])
 	n += copy(h.seq[n:], h.distLen[:h.ndist])
 	h.runLengths(h.seq[:n])
-	huffLengths(h.clFreq[:], h.clLen[:], huffMaxCLBits, h.sorted[:])
+	huffLengths(h.clFreq[:], h.clLen[:], huffMaxCLBits, h.sorted[:], h.weights[:])
 	h.nclen = huffNumCL
 	for h.nclen > 4 && h.clLen[huffCLOrder[h.nclen-1]] == 0 {
 		h.nclen--
@@ -490,13 +494,13 @@ func (h *huffBlock) buildDynamic() int {
 
 	size := 5 + 5 + 4 + 3*h.nclen
 	size += 2*int(h.clFreq[16]) + 3*int(h.clFreq[17]) + 7*int(h.clFreq[18])
-	for sym, f := range h.clFreq {
+	for sym, f := range h.clFreq[:] {
 		size += int(f) * int(h.clLen[sym])
 	}
-	for sym, f := range h.litFreq {
+	for sym, f := range h.litFreq[:] {
 		size += int(f) * int(h.litLen[sym])
 	}
-	for sym, f := range h.distFreq {
+	for sym, f := range h.distFreq[:] {
 		size += int(f) * int(h.distLen[sym])
 	}
 	return size

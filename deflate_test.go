@@ -889,9 +889,10 @@ func TestHuffLengths(t *testing.T) {
 		}{fmt.Sprintf("random %d", i), f, maxBits})
 	}
 	var sorted [huffNumLit]uint64
+	var weights [huffNumLit]uint32
 	for _, tc := range cases {
 		lens := make([]uint8, len(tc.freq))
-		huffLengths(tc.freq, lens, tc.maxBits, sorted[:])
+		huffLengths(tc.freq, lens, tc.maxBits, sorted[:], weights[:])
 		kraft := 0.0
 		used := 0
 		for sym, l := range lens {
