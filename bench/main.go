@@ -329,7 +329,7 @@ func (c *config) plan() map[string]planned {
 			// echo loop, so it is left out where no echo happens.
 			p[s] = planned{cells: []cell{{suite: s, client: "raw", size: c.bsize, conns: c.bconns}}, libs: without("wsforge-stream")}
 		case "idle":
-			p[s] = planned{cells: []cell{{suite: s, client: "raw", conns: c.idleConns}}, libs: append(append([]string(nil), c.libs...), floorLib)}
+			p[s] = planned{cells: []cell{{suite: s, client: "raw", conns: c.idleConns}}, libs: append(append([]string(nil), c.libs...), detachedLib, floorLib)}
 		case "handshake":
 			p[s] = planned{cells: []cell{{suite: s, client: "raw", conns: c.hsWorkers}}, libs: without("wsforge-stream")}
 		case "deflate":

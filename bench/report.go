@@ -322,7 +322,7 @@ func (r *report) markdown(plan map[string]planned) string {
 		case "idle":
 			c := p.cells[0]
 			b.WriteString("## Idle memory\n\n")
-			fmt.Fprintf(&b, "%d idle connections held by the client process; each server handler is blocked in its library's read call. Memory is the server's HeapInuse+StackInuse after runtime.GC(), minus the same before any connection, divided by the connections.\n\n", c.conns)
+			fmt.Fprintf(&b, "%d idle connections held by the client process; each server handler is blocked in its library's read call. Memory is the server's HeapInuse+StackInuse after runtime.GC(), minus the same before any connection, divided by the connections. The row \"wsforge, handler returned\" runs the read loop in a goroutine of its own and returns from the HTTP handler, as gorilla's chat example does, so net/http's per-request state is released. The last row, net/http floor, is no library: a handler that hijacks, writes the 101 response, drops net/http's bufio buffers and blocks reading the raw connection, i.e. what net/http itself keeps per blocked handler (request, contexts, connection state, and a stack that cannot shrink below 4 KiB while its frames are in use).\n\n", c.conns)
 			t.head("library", "KiB/conn (heap+stack)", "spread", "heap KiB/conn", "stack KiB/conn", "goroutines/conn", "vs gorilla")
 			for _, lib := range p.libs {
 				k := cellKey{c, lib}

@@ -110,6 +110,23 @@ func newLibServer(lib, mode string, register bool) (*libServer, error) {
 			}
 			return first
 		}
+	case detachedLib:
+		// gorilla's chat example style: the handler starts the read loop
+		// in a goroutine of its own and returns, so net/http's
+		// per-request state and its goroutine go away.
+		var up wsforge.Upgrader
+		s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c, err := up.Upgrade(w, r, nil)
+			if err != nil {
+				return
+			}
+			s.active.Add(1)
+			go func() {
+				defer s.active.Add(-1)
+				defer c.Close()
+				wsforgeEcho(c)
+			}()
+		})
 	case floorLib:
 		// No WebSocket library: what net/http itself keeps per hijacked
 		// connection whose handler stays blocked in a read. Every
@@ -531,6 +548,10 @@ func serverMain(o *childOpts) error {
 // floorLib is the idle suite's baseline: net/http and a hijacked
 // connection, no WebSocket library.
 const floorLib = "net/http floor"
+
+// detachedLib is wsforge with the read loop in its own goroutine and the
+// HTTP handler returned: idle suite only.
+const detachedLib = "wsforge, handler returned"
 
 func floorAccept(key string) string {
 	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
