@@ -172,6 +172,41 @@ func TestInflateFinalBlockAndStored(t *testing.T) {
 	require.Equal(t, "hello", string(p))
 }
 
+// TestInflateTakeoverAcrossFinalBlock sends, with context takeover, a
+// message that ends with BFINAL set and then one whose back-references
+// reach into it: the window must survive the end of a final block (RFC 7692
+// 7.2.3.4 lets a message end that way; the LZ77 window still carries over).
+func TestInflateTakeoverAcrossFinalBlock(t *testing.T) {
+	c, raw := infPair(t, true)
+	first := []byte("the quick brown fox jumps over the lazy dog, ends with BFINAL")
+	var zb bytes.Buffer
+	fw, err := flate.NewWriter(&zb, flate.BestCompression)
+	require.NoError(t, err)
+	fw.Write(first)
+	require.NoError(t, fw.Close())
+	msg1 := append([]byte(nil), zb.Bytes()...)
+
+	second := []byte("over the lazy dog, the quick brown fox jumps")
+	zb.Reset()
+	fw, err = flate.NewWriterDict(&zb, flate.BestCompression, first)
+	require.NoError(t, err)
+	fw.Write(second)
+	require.NoError(t, fw.Flush())
+	msg2 := bytes.TrimSuffix(zb.Bytes(), []byte{0, 0, 0xff, 0xff})
+	// The second message must really refer back into the first: without
+	// that history it does not decode.
+	_, err = io.ReadAll(flate.NewReader(io.MultiReader(bytes.NewReader(msg2), bytes.NewReader([]byte{0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff}))))
+	require.Error(t, err, "the second message makes no back-reference into the first")
+
+	go raw.Write(append(infFrame(true, rsv1Bit, opText, msg1), infFrame(true, rsv1Bit, opText, msg2)...))
+	_, p, err := c.ReadMessage()
+	require.NoError(t, err)
+	require.Equal(t, string(first), string(p))
+	_, p, err = c.ReadMessage()
+	require.NoError(t, err)
+	require.Equal(t, string(second), string(p))
+}
+
 func TestInflateFailures(t *testing.T) {
 	bomb := func(t *testing.T) []byte {
 		fc := newInfCompressor(t)
