@@ -29,7 +29,7 @@ package websocket
 //     compress/flate's level 1 (see abDeflater).
 //   - The suite only compares the echo. The scripted peer also checks
 //     what RFC 7692 asks of the peer under test, inflating on its own
-//     (compress/flate, and the decoder further down this file, never the
+//     (compress/flate, and refInflater of deflate_ref_test.go, never the
 //     library's code): a Sec-WebSocket-Extensions response that the offer
 //     allows; RSV1 on the first frame of a compressed message and nowhere
 //     else; messages that inflate with an empty dictionary when the peer
@@ -882,7 +882,7 @@ func (d *abDeflater) compress(msg []byte) ([]byte, error) {
 // it may take over. A peer that must not take over has each message
 // inflated with an empty dictionary, so that a reference into an earlier
 // message fails. With a window below 32 KiB each message also goes through
-// abInflateDist, whose output must agree with compress/flate's, for the
+// refInflater, whose output must agree with compress/flate's, for the
 // longest back-reference.
 type abInflater struct {
 	dir  abPMDDir
@@ -910,12 +910,16 @@ func (in *abInflater) inflate(payload []byte) ([]byte, error) {
 		return nil, fmt.Errorf("inflating with %d bytes of dictionary: %w", len(dict), err)
 	}
 	if in.dir.bits < abPMDMaxBits {
-		out2, maxDist, err := abInflateDist(dict, src)
+		// The reference is held to DEFLATE's own window only, so that a
+		// reference beyond the agreed one is reported as such.
+		ref := &refInflater{window: 1 << abPMDMaxBits, takeover: true, end: refEndFinal, hist: bytes.Clone(dict)}
+		out2, err := ref.inflate(src)
+		maxDist := ref.stats.maxDist
 		switch {
 		case err != nil:
-			return nil, fmt.Errorf("abInflateDist: %w", err)
+			return nil, fmt.Errorf("reference inflater: %w", err)
 		case !bytes.Equal(out2, out):
-			return nil, errors.New("abInflateDist and compress/flate disagree")
+			return nil, errors.New("the reference inflater and compress/flate disagree")
 		case maxDist > 1<<in.dir.bits:
 			return nil, fmt.Errorf("a back-reference reaches %d bytes back, beyond the agreed window of %d (2^%d)", maxDist, 1<<in.dir.bits, in.dir.bits)
 		}
@@ -1038,350 +1042,6 @@ func TestAutobahnDeflateParams(t *testing.T) {
 		_, err := abParsePMD(bad, true)
 		assert.Error(t, err, bad)
 	}
-}
-
-// A minimal DEFLATE decoder (RFC 1951), decoding one Huffman code bit by
-// bit in the manner of zlib's puff.c, to measure how far back a stream's
-// references reach: compress/flate accepts any distance up to 32 KiB and
-// does not say.
-
-var (
-	abLenBase   = [29]int{3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258}
-	abLenExtra  = [29]uint{0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0}
-	abDistBase  = [30]int{1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577}
-	abDistExtra = [30]uint{0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13}
-	// abClenOrder is the order of the code length code's lengths.
-	abClenOrder = [19]int{16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15}
-)
-
-// abHuffman is a canonical Huffman code: how many codes each length has,
-// and the symbols in code order.
-type abHuffman struct {
-	count  [16]int
-	symbol []int
-}
-
-func abNewHuffman(lengths []int) (*abHuffman, error) {
-	h := &abHuffman{symbol: make([]int, 0, len(lengths))}
-	for _, l := range lengths {
-		h.count[l]++
-	}
-	left := 1
-	for l := 1; l < 16; l++ {
-		if left = left<<1 - h.count[l]; left < 0 {
-			return nil, errors.New("over-subscribed code")
-		}
-	}
-	for l := 1; l < 16; l++ {
-		for sym, sl := range lengths {
-			if sl == l {
-				h.symbol = append(h.symbol, sym)
-			}
-		}
-	}
-	return h, nil
-}
-
-type abDecoder struct {
-	in      []byte
-	pos     int
-	buf     uint64
-	cnt     uint
-	out     []byte
-	maxDist int
-}
-
-var errABTruncated = errors.New("truncated stream")
-
-func (d *abDecoder) bits(n uint) (int, error) {
-	for d.cnt < n {
-		if d.pos >= len(d.in) {
-			return 0, errABTruncated
-		}
-		d.buf |= uint64(d.in[d.pos]) << d.cnt
-		d.pos++
-		d.cnt += 8
-	}
-	v := int(d.buf & (1<<n - 1))
-	d.buf >>= n
-	d.cnt -= n
-	return v, nil
-}
-
-// decode reads one symbol: Huffman codes are packed starting with their
-// most significant bit.
-func (d *abDecoder) decode(h *abHuffman) (int, error) {
-	code, first, index := 0, 0, 0
-	for l := 1; l < 16; l++ {
-		b, err := d.bits(1)
-		if err != nil {
-			return 0, err
-		}
-		code |= b
-		count := h.count[l]
-		if code-first < count {
-			return h.symbol[index+code-first], nil
-		}
-		index += count
-		first = (first + count) << 1
-		code <<= 1
-	}
-	return 0, errors.New("invalid code")
-}
-
-// abInflateDist inflates in, a raw DEFLATE stream that continues history,
-// up to its final block, and returns what it adds to history and the
-// longest distance of its back-references.
-func abInflateDist(history, in []byte) (out []byte, maxDist int, err error) {
-	d := &abDecoder{in: in, out: append([]byte(nil), history...)}
-	for final := false; !final; {
-		var hdr int
-		if hdr, err = d.bits(3); err != nil {
-			return nil, 0, err
-		}
-		final = hdr&1 != 0
-		switch hdr >> 1 {
-		case 0:
-			err = d.stored()
-		case 1:
-			err = d.fixed()
-		case 2:
-			err = d.dynamic()
-		default:
-			err = errors.New("reserved block type")
-		}
-		if err != nil {
-			return nil, 0, err
-		}
-	}
-	return d.out[len(history):], d.maxDist, nil
-}
-
-func (d *abDecoder) stored() error {
-	d.buf, d.cnt = 0, 0 // to the byte boundary: the bits left are those of the current byte
-	if d.pos+4 > len(d.in) {
-		return errABTruncated
-	}
-	n := int(d.in[d.pos]) | int(d.in[d.pos+1])<<8
-	if nn := int(d.in[d.pos+2]) | int(d.in[d.pos+3])<<8; n != nn^0xffff {
-		return errors.New("stored block length does not match its complement")
-	}
-	d.pos += 4
-	if d.pos+n > len(d.in) {
-		return errABTruncated
-	}
-	d.out = append(d.out, d.in[d.pos:d.pos+n]...)
-	d.pos += n
-	return nil
-}
-
-var abFixedLit, abFixedDist = func() (*abHuffman, *abHuffman) {
-	lengths := make([]int, 288)
-	for i := range lengths {
-		switch {
-		case i < 144:
-			lengths[i] = 8
-		case i < 256:
-			lengths[i] = 9
-		case i < 280:
-			lengths[i] = 7
-		default:
-			lengths[i] = 8
-		}
-	}
-	lit, _ := abNewHuffman(lengths)
-	dlengths := make([]int, 30)
-	for i := range dlengths {
-		dlengths[i] = 5
-	}
-	dist, _ := abNewHuffman(dlengths)
-	return lit, dist
-}()
-
-func (d *abDecoder) fixed() error { return d.codes(abFixedLit, abFixedDist) }
-
-func (d *abDecoder) dynamic() error {
-	nlen, err := d.bits(5)
-	if err != nil {
-		return err
-	}
-	ndist, err := d.bits(5)
-	if err != nil {
-		return err
-	}
-	ncode, err := d.bits(4)
-	if err != nil {
-		return err
-	}
-	nlen, ndist, ncode = nlen+257, ndist+1, ncode+4
-	if nlen > 286 || ndist > 30 {
-		return errors.New("bad counts")
-	}
-	var clen [19]int
-	for i := 0; i < ncode; i++ {
-		if clen[abClenOrder[i]], err = d.bits(3); err != nil {
-			return err
-		}
-	}
-	lencode, err := abNewHuffman(clen[:])
-	if err != nil {
-		return err
-	}
-	lengths := make([]int, 0, nlen+ndist)
-	for len(lengths) < nlen+ndist {
-		sym, err := d.decode(lencode)
-		if err != nil {
-			return err
-		}
-		if sym < 16 {
-			lengths = append(lengths, sym)
-			continue
-		}
-		var l, rep int
-		switch sym {
-		case 16:
-			if len(lengths) == 0 {
-				return errors.New("repeat with no previous length")
-			}
-			l = lengths[len(lengths)-1]
-			rep, err = d.bits(2)
-			rep += 3
-		case 17:
-			rep, err = d.bits(3)
-			rep += 3
-		default:
-			rep, err = d.bits(7)
-			rep += 11
-		}
-		if err != nil {
-			return err
-		}
-		if len(lengths)+rep > nlen+ndist {
-			return errors.New("too many lengths")
-		}
-		for ; rep > 0; rep-- {
-			lengths = append(lengths, l)
-		}
-	}
-	if lengths[256] == 0 {
-		return errors.New("no end-of-block code")
-	}
-	lit, err := abNewHuffman(lengths[:nlen])
-	if err != nil {
-		return err
-	}
-	dist, err := abNewHuffman(lengths[nlen:])
-	if err != nil {
-		return err
-	}
-	return d.codes(lit, dist)
-}
-
-// codes decodes a compressed block's literals and matches.
-func (d *abDecoder) codes(lit, dist *abHuffman) error {
-	for {
-		sym, err := d.decode(lit)
-		if err != nil {
-			return err
-		}
-		switch {
-		case sym < 256:
-			d.out = append(d.out, byte(sym))
-			continue
-		case sym == 256:
-			return nil
-		case sym > 285:
-			return errors.New("bad length symbol")
-		}
-		sym -= 257
-		extra, err := d.bits(abLenExtra[sym])
-		if err != nil {
-			return err
-		}
-		n := abLenBase[sym] + extra
-		dsym, err := d.decode(dist)
-		if err != nil {
-			return err
-		}
-		if dsym > 29 {
-			return errors.New("bad distance symbol")
-		}
-		if extra, err = d.bits(abDistExtra[dsym]); err != nil {
-			return err
-		}
-		dd := abDistBase[dsym] + extra
-		if dd > len(d.out) {
-			return fmt.Errorf("distance %d too far back (%d bytes of history)", dd, len(d.out))
-		}
-		d.maxDist = max(d.maxDist, dd)
-		// Byte by byte: a match may overlap what it copies.
-		for from := len(d.out) - dd; n > 0; n-- {
-			d.out = append(d.out, d.out[from])
-			from++
-		}
-	}
-}
-
-// TestAutobahnDeflateDecoder checks abInflateDist against compress/flate,
-// and that the distances it reports are real ones.
-func TestAutobahnDeflateDecoder(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	random := func(n int) []byte {
-		b := make([]byte, n)
-		for i := range b {
-			b[i] = byte(r.Uint32())
-		}
-		return b
-	}
-	period := random(7)
-	far := random(20000)
-	tests := []struct {
-		name string
-		dict []byte
-		data []byte
-		// check holds for the longest distance at levels that match.
-		check func(level, maxDist int) bool
-	}{
-		{"text", nil, abCorpora[0].bytes()[:100000], func(_, d int) bool { return d > 1<<14 && d <= 1<<15 }},
-		{"period 7", nil, bytes.Repeat(period, 3000), func(_, d int) bool { return d > 0 && d%7 == 0 }},
-		{"repeat 20000 back", nil, append(append([]byte(nil), far...), far...), func(_, d int) bool { return d >= 20000 }},
-		// flate ignores the dictionary at BestSpeed.
-		{"dictionary", far, far[5000:15000], func(l, d int) bool { return d >= 10000 || l == flate.BestSpeed && d == 0 }},
-		{"random", nil, random(70000), func(_, d int) bool { return d <= 1<<15 }},
-		{"empty", nil, nil, func(_, d int) bool { return d == 0 }},
-	}
-	for _, tc := range tests {
-		for _, level := range []int{flate.HuffmanOnly, flate.NoCompression, flate.BestSpeed, flate.DefaultCompression, flate.BestCompression} {
-			t.Run(fmt.Sprintf("%s/level%d", tc.name, level), func(t *testing.T) {
-				var buf bytes.Buffer
-				w, err := flate.NewWriterDict(&buf, level, tc.dict)
-				require.NoError(t, err)
-				_, err = w.Write(tc.data)
-				require.NoError(t, err)
-				require.NoError(t, w.Close())
-				out, maxDist, err := abInflateDist(tc.dict, buf.Bytes())
-				require.NoError(t, err)
-				require.True(t, bytes.Equal(tc.data, out), "output differs")
-				if level == flate.HuffmanOnly || level == flate.NoCompression {
-					assert.Zero(t, maxDist)
-				} else {
-					assert.True(t, tc.check(level, maxDist), "longest distance %d", maxDist)
-				}
-			})
-		}
-	}
-	// A corrupt stream is refused.
-	_, _, err := abInflateDist(nil, []byte{0x07})
-	assert.Error(t, err)
-	// A reference before the start of the history is refused.
-	// A final fixed block: a match of 3 bytes at distance 1 before any
-	// output, then the end of the block.
-	_, _, err = abInflateDist(nil, []byte{0x03, 0x02, 0x00})
-	assert.ErrorContains(t, err, "too far back")
-	out, maxDist, err := abInflateDist([]byte("x"), []byte{0x03, 0x02, 0x00})
-	require.NoError(t, err)
-	assert.Equal(t, "xxx", string(out))
-	assert.Equal(t, 1, maxDist)
 }
 
 // TestAutobahnDeflatePeer checks the scripted peer's own compression

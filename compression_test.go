@@ -212,26 +212,19 @@ func czCheckFraming(t *testing.T, m czWireMsg, masked bool) {
 
 // czRef inflates the compressed messages of one direction as RFC 7692 asks
 // of a receiver, twice: with compress/flate (one stream across messages
-// with context takeover, else a fresh one each), and with czAudit, which
-// also fails on any back-reference farther than the window, within a
-// message or across messages, that compress/flate would follow.
+// with context takeover, else a fresh one each), and with refInflater,
+// which also fails on any back-reference farther than the window, within a
+// message or across messages, that compress/flate would follow, and on
+// anything but the sync flush our writer ends every message with.
 type czRef struct {
 	takeover bool
-	window   int
-	hist     []byte       // output so far; only the last window bytes count
+	ref      refInflater
 	src      bytes.Buffer // with takeover, the input of the one stream
 	fr       io.ReadCloser
 }
 
 func newCZRef(takeover bool, windowBits int) *czRef {
-	return &czRef{takeover: takeover, window: 1 << windowBits}
-}
-
-// czStats describes a decoded message.
-type czStats struct {
-	blocks  [3]int // stored, fixed Huffman, dynamic Huffman
-	matches int
-	maxDist int
+	return &czRef{takeover: takeover, ref: refInflater{window: 1 << windowBits, takeover: takeover}}
 }
 
 // czFinalBlock is an empty final stored block: after a message's data and
@@ -242,24 +235,15 @@ var czFinalBlock = []byte{0x01, 0x00, 0x00, 0xff, 0xff}
 // message.
 var czTail = []byte{0x00, 0x00, 0xff, 0xff}
 
-func (z *czRef) inflate(payload []byte) ([]byte, czStats, error) {
-	if !z.takeover {
-		z.hist = z.hist[:0]
-	} else if len(z.hist) > 4*z.window+64<<10 {
-		z.hist = append(z.hist[:0], z.hist[len(z.hist)-z.window:]...)
+func (z *czRef) inflate(payload []byte) ([]byte, refStats, error) {
+	want, err := z.ref.inflate(payload)
+	st := z.ref.stats
+	if err != nil {
+		return nil, st, fmt.Errorf("reference: %w", err)
 	}
-	start := len(z.hist)
+
 	in := make([]byte, 0, len(payload)+len(czTail)+len(czFinalBlock))
 	in = append(append(in, payload...), czTail...)
-	var st czStats
-	var err error
-	z.hist, st, err = czAuditInflate(z.hist, min(start, z.window), in, z.window)
-	if err != nil {
-		z.hist = z.hist[:start]
-		return nil, st, fmt.Errorf("audit: %w", err)
-	}
-	want := z.hist[start:]
-
 	var got []byte
 	if z.takeover {
 		z.src.Write(in)
@@ -282,306 +266,9 @@ func (z *czRef) inflate(payload []byte) ([]byte, czStats, error) {
 		return nil, st, fmt.Errorf("compress/flate: %w", err)
 	}
 	if !bytes.Equal(got, want) {
-		return nil, st, errors.New("compress/flate and the audit disagree")
+		return nil, st, errors.New("compress/flate and the reference disagree")
 	}
 	return bytes.Clone(want), st, nil
-}
-
-// Tables of RFC 1951 section 3.2.5.
-var (
-	czLenBase   = [29]int{3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258}
-	czLenExtra  = [29]int{0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0}
-	czDistBase  = [30]int{1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577}
-	czDistExtra = [30]int{0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13}
-	czCLOrder   = [19]int{16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15}
-)
-
-// czHuff is a canonical Huffman code in the form zlib's puff decodes.
-type czHuff struct {
-	count [16]int
-	sym   []int
-}
-
-// czBuildHuff builds the code of the given lengths. Like zlib, it refuses
-// an over-subscribed code, and an incomplete one unless it is empty or a
-// single one-bit code (which the code-length code may not be).
-func czBuildHuff(lengths []int, codeLengthCode bool) (*czHuff, error) {
-	h := &czHuff{sym: make([]int, len(lengths))}
-	for _, l := range lengths {
-		h.count[l]++
-	}
-	h.count[0] = 0
-	left, maxLen := 1, 0
-	for l := 1; l < 16; l++ {
-		left = left<<1 - h.count[l]
-		if left < 0 {
-			return nil, errors.New("over-subscribed code")
-		}
-		if h.count[l] != 0 {
-			maxLen = l
-		}
-	}
-	if left > 0 && maxLen != 0 && (codeLengthCode || maxLen != 1) {
-		return nil, errors.New("incomplete code")
-	}
-	var offs [16]int
-	for l := 1; l < 15; l++ {
-		offs[l+1] = offs[l] + h.count[l]
-	}
-	for s, l := range lengths {
-		if l != 0 {
-			h.sym[offs[l]] = s
-			offs[l]++
-		}
-	}
-	return h, nil
-}
-
-var czFixed = func() [2]*czHuff {
-	lens := make([]int, 288)
-	for i := range lens {
-		switch {
-		case i < 144:
-			lens[i] = 8
-		case i < 256:
-			lens[i] = 9
-		case i < 280:
-			lens[i] = 7
-		default:
-			lens[i] = 8
-		}
-	}
-	lit, _ := czBuildHuff(lens, false)
-	// Distance codes 30 and 31 exist but mean nothing.
-	dist, _ := czBuildHuff([]int{5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5}, false)
-	return [2]*czHuff{lit, dist}
-}()
-
-// czAudit decodes DEFLATE slowly and strictly.
-type czAudit struct {
-	in     []byte
-	pos    int // in bits
-	out    []byte
-	lowest int // the first byte of out that may be referred to
-	window int
-	st     czStats
-}
-
-var errCZTruncated = errors.New("truncated")
-
-// czAuditInflate decodes in, a message's data followed by the restored sync
-// flush, appending the output to hist, of which the last avail bytes are
-// the history the message may refer to. Every back-reference must stay
-// within window and that history; the data must end with an empty stored
-// block and must not set BFINAL (our encoder never does).
-func czAuditInflate(hist []byte, avail int, in []byte, window int) ([]byte, czStats, error) {
-	a := &czAudit{in: in, out: hist, window: window, lowest: len(hist) - avail}
-	emptyStored := false
-	for a.pos < 8*len(in) {
-		final, err := a.bits(1)
-		if err != nil {
-			return a.out, a.st, err
-		}
-		if final != 0 {
-			return a.out, a.st, errors.New("BFINAL set")
-		}
-		typ, err := a.bits(2)
-		if err != nil {
-			return a.out, a.st, err
-		}
-		emptyStored = false
-		switch typ {
-		case 0:
-			a.st.blocks[0]++
-			a.pos = (a.pos + 7) &^ 7
-			p := a.pos >> 3
-			if p+4 > len(in) {
-				return a.out, a.st, errCZTruncated
-			}
-			n := int(binary.LittleEndian.Uint16(in[p:]))
-			if n != int(^binary.LittleEndian.Uint16(in[p+2:])) {
-				return a.out, a.st, errors.New("stored block length check")
-			}
-			p += 4
-			if p+n > len(in) {
-				return a.out, a.st, errCZTruncated
-			}
-			a.out = append(a.out, in[p:p+n]...)
-			a.pos = 8 * (p + n)
-			emptyStored = n == 0
-		case 1:
-			a.st.blocks[1]++
-			if err := a.codes(czFixed[0], czFixed[1]); err != nil {
-				return a.out, a.st, err
-			}
-		case 2:
-			a.st.blocks[2]++
-			lit, dist, err := a.dynamic()
-			if err != nil {
-				return a.out, a.st, err
-			}
-			if err := a.codes(lit, dist); err != nil {
-				return a.out, a.st, err
-			}
-		default:
-			return a.out, a.st, errors.New("block type 3")
-		}
-	}
-	if !emptyStored {
-		return a.out, a.st, errors.New("no sync flush at the end")
-	}
-	return a.out, a.st, nil
-}
-
-func (a *czAudit) bits(n int) (int, error) {
-	if a.pos+n > 8*len(a.in) {
-		return 0, errCZTruncated
-	}
-	v := 0
-	for i := 0; i < n; i++ {
-		v |= int(a.in[a.pos>>3]>>(a.pos&7)&1) << i
-		a.pos++
-	}
-	return v, nil
-}
-
-func (a *czAudit) decode(h *czHuff) (int, error) {
-	in, pos := a.in, a.pos
-	code, first, index := 0, 0, 0
-	for l := 1; l < 16; l++ {
-		if pos >= 8*len(in) {
-			return 0, errCZTruncated
-		}
-		code |= int(in[pos>>3]>>(pos&7)) & 1
-		pos++
-		count := h.count[l]
-		if code-count < first {
-			a.pos = pos
-			return h.sym[index+code-first], nil
-		}
-		index += count
-		first = (first + count) << 1
-		code <<= 1
-	}
-	return 0, errors.New("invalid Huffman code")
-}
-
-func (a *czAudit) dynamic() (lit, dist *czHuff, err error) {
-	var hlit, hdist, hclen int
-	if hlit, err = a.bits(5); err != nil {
-		return
-	}
-	if hdist, err = a.bits(5); err != nil {
-		return
-	}
-	if hclen, err = a.bits(4); err != nil {
-		return
-	}
-	hlit, hdist, hclen = hlit+257, hdist+1, hclen+4
-	if hlit > 286 || hdist > 30 {
-		return nil, nil, errors.New("too many codes")
-	}
-	cl := make([]int, 19)
-	for _, s := range czCLOrder[:hclen] {
-		if cl[s], err = a.bits(3); err != nil {
-			return
-		}
-	}
-	clc, err := czBuildHuff(cl, true)
-	if err != nil {
-		return nil, nil, err
-	}
-	lens := make([]int, 0, hlit+hdist)
-	for len(lens) < hlit+hdist {
-		sym, err := a.decode(clc)
-		if err != nil {
-			return nil, nil, err
-		}
-		if sym < 16 {
-			lens = append(lens, sym)
-			continue
-		}
-		val, rep := 0, 0
-		switch sym {
-		case 16:
-			if len(lens) == 0 {
-				return nil, nil, errors.New("repeat of no length")
-			}
-			val = lens[len(lens)-1]
-			rep, err = a.bits(2)
-			rep += 3
-		case 17:
-			rep, err = a.bits(3)
-			rep += 3
-		default:
-			rep, err = a.bits(7)
-			rep += 11
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		if len(lens)+rep > hlit+hdist {
-			return nil, nil, errors.New("code lengths overrun")
-		}
-		for ; rep > 0; rep-- {
-			lens = append(lens, val)
-		}
-	}
-	if lens[256] == 0 {
-		return nil, nil, errors.New("no end-of-block code")
-	}
-	if lit, err = czBuildHuff(lens[:hlit], false); err != nil {
-		return nil, nil, err
-	}
-	dist, err = czBuildHuff(lens[hlit:], false)
-	return lit, dist, err
-}
-
-func (a *czAudit) codes(lit, dist *czHuff) error {
-	for {
-		sym, err := a.decode(lit)
-		if err != nil {
-			return err
-		}
-		if sym < 256 {
-			a.out = append(a.out, byte(sym))
-			continue
-		}
-		if sym == 256 {
-			return nil
-		}
-		sym -= 257
-		if sym >= len(czLenBase) {
-			return errors.New("invalid length symbol")
-		}
-		e, err := a.bits(czLenExtra[sym])
-		if err != nil {
-			return err
-		}
-		length := czLenBase[sym] + e
-		ds, err := a.decode(dist)
-		if err != nil {
-			return err
-		}
-		if ds >= len(czDistBase) {
-			return errors.New("invalid distance symbol")
-		}
-		if e, err = a.bits(czDistExtra[ds]); err != nil {
-			return err
-		}
-		d := czDistBase[ds] + e
-		if d > a.window {
-			return fmt.Errorf("distance %d beyond the %d-byte window", d, a.window)
-		}
-		if d > len(a.out)-a.lowest {
-			return fmt.Errorf("distance %d before the start of the history", d)
-		}
-		a.st.matches++
-		a.st.maxDist = max(a.st.maxDist, d)
-		for ; length > 0; length-- {
-			a.out = append(a.out, a.out[len(a.out)-d])
-		}
-	}
 }
 
 // czDeflater compresses messages as a peer does: a sync flush ends each
@@ -599,7 +286,7 @@ type czDeflater struct {
 	buf      bytes.Buffer
 	fw       *flate.Writer
 	own      *deflater
-	hist     []byte // below 15 bits with takeover: what the receiver holds
+	ref      *refInflater // below 15 bits: the receiver's view
 }
 
 func newCZDeflater(takeover bool, windowBits, level int) *czDeflater {
@@ -627,25 +314,17 @@ func (d *czDeflater) compress(msg []byte) []byte {
 }
 
 func (d *czDeflater) compressOwn(msg []byte) []byte {
-	window := 1 << d.bits
 	if d.own == nil {
 		d.own = newDeflater(d.bits, d.level, d.takeover)
+		d.ref = &refInflater{window: 1 << d.bits, takeover: d.takeover}
 	}
 	z := d.own.compress(nil, msg)
-	if !d.takeover {
-		d.hist = d.hist[:0]
-	}
-	start := len(d.hist)
-	var err error
-	d.hist, _, err = czAuditInflate(d.hist, min(start, window), append(bytes.Clone(z), czTail...), window)
+	out, err := d.ref.inflate(z)
 	if err != nil {
 		panic(fmt.Sprintf("the peer's own compressor oversteps the window: %v", err))
 	}
-	if !bytes.Equal(d.hist[start:], msg) {
+	if !bytes.Equal(out, msg) {
 		panic("the peer's own compressor is wrong")
-	}
-	if len(d.hist) > 4*window+64<<10 {
-		d.hist = append(d.hist[:0], d.hist[len(d.hist)-window:]...)
 	}
 	return z
 }
@@ -1469,7 +1148,7 @@ func TestCompressClientAgainstReference(t *testing.T) {
 				got := m.payload
 				if m.compressed {
 					compressed++
-					var st czStats
+					var st refStats
 					got, st, err = ref.inflate(m.payload)
 					require.NoError(t, err, "message %d", i)
 					maxDist = max(maxDist, st.maxDist)
@@ -1600,12 +1279,12 @@ func TestCompressServerAgainstReference(t *testing.T) {
 // messages of at least threshold bytes (all of them for a negative one),
 // every back-reference within the window, no history used without
 // takeover. It returns the wire messages and their statistics.
-func czCheckDirection(t *testing.T, tap *czTap, fromServer, takeover bool, bits, threshold int, want []czMsg) ([]czWireMsg, []czStats) {
+func czCheckDirection(t *testing.T, tap *czTap, fromServer, takeover bool, bits, threshold int, want []czMsg) ([]czWireMsg, []refStats) {
 	t.Helper()
 	wire := tap.messages(t, fromServer)
 	require.Len(t, wire, len(want), "messages from the server: %v", fromServer)
 	ref := newCZRef(takeover, bits)
-	stats := make([]czStats, len(want))
+	stats := make([]refStats, len(want))
 	for i, m := range wire {
 		require.Equal(t, want[i].typ, int(m.op), "message %d", i)
 		require.Equal(t, threshold < 0 || len(want[i].data) >= threshold, m.compressed, "RSV1 on message %d of %d bytes (from the server: %v)", i, len(want[i].data), fromServer)
@@ -1836,7 +1515,7 @@ func TestCompressPrepared(t *testing.T) {
 		if s.opts.ServerMaxWindowBits != 0 {
 			bits = s.opts.ServerMaxWindowBits
 		}
-		var stats []czStats
+		var stats []refStats
 		wires[i], stats = czCheckDirection(t, taps[i], true, !s.opts.ServerNoContextTakeover, bits, threshold, want)
 		if s.level0 {
 			assert.Zero(t, stats[4].blocks[1]+stats[4].blocks[2], "%s: level 0 not applied to the prepared message", s.name)

@@ -3,7 +3,6 @@ package websocket
 import (
 	"bytes"
 	"compress/flate"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand"
@@ -25,302 +24,6 @@ var deflateTestTail = []byte{0x00, 0x00, 0xff, 0xff}
 var deflateTestFinal = []byte{0x01, 0x00, 0x00, 0xff, 0xff}
 
 var deflateAllLevels = []int{-2, -1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
-
-// ---- a test-only inflater that checks distances -------------------------
-
-// deflateTestInflater decodes DEFLATE data slowly and strictly (in the
-// manner of zlib's puff), failing on a back-reference farther than window
-// or before the start of the history, on BFINAL, and on incomplete codes.
-type deflateTestInflater struct {
-	window  int
-	maxDist int    // farthest back-reference seen
-	out     []byte // history, then everything decoded
-	in      []byte
-	bitPos  int
-}
-
-type deflateTestCode struct {
-	count [16]int
-	syms  []int
-}
-
-func (f *deflateTestInflater) bit() (int, error) {
-	if f.bitPos >= 8*len(f.in) {
-		return 0, io.ErrUnexpectedEOF
-	}
-	b := int(f.in[f.bitPos>>3]>>(f.bitPos&7)) & 1
-	f.bitPos++
-	return b, nil
-}
-
-func (f *deflateTestInflater) bits(n int) (int, error) {
-	v := 0
-	for i := 0; i < n; i++ {
-		b, err := f.bit()
-		if err != nil {
-			return 0, err
-		}
-		v |= b << i
-	}
-	return v, nil
-}
-
-// deflateTestBuildCode makes the canonical code for lens, refusing an
-// oversubscribed or incomplete one (as zlib does: one code of length 1 is
-// allowed, and an empty distance code when allowEmpty).
-func deflateTestBuildCode(lens []int, allowEmpty bool) (*deflateTestCode, error) {
-	c := &deflateTestCode{}
-	for _, l := range lens {
-		c.count[l]++
-	}
-	c.count[0] = 0
-	left := 1
-	used := 0
-	for l := 1; l < 16; l++ {
-		left <<= 1
-		left -= c.count[l]
-		used += c.count[l]
-		if left < 0 {
-			return nil, errors.New("oversubscribed code")
-		}
-	}
-	if left > 0 && !(used == 0 && allowEmpty) && !(used == 1 && c.count[1] == 1) {
-		return nil, fmt.Errorf("incomplete code (%d codes)", used)
-	}
-	var offs [16]int
-	for l := 1; l < 15; l++ {
-		offs[l+1] = offs[l] + c.count[l]
-	}
-	c.syms = make([]int, len(lens))
-	for sym, l := range lens {
-		if l != 0 {
-			c.syms[offs[l]] = sym
-			offs[l]++
-		}
-	}
-	return c, nil
-}
-
-func (f *deflateTestInflater) decode(c *deflateTestCode) (int, error) {
-	code, first, index := 0, 0, 0
-	for l := 1; l < 16; l++ {
-		b, err := f.bit()
-		if err != nil {
-			return 0, err
-		}
-		code |= b
-		count := c.count[l]
-		if code-count < first {
-			return c.syms[index+(code-first)], nil
-		}
-		index += count
-		first += count
-		first <<= 1
-		code <<= 1
-	}
-	return 0, errors.New("bad code")
-}
-
-var deflateTestFixed = func() [2]*deflateTestCode {
-	lens := make([]int, 288)
-	for i := range lens {
-		switch {
-		case i < 144:
-			lens[i] = 8
-		case i < 256:
-			lens[i] = 9
-		case i < 280:
-			lens[i] = 7
-		default:
-			lens[i] = 8
-		}
-	}
-	lit, _ := deflateTestBuildCode(lens, false)
-	dl := make([]int, 32) // 30 and 31 complete the code but never occur
-	for i := range dl {
-		dl[i] = 5
-	}
-	dist, _ := deflateTestBuildCode(dl, false)
-	return [2]*deflateTestCode{lit, dist}
-}()
-
-// inflateMessage decodes one message payload (without its 00 00 ff ff),
-// appending it to f.out, and returns the decoded bytes.
-func (f *deflateTestInflater) inflateMessage(payload []byte) ([]byte, error) {
-	f.in = append(append([]byte(nil), payload...), deflateTestTail...)
-	f.bitPos = 0
-	start := len(f.out)
-	for {
-		final, err := f.bits(1)
-		if err != nil {
-			return nil, err
-		}
-		if final != 0 {
-			return nil, errors.New("BFINAL set")
-		}
-		typ, err := f.bits(2)
-		if err != nil {
-			return nil, err
-		}
-		switch typ {
-		case 0:
-			f.bitPos = (f.bitPos + 7) &^ 7
-			p := f.bitPos >> 3
-			if p+4 > len(f.in) {
-				return nil, io.ErrUnexpectedEOF
-			}
-			n := int(f.in[p]) | int(f.in[p+1])<<8
-			nn := int(f.in[p+2]) | int(f.in[p+3])<<8
-			if n != ^nn&0xffff {
-				return nil, errors.New("stored length check")
-			}
-			p += 4
-			if p+n > len(f.in) {
-				return nil, io.ErrUnexpectedEOF
-			}
-			f.out = append(f.out, f.in[p:p+n]...)
-			f.bitPos = (p + n) * 8
-			if n == 0 && p == len(f.in) {
-				return f.out[start:], nil
-			}
-		case 1:
-			if err := f.codes(deflateTestFixed[0], deflateTestFixed[1]); err != nil {
-				return nil, err
-			}
-		case 2:
-			lit, dist, err := f.dynamicCodes()
-			if err != nil {
-				return nil, err
-			}
-			if err := f.codes(lit, dist); err != nil {
-				return nil, err
-			}
-		default:
-			return nil, errors.New("block type 3")
-		}
-	}
-}
-
-func (f *deflateTestInflater) dynamicCodes() (lit, dist *deflateTestCode, err error) {
-	nlit, err := f.bits(5)
-	if err != nil {
-		return nil, nil, err
-	}
-	ndist, err := f.bits(5)
-	if err != nil {
-		return nil, nil, err
-	}
-	ncode, err := f.bits(4)
-	if err != nil {
-		return nil, nil, err
-	}
-	nlit, ndist, ncode = nlit+257, ndist+1, ncode+4
-	if nlit > 286 || ndist > 30 {
-		return nil, nil, errors.New("too many codes")
-	}
-	cl := make([]int, 19)
-	for _, sym := range huffCLOrder[:ncode] {
-		if cl[sym], err = f.bits(3); err != nil {
-			return nil, nil, err
-		}
-	}
-	clc, err := deflateTestBuildCode(cl, false)
-	if err != nil {
-		return nil, nil, fmt.Errorf("code-length code: %w", err)
-	}
-	lens := make([]int, 0, nlit+ndist)
-	for len(lens) < nlit+ndist {
-		sym, err := f.decode(clc)
-		if err != nil {
-			return nil, nil, err
-		}
-		if sym < 16 {
-			lens = append(lens, sym)
-			continue
-		}
-		val, rep := 0, 0
-		switch sym {
-		case 16:
-			if len(lens) == 0 {
-				return nil, nil, errors.New("repeat with no length")
-			}
-			val = lens[len(lens)-1]
-			rep, err = f.bits(2)
-			rep += 3
-		case 17:
-			rep, err = f.bits(3)
-			rep += 3
-		default:
-			rep, err = f.bits(7)
-			rep += 11
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		if len(lens)+rep > nlit+ndist {
-			return nil, nil, errors.New("repeat too long")
-		}
-		for ; rep > 0; rep-- {
-			lens = append(lens, val)
-		}
-	}
-	if lens[256] == 0 {
-		return nil, nil, errors.New("no end-of-block code")
-	}
-	if lit, err = deflateTestBuildCode(lens[:nlit], false); err != nil {
-		return nil, nil, fmt.Errorf("literal/length code: %w", err)
-	}
-	if dist, err = deflateTestBuildCode(lens[nlit:], true); err != nil {
-		return nil, nil, fmt.Errorf("distance code: %w", err)
-	}
-	return lit, dist, nil
-}
-
-func (f *deflateTestInflater) codes(lit, dist *deflateTestCode) error {
-	for {
-		sym, err := f.decode(lit)
-		if err != nil {
-			return err
-		}
-		switch {
-		case sym < 256:
-			f.out = append(f.out, byte(sym))
-			continue
-		case sym == 256:
-			return nil
-		case sym > 285:
-			return errors.New("bad length symbol")
-		}
-		sym -= 257
-		eb, err := f.bits(int(huffLenExtra[sym]))
-		if err != nil {
-			return err
-		}
-		length := int(huffLenBase[sym]) + eb
-		ds, err := f.decode(dist)
-		if err != nil {
-			return err
-		}
-		if ds >= 30 {
-			return errors.New("bad distance symbol")
-		}
-		eb, err = f.bits(int(huffDistExtra[ds]))
-		if err != nil {
-			return err
-		}
-		d := int(huffDistBase[ds]) + eb
-		if d > f.window {
-			return fmt.Errorf("distance %d beyond the %d-byte window", d, f.window)
-		}
-		if d > len(f.out) {
-			return fmt.Errorf("distance %d before the start of the history", d)
-		}
-		f.maxDist = max(f.maxDist, d)
-		for ; length > 0; length-- {
-			f.out = append(f.out, f.out[len(f.out)-d])
-		}
-	}
-}
 
 // ---- round-trip helpers --------------------------------------------------
 
@@ -402,19 +105,14 @@ func deflateTestKeep(hist []byte, takeover bool, m []byte) []byte {
 	return hist
 }
 
-// deflateCheckStrict runs comps through the strict test inflater.
+// deflateCheckStrict runs comps through the reference inflater, which
+// also holds every back-reference to the window.
 func deflateCheckStrict(t testing.TB, wbits int, takeover bool, msgs, comps [][]byte) {
-	f := &deflateTestInflater{window: 1 << wbits}
+	f := &refInflater{window: 1 << wbits, takeover: takeover}
 	for i, c := range comps {
-		if !takeover {
-			f.out = f.out[:0]
-		}
-		got, err := f.inflateMessage(c)
+		got, err := f.inflate(c)
 		require.NoError(t, err, "message %d", i)
 		require.True(t, bytes.Equal(msgs[i], got), "message %d differs", i)
-		if len(f.out) > 1<<17 {
-			f.out = append([]byte(nil), f.out[len(f.out)-1<<16:]...)
-		}
 	}
 }
 
@@ -599,10 +297,10 @@ func TestDeflateWindowBits(t *testing.T) {
 				want int
 			}{{far, 0}, {edge, w}} {
 				c := deflateCompressAll(t, wbits, level, false, [][]byte{tc.msg})[0]
-				f := &deflateTestInflater{window: w}
-				_, err := f.inflateMessage(c)
+				f := &refInflater{window: w}
+				_, err := f.inflate(c)
 				require.NoError(t, err, name)
-				assert.Equal(t, tc.want, f.maxDist, name+": farthest reference (0 when the copy is out of reach)")
+				assert.Equal(t, tc.want, f.stats.maxDist, name+": farthest reference (0 when the copy is out of reach)")
 			}
 			// Across messages with takeover: the last message is all
 			// reference when the copy is within reach.
@@ -617,10 +315,10 @@ func TestDeflateWindowBits(t *testing.T) {
 			}{{w - len(a), w}, {w - len(a) + 1, 0}} {
 				msgs := [][]byte{a, make([]byte, tc.gap), a}
 				cs := deflateCompressAll(t, wbits, level, true, msgs)
-				f := &deflateTestInflater{window: w, out: append(append([]byte(nil), a...), msgs[1]...)}
-				_, err := f.inflateMessage(cs[2])
+				f := &refInflater{window: w, takeover: true, hist: append(append([]byte(nil), a...), msgs[1]...)}
+				_, err := f.inflate(cs[2])
 				require.NoError(t, err, name)
-				assert.Equal(t, tc.want, f.maxDist, name+": farthest reference into the history")
+				assert.Equal(t, tc.want, f.stats.maxDist, name+": farthest reference into the history")
 				if tc.want != 0 {
 					// Below 2^10 the index has at most 64 buckets, fewer
 					// than a has positions, so a displaces part of itself.
@@ -743,13 +441,13 @@ func TestDeflateReset(t *testing.T) {
 			d.reset()
 		}
 		c := d.compress(nil, m)
-		f := &deflateTestInflater{window: 1 << 15}
+		f := &refInflater{window: 1 << 15}
 		if i%3 != 0 {
 			// After a reset the next message must stand alone; the others
 			// may refer back.
 			continue
 		}
-		got, err := f.inflateMessage(c)
+		got, err := f.inflate(c)
 		require.NoError(t, err, "message %d", i)
 		require.Equal(t, m, got)
 	}
@@ -1007,7 +705,7 @@ func huffTreeDepth(freq []uint32) int {
 }
 
 // FuzzDeflate round-trips random messages at random window sizes and
-// levels through compress/flate and the strict test inflater.
+// levels through compress/flate and the reference inflater.
 func FuzzDeflate(f *testing.F) {
 	f.Add([]byte("hello hello hello"), uint8(7), uint8(7), true, uint8(2))
 	f.Add(bytes.Repeat([]byte("ab"), 600), uint8(0), uint8(3), true, uint8(3))
