@@ -2,7 +2,6 @@ package websocket
 
 import (
 	"bytes"
-	"io"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -13,27 +12,9 @@ import (
 // one frame, as long as it is within maxStreamFrame, whatever the write
 // buffer size; larger ones go out in frames of maxStreamFrame.
 func TestStreamRelayOneFrame(t *testing.T) {
-	relay := func(c *Conn) error {
-		for {
-			mt, r, err := c.NextReader()
-			if err != nil {
-				return err
-			}
-			w, err := c.NextWriter(mt)
-			if err != nil {
-				return err
-			}
-			if _, err := io.Copy(w, r); err != nil {
-				return err
-			}
-			if err := w.Close(); err != nil {
-				return err
-			}
-		}
-	}
 	for _, side := range protoSides {
 		t.Run(side.name, func(t *testing.T) {
-			p := side.start(t, relay)
+			p := side.start(t, abEchoLoop) // io.Copy from NextReader to NextWriter
 			for _, n := range []int{0, 100, 4096, 4097, 100 << 10} {
 				msg := bytes.Repeat([]byte{'x'}, n)
 				p.send(protoF(opBinary, true, string(msg)))
