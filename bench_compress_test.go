@@ -171,18 +171,20 @@ func TestZeroAllocsCompressed(t *testing.T) {
 }
 
 // TestCompressionHeldMemory reports, and bounds, what a compressing Conn
-// keeps between messages beyond an uncompressed one: the compressor's
-// history and the inflater's window, per window size and level.
+// keeps beyond an uncompressed one, per window size and level: while it is
+// active, and once the compressor has dropped its match index for being
+// idle (the history and the inflater's window stay).
 func TestCompressionHeldMemory(t *testing.T) {
 	msgs := deflateSnapshotJSON(8, 16)
 	for _, tc := range []struct {
-		bits, level int
-		max         int
+		bits, level  int
+		active, idle int
 	}{
-		{15, 1, 72 << 10},
-		{15, 6, 88 << 10},
-		{12, 1, 9 << 10},
-		{9, 1, 1152},
+		{15, 1, 96 << 10, 64 << 10},
+		{15, 2, 96 << 10, 64 << 10},
+		{15, 6, 112 << 10, 64 << 10},
+		{12, 1, 12 << 10, 8 << 10},
+		{9, 1, 1536, 1024},
 	} {
 		c := newConn(&utRingConn{data: utCompressedStream(msgs, true, tc.bits)}, true, 0, 0, nil, nil)
 		c.enableCompression(pmdParams{serverMaxWindowBits: tc.bits, clientMaxWindowBits: tc.bits}, &CompressionOptions{Level: tc.level})
@@ -192,10 +194,22 @@ func TestCompressionHeldMemory(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, m, p)
 		}
-		held := c.deflate.heldBytes() + c.inflate.heldBytes()
-		t.Logf("window bits %d, level %d: %d bytes held (compressor %d, inflater %d)", tc.bits, tc.level, held, c.deflate.heldBytes(), c.inflate.heldBytes())
-		assert.LessOrEqual(t, held, tc.max)
+		active := c.deflate.heldBytes() + c.inflate.heldBytes()
+		deflateGoIdle(c.deflate)
+		idle := c.deflate.heldBytes() + c.inflate.heldBytes()
+		t.Logf("window bits %d, level %d: %d bytes held while active, %d idle (compressor %d, inflater %d)",
+			tc.bits, tc.level, active, idle, c.deflate.heldBytes(), c.inflate.heldBytes())
+		assert.LessOrEqual(t, active, tc.active)
+		assert.LessOrEqual(t, idle, tc.idle)
+		require.NoError(t, c.Close())
 	}
+}
+
+// deflateGoIdle runs d's idle timer function as the two periods of
+// silence that make it drop the match index would.
+func deflateGoIdle(d *deflater) {
+	d.idleTick()
+	d.idleTick()
 }
 
 // TestCompressionStackGrowth checks that compressing and inflating a

@@ -186,6 +186,9 @@ func (c *Conn) Close() error {
 	}
 	err := c.conn.Close()
 	c.markWriteClosed()
+	if c.deflate != nil {
+		c.deflate.close()
+	}
 	return err
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"sync"
+	"time"
 )
 
 // A compact DEFLATE (RFC 1951) encoder for permessage-deflate (RFC 7692).
@@ -11,20 +12,27 @@ import (
 // compress/flate cannot serve the sending side: a flate.Writer holds about
 // 1 MB whether or not it is in use and cannot be reset onto a dictionary,
 // so context takeover would pin that much per connection. This encoder
-// splits its state in two:
+// splits its state in three:
 //
-//   - held between messages, and only with context takeover: the last
-//     2^windowBits bytes sent (a ring, W bytes), a hash-head table of W/8
-//     uint16 positions and a hash-chain table of W/4 uint16 links (the
-//     chain table only at levels above 1): 1.75*W in all, 56 KiB at
-//     windowBits 15 (40 KiB at level 1), 896 bytes at 9, plus the struct.
-//     Measured by TestDeflateHeldMemory on an idle deflater after a
-//     message: 57 520 bytes at 15, 28 848 at 14, 14 512 at 13, 7 344 at
-//     12, 1 072 at 9, 624 at 8; 176 bytes (the struct) without takeover.
+//   - held for the life of a connection with context takeover: the
+//     history, a ring of the last H = 7/8 of 2^windowBits bytes sent (28 KiB
+//     at windowBits 15). Back-references could reach the whole window; the
+//     last eighth is left out because it buys almost nothing (0.2% of
+//     ratio on the JSON of the benchmarks) and a 28 KiB ring fits the
+//     heap's 28 KiB size class where anything longer takes 32 KiB: so an
+//     idle connection at 15-bit windows, with the 32 KiB window it inflates
+//     the peer's messages in, stays within 64 KiB.
+//   - held only while the connection is active: the match index, a
+//     hash-head table of 2^(windowBits-1) uint16 positions (32 KiB at 15)
+//     and, at levels 3 and up, a chain table of W/4 links (16 KiB). A
+//     timer drops it once the deflater has gone between one and two
+//     seconds (deflateIdleAfter) without a message; the next message
+//     rebuilds it from the history. TestDeflateHeldMemory measures both
+//     states.
 //   - used only inside compress and returned to a sync.Pool before it
-//     returns (deflateWork: chains and hash heads for a message compressed
-//     without takeover, the token buffer, frequency and code tables; about
-//     150 KiB, shared by all connections that are not compressing at that
+//     returns (deflateWork: the index of a message compressed without
+//     takeover, the token buffer, frequency and code tables; about
+//     180 KiB, shared by all connections that are not compressing at that
 //     instant).
 //
 // Matching is LZ77 over a 4-byte hash. Positions are kept as uint16
@@ -32,13 +40,15 @@ import (
 // rebasing; a position is only a hint, and every candidate is checked for
 // a distance of 1..min(2^windowBits, history available) and then compared
 // byte by byte, so a stale, aliased or (in pooled memory) foreign entry can
-// cost time but never produce a wrong back-reference. A chain is followed
-// only while its link slot cannot have been reused (distance below the
-// chain table's size), so with takeover the chains reach the last W/4
-// bytes and the heads the whole window: the recent past, which is what
-// chatty traffic repeats. (Chains over the whole window would take the
-// ratio on the 4 KiB JSON of the tests from 0.195 to 0.179 at the default
-// level, for 112 KiB held; W/2 links, 0.185 for 80 KiB.)
+// cost time but never produce a wrong back-reference. Levels 1 and 2 keep
+// no chains: level 1 probes one head per position, level 2 a bucket of the
+// two most recent positions with the hash and, while its match is short,
+// the next position too (a one-step lazy evaluation), which on the 4 KiB
+// JSON of the benchmarks takes the ratio from 0.27 to 0.25 for about a
+// quarter more time. At levels 3 and up a chain is followed only while its
+// link slot cannot have been reused (distance below the chain table's
+// size), so with takeover the chains reach the last W/4 bytes and the
+// heads the whole history.
 // The message and the history ring are both read in place (a match may run
 // from the ring into the message), so the only copy is of the message's
 // tail into the ring afterwards.
@@ -48,8 +58,13 @@ const (
 	deflateMaxWindowBits = 15
 	deflateMinMatch      = 3
 	deflateMaxMatch      = 258
-	deflateHashMaxBits   = 13
-	deflateHashMul       = 0x9e3779b1
+	// deflateHashMaxBits sizes the pooled head table of a deflater
+	// without takeover, and bounds a held one (windowBits-1).
+	deflateHashMaxBits = 14
+	deflateHashMul     = 0x9e3779b1
+	// deflateIndexHead is how many positions after its first a match
+	// enters in the head table at levels 1 and 2 (see matchFast).
+	deflateIndexHead = 8
 	// deflateBlockTokens is how many tokens a block gathers before it is
 	// written: large enough that a dynamic table pays for itself, small
 	// enough to follow changes in the data of a large message.
@@ -63,20 +78,28 @@ const (
 	deflateNoCompress  = 0
 )
 
+// deflateIdleAfter is how long a deflater with context takeover must go
+// without compressing (between one and two of it) before it drops its
+// match index. Rebuilding the index from 28 KiB of history costs about as
+// much as compressing an 8 KiB message, so the period keeps that to at
+// most once a second for a connection that sends rarely.
+const deflateIdleAfter = time.Second
+
 // deflateParams are the match finder's settings for one level.
 type deflateParams struct {
-	chain int  // candidates examined per position; 1 examines the hash head only
+	chain int  // candidates examined per position along hash chains; 1: no chains
+	ways  int  // chain 1 only: positions a hash bucket keeps (1 or 2)
 	nice  int  // a match this long ends the search
 	lazy  int  // 0: greedy; else look one position ahead while the match is shorter than this
-	good  int  // lazy only: with a match this long, search a quarter of chain
+	good  int  // chains only: with a lazy match this long, search a quarter of chain
 	skip  bool // greedy only: stride faster through bytes that do not match
 }
 
 // deflateLevelParams maps compress/flate levels 1..9 (index 0 is unused;
 // DefaultCompression is 6).
 var deflateLevelParams = [10]deflateParams{
-	1: {chain: 1, nice: deflateMaxMatch, skip: true},
-	2: {chain: 4, nice: 32, skip: true},
+	1: {chain: 1, ways: 1, nice: deflateMaxMatch, skip: true},
+	2: {chain: 1, ways: 2, nice: deflateMaxMatch, lazy: 16, skip: true},
 	3: {chain: 8, nice: 64},
 	4: {chain: 8, nice: 32, lazy: 16, good: 8},
 	5: {chain: 16, nice: 64, lazy: 32, good: 8},
@@ -91,23 +114,33 @@ var deflateLevelParams = [10]deflateParams{
 // it.
 type deflater struct {
 	wsize    int // 2^windowBits: no back-reference reaches farther
-	wmask    int
+	hsize    int // size of the history ring, 7/8 of wsize
 	hashBits uint
 	level    int
 	params   deflateParams
 	takeover bool
 
 	// pos is the stream offset of the next byte, modulo 2^16 (the
-	// residue is all positions are kept as). The byte at offset p sits at
-	// hist[p&wmask].
+	// residue all positions are kept as); with takeover, hist[rpos] is
+	// where that byte will go in the ring.
 	pos     uint16
-	histLen int      // bytes of history that matches may use
-	hist    []byte   // ring of the last wsize bytes; only with takeover
-	head    []uint16 // hash heads; only with takeover, else pooled
+	rpos    int
+	histLen int    // bytes of history that matches may use
+	hist    []byte // ring of the last hsize bytes; only with takeover
+
+	// mu guards the match index against the idle timer, which drops it
+	// (compress holds mu throughout). Only with takeover; without it the
+	// index is pooled.
+	mu   sync.Mutex
+	head []uint16 // hash heads (buckets of params.ways at levels 1 and 2)
 	// prev[p&(len(prev)-1)] is the previous position with the same hash as
-	// p; only with takeover (and a level that chains), else pooled.
+	// p; only at levels that chain.
 	prev     []uint16
 	prevBits uint
+	timer    *time.Timer
+	idle     time.Duration // the timer's period: deflateIdleAfter (tests shorten it)
+	armed    bool          // the timer is set (or its function running)
+	used     bool          // a message was compressed since the timer was last set
 }
 
 // newDeflater returns a deflater whose back-references stay within
@@ -122,12 +155,13 @@ func newDeflater(windowBits int, level int, contextTakeover bool) *deflater {
 	windowBits = min(max(windowBits, deflateMinWindowBits), deflateMaxWindowBits)
 	d := &deflater{
 		wsize:    1 << windowBits,
-		wmask:    1<<windowBits - 1,
+		hsize:    1<<windowBits - 1<<windowBits>>3,
 		takeover: contextTakeover,
 		hashBits: deflateHashMaxBits,
+		idle:     deflateIdleAfter,
 	}
 	if contextTakeover {
-		d.hashBits = uint(windowBits - 3)
+		d.hashBits = uint(windowBits - 1)
 		d.prevBits = uint(windowBits - 2)
 	}
 	d.setLevel(level)
@@ -158,8 +192,10 @@ func (d *deflater) reset() {
 }
 
 // heldBytes reports the memory the deflater holds between messages, beyond
-// its struct.
+// its struct (and the timer of a deflater with takeover).
 func (d *deflater) heldBytes() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	return cap(d.hist) + 2*cap(d.head) + 2*cap(d.prev)
 }
 
@@ -171,6 +207,11 @@ func (d *deflater) heldBytes() int {
 // message becomes history for the next one, otherwise the history stays
 // empty.
 func (d *deflater) compress(dst, msg []byte) []byte {
+	if d.takeover {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.markUsed()
+	}
 	w, _ := deflateWorkPool.Get().(*deflateWork)
 	if w == nil {
 		w = &deflateWork{tokens: make([]uint32, 0, deflateBlockTokens)}
@@ -192,22 +233,19 @@ func (d *deflater) compress(dst, msg []byte) []byte {
 		head := w.head[:1<<d.hashBits]
 		w.prev = w.prevBuf[:min(d.wsize, len(w.prevBuf))]
 		if d.takeover {
-			if d.head == nil {
-				d.head = make([]uint16, 1<<d.hashBits)
-			}
 			if d.hist == nil {
-				d.hist = make([]byte, d.wsize)
+				d.hist = make([]byte, d.hsize)
 			}
-			if d.prev == nil && d.params.chain > 1 {
-				d.prev = make([]uint16, 1<<d.prevBits)
+			if d.head == nil || (d.prev == nil && d.params.chain > 1) {
+				d.buildIndex()
 			}
 			head, w.prev = d.head, d.prev
 		}
 		switch {
-		case d.params.lazy > 0:
-			d.matchLazy(w, head)
 		case d.params.chain == 1:
 			d.matchFast(w, head)
+		case d.params.lazy > 0:
+			d.matchLazy(w, head)
 		default:
 			d.matchGreedy(w, head)
 		}
@@ -226,17 +264,110 @@ func (d *deflater) compress(dst, msg []byte) []byte {
 	return dst
 }
 
+// markUsed records a message for the idle timer, setting it if it is not
+// set. d.mu is held.
+func (d *deflater) markUsed() {
+	d.used = true
+	if d.armed {
+		return
+	}
+	d.armed = true
+	if d.timer == nil {
+		d.timer = time.AfterFunc(d.idle, d.idleTick)
+	} else {
+		d.timer.Reset(d.idle)
+	}
+}
+
+// idleTick runs on the idle timer. A deflater that compressed since the
+// timer was set is active: it looks again a period later. One that did
+// not drops its match index; the timer stays unset until the next message.
+func (d *deflater) idleTick() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.used {
+		d.used = false
+		d.timer.Reset(d.idle)
+		return
+	}
+	d.armed = false
+	d.head, d.prev = nil, nil
+}
+
+// close stops the idle timer and drops the match index, for a connection
+// that will send no more.
+func (d *deflater) close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+	d.armed, d.used = false, false
+	d.head, d.prev = nil, nil
+}
+
+// buildIndex allocates the match index the level needs and enters every
+// position of the history in it (the last three only reach into the next
+// message, and are left out).
+func (d *deflater) buildIndex() {
+	if d.head == nil {
+		d.head = make([]uint16, 1<<d.hashBits)
+	}
+	chains := d.params.chain > 1
+	if chains && d.prev == nil {
+		d.prev = make([]uint16, 1<<d.prevBits)
+	}
+	two := !chains && d.params.ways == 2
+	shift := 32 - d.hashBits
+	if two {
+		shift++
+	}
+	pmask := len(d.prev) - 1
+	for k := d.histLen; k >= 4; k-- {
+		r := d.ringIndex(-k)
+		var x uint32
+		if r+4 <= d.hsize {
+			x = deflateLoad32(d.hist, r)
+		} else {
+			for j := 3; j >= 0; j-- {
+				x = x<<8 | uint32(d.hist[(r+j)%d.hsize])
+			}
+		}
+		p := d.pos - uint16(k)
+		h := (x * deflateHashMul) >> shift
+		switch {
+		case chains:
+			d.prev[int(p)&pmask] = d.head[h]
+		case two:
+			h <<= 1
+			d.head[h+1] = d.head[h]
+		}
+		d.head[h] = p
+	}
+}
+
+// ringIndex returns where in hist the byte p bytes after the start of the
+// current message sits, for -histLen <= p < 0.
+func (d *deflater) ringIndex(p int) int {
+	r := d.rpos + p
+	if r < 0 {
+		r += d.hsize
+	}
+	return r
+}
+
 // remember moves msg's tail into the history ring.
 func (d *deflater) remember(msg []byte) {
 	if d.takeover {
 		if d.hist == nil {
-			d.hist = make([]byte, d.wsize)
+			d.hist = make([]byte, d.hsize)
 		}
-		tail := msg[max(0, len(msg)-d.wsize):]
-		r := int(d.pos+uint16(len(msg)-len(tail))) & d.wmask
+		tail := msg[max(0, len(msg)-d.hsize):]
+		r := (d.rpos + len(msg) - len(tail)) % d.hsize
 		k := copy(d.hist[r:], tail)
 		copy(d.hist, tail[k:])
-		d.histLen = min(d.wsize, d.histLen+len(msg))
+		d.rpos = (d.rpos + len(msg)) % d.hsize
+		d.histLen = min(d.hsize, d.histLen+len(msg))
 	}
 	d.pos += uint16(len(msg))
 }
@@ -341,8 +472,7 @@ func (d *deflater) histMatchLen(msg []byte, c, i, maxLen int) int {
 		if p >= 0 {
 			return n + deflateMatchLen(msg[p:p+maxLen-n], msg[i+n:i+maxLen])
 		}
-		r := (int(d.pos) + p) & d.wmask
-		seg := d.hist[r:]
+		seg := d.hist[d.ringIndex(p):]
 		seg = seg[:min(len(seg), -p, maxLen-n)]
 		k := deflateMatchLen(seg, msg[i+n:i+n+len(seg)])
 		n += k
@@ -420,37 +550,40 @@ func (d *deflater) findMatch(w *deflateWork, i int, cur, cand uint16, rep, chain
 	return best, bestDist
 }
 
-// matchFast is matchGreedy for a chain of one (level 1), with the
-// candidate checks inlined: the hash head, then the previous match's
-// distance; only matches of four bytes or more are taken.
+// matchFast tokenises w.msg without chains (levels 1 and 2): greedy, with
+// the candidate checks inlined and only matches of four bytes or more
+// taken. At level 2 each bucket of the head table holds two positions,
+// and a match shorter than params.lazy is dropped for a longer one found
+// at the next position.
 func (d *deflater) matchFast(w *deflateWork, head []uint16) {
 	msg := w.msg
 	n := len(msg)
 	limit := n - 4
 	base := d.pos
+	two := d.params.ways == 2
 	shift := 32 - d.hashBits
+	if two {
+		shift++
+	}
+	lazy := d.params.lazy
 	histLen, wsize := d.histLen, d.wsize
 	lit := 0
 	rep := 0
 	stride := 32
 	for i := 0; i <= limit; {
-		x := deflateLoad32(msg, i)
-		cur := base + uint16(i)
-		h := (x * deflateHashMul) >> shift
-		dist := int(cur - head[h])
-		head[h] = cur
-		reach := uint(min(wsize, i+histLen)) // dist-1 must be below
-		length := 0
-		if uint(dist-1) < reach {
-			length = d.fastMatchLen(msg, i, dist, x)
-		}
-		if length < 4 && rep != dist && uint(rep-1) < reach {
-			length, dist = d.fastMatchLen(msg, i, rep, x), rep
-		}
+		length, dist := d.probe(msg, head, i, base+uint16(i), shift, two, uint(min(wsize, i+histLen)), rep)
 		if length < 4 {
 			i += stride >> 5
 			stride++
 			continue
+		}
+		next := i + 1 // first position not yet in the head table
+		if length < lazy && i < limit {
+			next++
+			l, dd := d.probe(msg, head, i+1, base+uint16(i+1), shift, two, uint(min(wsize, i+1+histLen)), rep)
+			if l > length {
+				i, length, dist = i+1, l, dd
+			}
 		}
 		stride, rep = 32, dist
 		if lit < i {
@@ -458,12 +591,67 @@ func (d *deflater) matchFast(w *deflateWork, head []uint16) {
 		}
 		end := i + length
 		w.match(length, dist, end)
-		for j := i + 1; j < end && j <= limit; j++ {
-			head[(deflateLoad32(msg, j)*deflateHashMul)>>shift] = base + uint16(j)
+		// Enter the first positions the match covers, where a following
+		// match most often starts over, and the last three, whose hashes
+		// take in the bytes after it. Entering all of them would push the
+		// older, more varied candidates out of the table: on the JSON of
+		// the benchmarks that costs both time and ratio.
+		mid := min(end-3, i+deflateIndexHead)
+		for j := next; j < end && j <= limit; j++ {
+			if j == mid && j < end-3 {
+				j = end - 4
+				continue
+			}
+			deflateEnter(head, msg, j, base+uint16(j), shift, two)
 		}
 		i, lit = end, end
 	}
 	w.literals(lit, n)
+}
+
+// deflateEnter enters position j (residue cur) in the head table.
+func deflateEnter(head []uint16, msg []byte, j int, cur uint16, shift uint, two bool) {
+	h := (deflateLoad32(msg, j) * deflateHashMul) >> shift
+	if two {
+		h <<= 1
+		head[h+1] = head[h]
+	}
+	head[h] = cur
+}
+
+// probe enters position i (residue cur) in the head table and returns the
+// longest match for msg[i:] among the bucket's candidates and, while that
+// is short, rep, the previous match's distance (where the data repeats in
+// runs, the table may hold no position of the run, but it goes on at the
+// same distance). A length below 4 means no match. reach bounds the
+// distance.
+func (d *deflater) probe(msg []byte, head []uint16, i int, cur uint16, shift uint, two bool, reach uint, rep int) (length, dist int) {
+	x := deflateLoad32(msg, i)
+	h := (x * deflateHashMul) >> shift
+	var c1 uint16
+	if two {
+		h <<= 1
+		c1 = head[h+1]
+		head[h+1] = head[h]
+	}
+	c0 := head[h]
+	head[h] = cur
+	if d0 := int(cur - c0); uint(d0-1) < reach {
+		length, dist = d.fastMatchLen(msg, i, d0, x), d0
+	}
+	if two {
+		if d1 := int(cur - c1); d1 != dist && uint(d1-1) < reach {
+			if l := d.fastMatchLen(msg, i, d1, x); l > length {
+				length, dist = l, d1
+			}
+		}
+	}
+	if length < 8 && rep != dist && uint(rep-1) < reach {
+		if l := d.fastMatchLen(msg, i, rep, x); l > length {
+			length, dist = l, rep
+		}
+	}
+	return length, dist
 }
 
 // fastMatchLen returns the length of the match for msg[i:] at distance
@@ -477,14 +665,21 @@ func (d *deflater) fastMatchLen(msg []byte, i, dist int, x uint32) int {
 		}
 		return 4 + deflateMatchLen(msg[c+4:c+maxLen], msg[i+4:i+maxLen])
 	}
-	if d.hist[(int(d.pos)+c)&d.wmask] != byte(x) {
+	r := d.ringIndex(c)
+	if r+4 <= len(d.hist) && c <= -4 {
+		// The common case, all four bytes in the ring without a wrap:
+		// reject a false candidate with one load.
+		if deflateLoad32(d.hist, r) != x {
+			return 0
+		}
+	} else if d.hist[r] != byte(x) {
 		return 0
 	}
 	return d.histMatchLen(msg, c, i, maxLen)
 }
 
 // matchGreedy tokenises w.msg taking the longest match at each position
-// (levels 2 and 3).
+// (level 3).
 func (d *deflater) matchGreedy(w *deflateWork, head []uint16) {
 	msg := w.msg
 	p := d.params

@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -303,16 +304,16 @@ func TestDeflateWindowBits(t *testing.T) {
 				assert.Equal(t, tc.want, f.stats.maxDist, name+": farthest reference (0 when the copy is out of reach)")
 			}
 			// Across messages with takeover: the last message is all
-			// reference when the copy is within reach.
-			// The filler is zeros, which take one hash bucket: the index
-			// that survives between messages is a quarter to an eighth of
-			// the window in size, so unrelated data as long as the window
-			// would displace a's positions (by design: recent history is
-			// what chatty traffic repeats).
+			// reference when the copy is within the history ring (7/8 of
+			// the window), and none when it is beyond the window. The filler is
+			// zeros, which take one hash bucket (and a match over them
+			// enters only a few of its positions), so a's positions
+			// survive in the index.
+			reach := newDeflater(wbits, level, true).hsize
 			for _, tc := range []struct {
 				gap  int
 				want int
-			}{{w - len(a), w}, {w - len(a) + 1, 0}} {
+			}{{reach - len(a), reach}, {w - len(a) + 1, 0}} {
 				msgs := [][]byte{a, make([]byte, tc.gap), a}
 				cs := deflateCompressAll(t, wbits, level, true, msgs)
 				f := &refInflater{window: w, takeover: true, hist: append(append([]byte(nil), a...), msgs[1]...)}
@@ -453,28 +454,28 @@ func TestDeflateReset(t *testing.T) {
 	}
 }
 
-// TestDeflateHeldMemory measures what an idle deflater with context
-// takeover keeps on the heap after a message, and that one without keeps
-// next to nothing.
+// TestDeflateHeldMemory measures what a deflater with context takeover
+// keeps on the heap after a message, while active and once idle (when only
+// the history ring is left), and that one without keeps next to nothing.
 func TestDeflateHeldMemory(t *testing.T) {
 	if deflateRaceEnabled() {
 		t.Skip("heap figures are not meaningful under the race detector")
 	}
-	var measureOnce func(wbits int, takeover bool) float64
+	var measureOnce func(wbits int, takeover, idle bool) float64
 	msg := deflateSnapshotJSON(1, 1)[0]
 	const n = 128
 	// The least of three runs: anything else allocating meanwhile (a
 	// goroutine left by another test) can only add.
-	measure := func(wbits int, takeover bool) float64 {
+	measure := func(wbits int, takeover, idle bool) float64 {
 		least := 0.0
 		for run := 0; run < 3; run++ {
-			if held := measureOnce(wbits, takeover); run == 0 || held < least {
+			if held := measureOnce(wbits, takeover, idle); run == 0 || held < least {
 				least = held
 			}
 		}
 		return least
 	}
-	measureOnce = func(wbits int, takeover bool) float64 {
+	measureOnce = func(wbits int, takeover, idle bool) float64 {
 		ds := make([]*deflater, n)
 		var before, after runtime.MemStats
 		runtime.GC()
@@ -483,27 +484,105 @@ func TestDeflateHeldMemory(t *testing.T) {
 		for i := range ds {
 			ds[i] = newDeflater(wbits, 6, takeover)
 			ds[i].compress(make([]byte, 0, 8192), msg)
+			if idle {
+				deflateGoIdle(ds[i])
+			}
 		}
 		// Twice: the pooled working memory survives one GC as a victim.
 		runtime.GC()
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		runtime.KeepAlive(ds)
+		for _, d := range ds {
+			d.close()
+		}
 		return float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
 	}
 	for wbits := deflateMinWindowBits; wbits <= deflateMaxWindowBits; wbits++ {
-		held := measure(wbits, true)
+		active, idle := measure(wbits, true, false), measure(wbits, true, true)
 		d := newDeflater(wbits, 6, true)
 		d.compress(nil, msg)
-		t.Logf("window bits %d, takeover: %.0f bytes held per idle deflater (heldBytes %d)", wbits, held, d.heldBytes())
-		// The budget is 64 KiB at 15 and in proportion below, with room
-		// for the struct and the heap's rounding.
-		budget := float64(64<<10)/float64(int(1)<<(15-wbits)) + 512
-		assert.LessOrEqual(t, held, budget, "window bits %d", wbits)
+		t.Logf("window bits %d, takeover: %.0f bytes held per active deflater, %.0f idle (heldBytes %d)", wbits, active, idle, d.heldBytes())
+		d.close()
+		// Active: the ring (7/8 of the window), heads (the window's size
+		// in bytes) and chains (half of it); idle, the ring alone. The heap
+		// rounds the ring up to a size class, which below 15 bits can be
+		// the whole window; at 15 it is 28 KiB, what keeps a connection
+		// (with the 32 KiB it inflates in) within 64 KiB. 512 bytes is
+		// room for the struct, the timer and the heap's rounding.
+		w := float64(int(1) << wbits)
+		activeMax, idleMax := 2.5*w+512, w+512
+		if wbits == 15 {
+			activeMax, idleMax = 76<<10+512, 28<<10+512
+		}
+		assert.LessOrEqual(t, active, activeMax, "window bits %d, active", wbits)
+		assert.LessOrEqual(t, idle, idleMax, "window bits %d, idle", wbits)
 	}
-	held := measure(15, false)
+	held := measure(15, false, false)
 	t.Logf("no takeover: %.0f bytes held per idle deflater", held)
 	assert.LessOrEqual(t, held, 512.0)
+}
+
+// TestDeflateIdleIndex drops the match index between messages, as the idle
+// timer does, at every level that keeps one: the history survives, the
+// index is rebuilt from it, and every message still inflates against the
+// reference decoders within the window.
+func TestDeflateIdleIndex(t *testing.T) {
+	msgs := deflateSnapshotJSON(12, 16)
+	for _, level := range []int{1, 2, 3, 6} {
+		for _, wbits := range []int{9, 12, 15} {
+			name := fmt.Sprintf("level %d, window bits %d", level, wbits)
+			d := newDeflater(wbits, level, true)
+			comps := make([][]byte, len(msgs))
+			for i, m := range msgs {
+				switch i % 4 {
+				case 2:
+					// One period after a message: still active.
+					d.idleTick()
+					require.NotNil(t, d.head, name)
+				case 3:
+					deflateGoIdle(d)
+					require.Nil(t, d.head, name)
+					require.Nil(t, d.prev, name)
+					require.Equal(t, cap(d.hist), d.heldBytes(), name+": only the history is held")
+				}
+				comps[i] = d.compress(nil, m)
+			}
+			d.close()
+			deflateCheckStrict(t, wbits, true, msgs, comps)
+			deflateCheckFlate(t, wbits, true, msgs, comps)
+		}
+	}
+	// The rebuilt index finds the history: a message sent again right
+	// after the index was dropped is nearly all one reference.
+	for _, level := range []int{1, 2, 3, 6} {
+		d := newDeflater(15, level, true)
+		first := d.compress(nil, msgs[0])
+		deflateGoIdle(d)
+		again := d.compress(nil, msgs[0])
+		d.close()
+		assert.Less(t, len(again), len(first)/10, "level %d", level)
+	}
+}
+
+// TestDeflateIdleTimer lets the timer drop the index (with a short period),
+// checks that the next message sets it again, and that close stops it.
+func TestDeflateIdleTimer(t *testing.T) {
+	msg := deflateSnapshotJSON(13, 1)[0]
+	d := newDeflater(15, 2, true)
+	d.idle = time.Millisecond
+	onlyHistory := func() bool { return d.heldBytes() == d.hsize }
+	d.compress(nil, msg)
+	require.Eventually(t, onlyHistory, 10*time.Second, time.Millisecond, "the timer drops the index")
+	d.compress(nil, msg)
+	require.Eventually(t, onlyHistory, 10*time.Second, time.Millisecond, "and does again after the next message")
+	d.compress(nil, msg)
+	d.close()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	assert.False(t, d.armed, "close stops the timer")
+	assert.Nil(t, d.head)
+	assert.False(t, d.timer.Stop(), "the timer was stopped already")
 }
 
 func TestDeflateZeroAllocs(t *testing.T) {

@@ -118,10 +118,12 @@
 // the read limit applies to their inflated size, checked as they inflate.
 //
 // Memory: with context takeover a connection keeps its compressor's history
-// (1.25 times the window at level 1, 1.75 times at higher levels) and the
-// window it inflates against, about 72 KiB at the default 32 KiB windows;
-// without takeover it keeps nothing between messages. Working memory is
-// pooled and held only while a message is being compressed or inflated.
+// (7/8 of the window) and the window it inflates against, 60 KiB at the
+// default 32 KiB windows; while it sends it also holds its compressor's
+// match index (32 KiB at the defaults), dropped after a second or two
+// without a message. Without takeover it keeps nothing between messages.
+// Working memory is pooled and held only while a message is being
+// compressed or inflated.
 //
 // # Differences from gorilla
 //
