@@ -44,8 +44,8 @@ import (
 // no chains: level 1 probes one head per position, level 2 a bucket of the
 // two most recent positions with the hash and, while its match is short,
 // the next position too (a one-step lazy evaluation), which on the 4 KiB
-// JSON of the benchmarks takes the ratio from 0.27 to 0.25 for about a
-// quarter more time. At levels 3 and up a chain is followed only while its
+// JSON of the benchmarks takes the ratio from 0.263 to 0.243 for about a
+// third more time. At levels 3 and up a chain is followed only while its
 // link slot cannot have been reused (distance below the chain table's
 // size), so with takeover the chains reach the last W/4 bytes and the
 // heads the whole history.

@@ -462,8 +462,17 @@ func clientDeflateIdle(o *childOpts, ctl *control, res *result) error {
 	res.Conns = len(conns)
 	res.Extensions = conns[0].extensions
 	_, res.Takeover = pmdResponse(res.Extensions)
+	// A compressor may keep working state while its connection is sending
+	// and let it go once the connection is idle (wsforge drops its match
+	// index after one to two seconds without a message). Every library
+	// gets the same wait, so the figure is what an idle connection holds.
+	time.Sleep(deflateIdleSettle)
 	return idleMemory(ctl, res, len(conns))
 }
+
+// deflateIdleSettle is how long the idle connections sit before the
+// server's memory is measured.
+const deflateIdleSettle = 2500 * time.Millisecond
 
 var errNoDeflate = errors.New("server did not negotiate permessage-deflate")
 

@@ -117,7 +117,7 @@ func (r *report) deflateMarkdown(b *strings.Builder, p planned) {
 		"(it never keeps context, so it answers the takeover offer without it). gws and coder get a compression "+
 		"threshold of %d bytes, wsforge's default (gws ignores it under takeover and compresses everything): theirs (gws 512 without takeover, coder 512 without and 128 with) "+
 		"would leave the ~200 B messages uncompressed in some cells. Every ~4 KiB message is above all defaults, so "+
-		"the ~4 KiB cells run every library at its defaults. All use compression level 1 (their default). "+
+		"the ~4 KiB cells run every library at its defaults. All use their default compression level: 1, except wsforge under context takeover, whose default there is 2. "+
 		"Messages are binary frames; gobwas is left out (its compression needs wsflate wiring).\n\n", deflateThreshold))
 
 	b.WriteString("Corpus: deterministic JSON from a seeded PRNG, 256 distinct messages per kind; successive messages share " +
@@ -198,7 +198,7 @@ func (r *report) deflateMarkdown(b *strings.Builder, p planned) {
 		fmt.Fprintf(b, "### Idle connections with compression history, %d connections\n\n", idle[0].conns)
 		b.WriteString("Each connection makes the offer shown, sends one ~4 KiB api message (compressed Huffman-only where " +
 			"negotiated, so that it is valid under any window) and checks its echo, so both directions have " +
-			"compression history; then all sit idle. Memory is measured as in the idle suite (server HeapInuse+StackInuse " +
+			"compression history; then all sit idle for 2.5 s (wsforge drops its compressor's match index after 1–2 s without a message). Memory is measured as in the idle suite (server HeapInuse+StackInuse " +
 			"after runtime.GC(), minus the same before any connection, per connection). \"none\" is the same traffic " +
 			"without the extension; the last column is the difference from it, i.e. what a compressing connection " +
 			"holds while idle.\n\n")
