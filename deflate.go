@@ -334,14 +334,12 @@ func (d *deflater) buildIndex() {
 			}
 		}
 		p := d.pos - uint16(k)
-		h := (x * deflateHashMul) >> shift
-		switch {
-		case chains:
-			d.prev[int(p)&pmask] = d.head[h]
-		case two:
-			h <<= 1
-			d.head[h+1] = d.head[h]
+		if !chains {
+			deflateEnter(d.head, x, p, shift, two)
+			continue
 		}
+		h := (x * deflateHashMul) >> shift
+		d.prev[int(p)&pmask] = d.head[h]
 		d.head[h] = p
 	}
 }
@@ -602,16 +600,17 @@ func (d *deflater) matchFast(w *deflateWork, head []uint16) {
 				j = end - 4
 				continue
 			}
-			deflateEnter(head, msg, j, base+uint16(j), shift, two)
+			deflateEnter(head, deflateLoad32(msg, j), base+uint16(j), shift, two)
 		}
 		i, lit = end, end
 	}
 	w.literals(lit, n)
 }
 
-// deflateEnter enters position j (residue cur) in the head table.
-func deflateEnter(head []uint16, msg []byte, j int, cur uint16, shift uint, two bool) {
-	h := (deflateLoad32(msg, j) * deflateHashMul) >> shift
+// deflateEnter enters position cur, whose first four bytes are x, in a
+// head table without chains (levels 1 and 2).
+func deflateEnter(head []uint16, x uint32, cur uint16, shift uint, two bool) {
+	h := (x * deflateHashMul) >> shift
 	if two {
 		h <<= 1
 		head[h+1] = head[h]
