@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"encoding/binary"
 	"errors"
 	"io"
 	"math/bits"
@@ -201,7 +202,6 @@ type inflateState struct {
 	acc    uint64
 	nb     uint
 	tail   bool  // deflateTail has been handed out (in is it)
-	synced bool  // the tail completed a stored block header: input is used up
 	err    error // why input stopped (errInflateEnd or a connection error)
 
 	active bool // a message is being inflated
@@ -250,7 +250,7 @@ func (s *inflateState) start() {
 		s.w, s.full = 0, true
 	}
 	s.rd = s.w
-	s.in, s.ip, s.acc, s.nb, s.tail, s.synced, s.err = nil, 0, 0, 0, false, false, nil
+	s.in, s.ip, s.acc, s.nb, s.tail, s.err = nil, 0, 0, 0, false, nil
 	s.active, s.done, s.state, s.final = true, false, inflHeader, false
 	s.copyLen, s.n = 0, 0
 	s.tables = inflateTablePool.Get().(*inflateTables)
@@ -408,11 +408,14 @@ func (s *inflateState) decodeSlow(h *huffTable) (int, error) {
 	return 0, s.corrupt()
 }
 
-// atEnd reports whether the message's input is used up: the last block
-// read was the sync flush completed by the restored tail (a stream that
-// merely runs out is corrupt).
+// atEnd reports whether the message's input is used up, the restored tail
+// included, at a block boundary (where it is called). That is normally
+// the sync flush: an empty stored block whose LEN and NLEN are the tail.
+// A block of the payload that happens to end exactly there (a stored
+// block whose last bytes are the tail, say) ends the message too, as it
+// does for zlib-based peers. A stream that merely runs out is corrupt.
 func (s *inflateState) atEnd() bool {
-	return s.synced && s.left == 0
+	return s.tail && s.ip == len(s.in) && s.nb == 0
 }
 
 // decode inflates into the window until it is full or the message's stream
@@ -517,9 +520,6 @@ func (s *inflateState) storedHeader() error {
 		return s.corrupt()
 	}
 	s.left = n
-	// The sync flush ends the message exactly when its LEN and NLEN are
-	// the restored tail's last bytes.
-	s.synced = s.tail && s.ip == len(s.in) && s.nb == 0
 	return nil
 }
 
@@ -603,6 +603,9 @@ func (s *inflateState) huffmanBlock() (more bool, err error) {
 		return true, nil
 	}
 	for {
+		if eob, err := s.huffmanFast(); eob || err != nil {
+			return false, err
+		}
 		if s.w == len(s.hist) {
 			return true, nil
 		}
@@ -654,6 +657,111 @@ func (s *inflateState) huffmanBlock() (more bool, err error) {
 			return true, nil
 		}
 	}
+}
+
+// huffmanFast decodes symbols of the current block while the input holds
+// eight more bytes and the window room for the longest back-reference, so
+// that it can take a whole symbol, length, distance and their extra bits
+// (at most 48 bits) from one 64-bit refill, without checking for the end
+// of the input or of the window. It stops there, at the end of the block
+// (eob) or at a code longer than the primary table, leaving the rest to
+// huffmanBlock's general loop.
+//
+// The refill loads eight bytes but counts only whole bytes up to 56..63
+// bits; the bits above nb then hold the start of the next byte, which the
+// next refill ORs in again unchanged. The accumulator is masked on the
+// way out, where the general loop expects zeros above nb.
+func (s *inflateState) huffmanFast() (eob bool, err error) {
+	in, ip, acc, nb := s.in, s.ip, s.acc, s.nb
+	hist, w := s.hist, s.w
+	lit, dist := s.lit, s.dist
+	for len(in)-ip >= 8 && w <= len(hist)-deflateMaxMatch {
+		acc |= binary.LittleEndian.Uint64(in[ip:]) << nb
+		ip += int(63-nb) >> 3
+		nb |= 56
+		e := lit.primary[acc&lit.pmask]
+		l := uint(e & 15)
+		if l == 0 {
+			break
+		}
+		sym := int(e >> 4)
+		if sym < 256 {
+			acc >>= l
+			nb -= l
+			hist[w] = byte(sym)
+			w++
+			// A second literal fits in the bits left (at least 41).
+			e = lit.primary[acc&lit.pmask]
+			if l = uint(e & 15); l != 0 && e>>4 < 256 {
+				acc >>= l
+				nb -= l
+				hist[w] = byte(e >> 4)
+				w++
+			}
+			continue
+		}
+		if sym == 256 {
+			acc >>= l
+			nb -= l
+			eob = true
+			break
+		}
+		if sym > 285 {
+			err = s.corrupt()
+			break
+		}
+		acc >>= l
+		nb -= l
+		sym -= 257
+		x := uint(inflateLenExtra[sym])
+		length := int(inflateLenBase[sym]) + int(acc&(1<<x-1))
+		acc >>= x
+		nb -= x
+		var dsym int
+		if e = dist.primary[acc&dist.pmask]; e&15 != 0 {
+			acc >>= e & 15
+			nb -= uint(e & 15)
+			dsym = int(e >> 4)
+		} else {
+			// A long distance code: at least 21 bits are left, more
+			// than decodeSym needs, so it reads no input.
+			s.acc, s.nb = acc, nb
+			if dsym, err = s.decodeSym(dist); err != nil {
+				break
+			}
+			acc, nb = s.acc, s.nb
+		}
+		if dsym >= 30 {
+			err = s.corrupt()
+			break
+		}
+		x = uint(inflateDistExtra[dsym])
+		d := int(inflateDistBase[dsym]) + int(acc&(1<<x-1))
+		acc >>= x
+		nb -= x
+		if d > w {
+			if !s.full || d > len(hist) {
+				err = s.corrupt()
+				break
+			}
+			// The source starts in the previous pass over the window.
+			s.w, s.copyLen, s.copyDist = w, length, d
+			s.copyBack()
+			w = s.w
+			continue
+		}
+		src := w - d
+		if d >= length {
+			w += copy(hist[w:w+length], hist[src:src+length])
+			continue
+		}
+		end := w + length
+		for w < end {
+			w += copy(hist[w:end], hist[src:w])
+		}
+	}
+	s.ip, s.acc, s.nb, s.w = ip, acc&(1<<nb-1), nb, w
+	return eob, err
 }
 
 // copyBack writes as much of the pending back-reference as the window has
