@@ -665,7 +665,7 @@ func TestHuffLengths(t *testing.T) {
 			maxBits int
 		}{fmt.Sprintf("random %d", i), f, maxBits})
 	}
-	var sorted [huffNumLit]uint64
+	var sorted [2 * huffNumLit]uint64
 	var weights [huffNumLit]uint32
 	for _, tc := range cases {
 		lens := make([]uint8, len(tc.freq))
