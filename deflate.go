@@ -242,6 +242,8 @@ func (d *deflater) compress(dst, msg []byte) []byte {
 			head, w.prev = d.head, d.prev
 		}
 		switch {
+		case d.params.chain == 1 && d.params.ways == 1:
+			d.matchFast1(w, head)
 		case d.params.chain == 1:
 			d.matchFast(w, head)
 		case d.params.lazy > 0:
@@ -601,6 +603,76 @@ func (d *deflater) matchFast(w *deflateWork, head []uint16) {
 				continue
 			}
 			deflateEnter(head, deflateLoad32(msg, j), base+uint16(j), shift, two)
+		}
+		i, lit = end, end
+	}
+	w.literals(lit, n)
+}
+
+// matchFast1 is matchFast at level 1 (one candidate per bucket, no lazy
+// step), with the probe written out in the loop: a candidate in the
+// message is checked and extended here, one in the history through
+// fastMatchLen.
+func (d *deflater) matchFast1(w *deflateWork, head []uint16) {
+	msg := w.msg
+	n := len(msg)
+	limit := n - 4
+	base := d.pos
+	shift := 32 - d.hashBits
+	histLen, wsize := d.histLen, d.wsize
+	lit, rep := 0, 0
+	stride := 32
+	for i := 0; i <= limit; {
+		x := binary.LittleEndian.Uint32(msg[i:])
+		h := (x * deflateHashMul) >> (shift & 31)
+		cur := base + uint16(i)
+		dist := int(cur - head[h])
+		head[h] = cur
+		reach := uint(min(wsize, i+histLen))
+		maxLen := min(deflateMaxMatch, n-i)
+		length := 0
+		if uint(dist-1) < reach {
+			if c := i - dist; c >= 0 {
+				if binary.LittleEndian.Uint32(msg[c:]) == x {
+					length = 4 + deflateMatchLen(msg[c+4:c+maxLen], msg[i+4:i+maxLen])
+				}
+			} else {
+				length = d.fastMatchLen(msg, i, dist, x)
+			}
+		}
+		if length < 8 && rep != dist && uint(rep-1) < reach {
+			l := 0
+			if c := i - rep; c >= 0 {
+				if binary.LittleEndian.Uint32(msg[c:]) == x {
+					l = 4 + deflateMatchLen(msg[c+4:c+maxLen], msg[i+4:i+maxLen])
+				}
+			} else {
+				l = d.fastMatchLen(msg, i, rep, x)
+			}
+			if l > length {
+				length, dist = l, rep
+			}
+		}
+		if length < 4 {
+			i += stride >> 5
+			stride++
+			continue
+		}
+		stride, rep = 32, dist
+		if lit < i {
+			w.literals(lit, i)
+		}
+		end := i + length
+		w.match(length, dist, end)
+		mid := min(end-3, i+deflateIndexHead)
+		for j := i + 1; j < end && j <= limit; j++ {
+			if j == mid && j < end-3 {
+				j = end - 4
+				continue
+			}
+			x := binary.LittleEndian.Uint32(msg[j:])
+			h := (x * deflateHashMul) >> (shift & 31)
+			head[h] = base + uint16(j)
 		}
 		i, lit = end, end
 	}

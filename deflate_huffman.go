@@ -380,7 +380,7 @@ type huffBlock struct {
 	clLen    [huffNumCL]uint8
 	clCode   [huffNumCL]uint16
 	sorted   [2 * huffNumLit]uint64 // huffLengths' scratch
-	weights  [huffNumLit]uint32 // huffLengths' scratch
+	weights  [huffNumLit]uint32     // huffLengths' scratch
 	seq      [huffNumLit + huffNumDist]uint8
 	// rle is the code-length sequence as code-length symbols, each with
 	// its repeat count's extra bits above bit 5.

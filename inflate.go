@@ -197,12 +197,12 @@ type inflateState struct {
 
 	// Input: in[ip:] is unmasked payload not yet taken into the bit
 	// accumulator acc, whose nb low bits are valid.
-	in     []byte
-	ip     int
-	acc    uint64
-	nb     uint
-	tail   bool  // deflateTail has been handed out (in is it)
-	err    error // why input stopped (errInflateEnd or a connection error)
+	in   []byte
+	ip   int
+	acc  uint64
+	nb   uint
+	tail bool  // deflateTail has been handed out (in is it)
+	err  error // why input stopped (errInflateEnd or a connection error)
 
 	active bool // a message is being inflated
 	done   bool // its stream is complete
