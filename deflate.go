@@ -252,7 +252,7 @@ func (d *deflater) compress(dst, msg []byte) []byte {
 			d.matchGreedy(w, head)
 		}
 	}
-	if len(w.tokens) > 0 {
+	if w.nsym > 0 {
 		w.flushBlock(len(msg))
 	}
 	w.flushStored()
@@ -377,7 +377,11 @@ type deflateWork struct {
 	huffBlock
 	bw          huffBitWriter
 	msg         []byte
+	// tokens are the pending block's matches (huffMatchFlag set) and
+	// runs of literals (a count); nsym counts the symbols they stand
+	// for, each literal one, which bounds a block.
 	tokens      []uint32
+	nsym        int
 	blockStart  int // first byte of msg covered by the pending tokens
 	storedStart int // first byte of msg held back to be stored
 	// prev is the chain table in use: the deflater's own with takeover,
@@ -390,16 +394,19 @@ type deflateWork struct {
 
 var deflateWorkPool sync.Pool
 
-// literals adds msg[from:to] as literal tokens.
+// literals adds msg[from:to] as literal tokens: runs, each a count of the
+// bytes in it (the bytes themselves are read again from msg when the
+// block is written).
 func (w *deflateWork) literals(from, to int) {
 	for from < to {
-		k := min(to-from, deflateBlockTokens-len(w.tokens))
+		k := min(to-from, deflateBlockTokens-w.nsym)
 		for _, b := range w.msg[from : from+k] {
-			w.tokens = append(w.tokens, uint32(b))
 			w.litFreq[b]++
 		}
+		w.tokens = append(w.tokens, uint32(k))
+		w.nsym += k
 		from += k
-		if len(w.tokens) == deflateBlockTokens {
+		if w.nsym == deflateBlockTokens {
 			w.flushBlock(from)
 		}
 	}
@@ -410,7 +417,8 @@ func (w *deflateWork) match(length, dist, end int) {
 	w.tokens = append(w.tokens, huffMatchFlag|uint32(length-deflateMinMatch)<<huffLenShift|uint32(dist-1))
 	w.litFreq[257+int(huffLenSym[length-deflateMinMatch])]++
 	w.distFreq[huffDistSym(uint32(dist-1))]++
-	if len(w.tokens) == deflateBlockTokens {
+	w.nsym++
+	if w.nsym == deflateBlockTokens {
 		w.flushBlock(end)
 	}
 }
@@ -424,14 +432,15 @@ func (w *deflateWork) flushBlock(end int) {
 	if pending == 0 {
 		stored = w.bw.storedBits(end - w.blockStart)
 	}
-	if typ := w.planBlock(len(w.tokens), stored); typ == huffBlockStored {
+	if typ := w.planBlock(stored); typ == huffBlockStored {
 		w.clearFreq()
 	} else {
 		w.flushStored()
-		w.writeCoded(&w.bw, typ, w.tokens)
+		w.writeCoded(&w.bw, typ, w.tokens, w.msg[w.blockStart:end])
 		w.storedStart = end
 	}
 	w.tokens = w.tokens[:0]
+	w.nsym = 0
 	w.blockStart = end
 }
 

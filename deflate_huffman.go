@@ -395,7 +395,7 @@ type huffBlock struct {
 // that storing their bytes instead costs storedBits. It counts the
 // end-of-block symbol in, and builds the dynamic codes when they are
 // chosen.
-func (h *huffBlock) planBlock(ntokens, storedBits int) int {
+func (h *huffBlock) planBlock(storedBits int) int {
 	h.litFreq[huffEOB]++
 	extra := 0
 	for code, f := range h.litFreq[257:] {
@@ -428,15 +428,16 @@ func (h *huffBlock) planBlock(ntokens, storedBits int) int {
 	return huffBlockFixed
 }
 
-// writeCoded sends tokens as a block of the type planBlock chose (fixed or
-// dynamic codes), with BFINAL 0, and clears the frequency counts.
-func (h *huffBlock) writeCoded(w *huffBitWriter, typ int, tokens []uint32) {
+// writeCoded sends tokens, which code src, as a block of the type
+// planBlock chose (fixed or dynamic codes), with BFINAL 0, and clears the
+// frequency counts.
+func (h *huffBlock) writeCoded(w *huffBitWriter, typ int, tokens []uint32, src []byte) {
 	w.writeBits(uint32(typ)<<1, 3)
 	if typ == huffBlockDynamic {
 		h.writeDynamicHeader(w)
-		h.writeTokens(w, tokens, &h.litCode, &h.litLen, &h.distCode, &h.distLen)
+		h.writeTokens(w, tokens, src, &h.litCode, &h.litLen, &h.distCode, &h.distLen)
 	} else {
-		h.writeTokens(w, tokens, (*[huffNumLit]uint16)(huffFixedLitCode[:huffNumLit]), (*[huffNumLit]uint8)(huffFixedLitLen[:huffNumLit]), &huffFixedDistCode, &huffFixedDistLen)
+		h.writeTokens(w, tokens, src, (*[huffNumLit]uint16)(huffFixedLitCode[:huffNumLit]), (*[huffNumLit]uint8)(huffFixedLitLen[:huffNumLit]), &huffFixedDistCode, &huffFixedDistLen)
 	}
 	h.clearFreq()
 }
@@ -603,16 +604,38 @@ func (h *huffBlock) writeDynamicHeader(w *huffBitWriter) {
 	}
 }
 
-// writeTokens sends tokens and the end-of-block code with the given codes.
-// The bit buffer lives in locals here: this is the encoder's output loop.
-func (h *huffBlock) writeTokens(w *huffBitWriter, tokens []uint32, litCode *[huffNumLit]uint16, litLen *[huffNumLit]uint8, distCode *[huffNumDist]uint16, distLen *[huffNumDist]uint8) {
+// writeTokens sends tokens, which code src (a run of literals takes its
+// bytes from there), and the end-of-block code with the given codes. The
+// bit buffer lives in locals here: this is the encoder's output loop.
+func (h *huffBlock) writeTokens(w *huffBitWriter, tokens []uint32, src []byte, litCode *[huffNumLit]uint16, litLen *[huffNumLit]uint8, distCode *[huffNumDist]uint16, distLen *[huffNumDist]uint8) {
 	acc, n, out := w.bits, w.nbits, w.out
+	p := 0
 	for _, t := range tokens {
 		if t < huffMatchFlag {
-			acc |= uint64(litCode[t]) << n
-			n += uint(litLen[t])
+			// Two literals (at most 30 bits) fit above the fewer than
+			// 32 pending bits before a flush is due.
+			run := src[p : p+int(t)]
+			p += int(t)
+			for len(run) >= 2 {
+				b0, b1 := run[0], run[1]
+				acc |= uint64(litCode[b0]) << n
+				n += uint(litLen[b0])
+				acc |= uint64(litCode[b1]) << n
+				n += uint(litLen[b1])
+				run = run[2:]
+				if n >= 32 {
+					out = binary.LittleEndian.AppendUint32(out, uint32(acc))
+					acc >>= 32
+					n -= 32
+				}
+			}
+			if len(run) == 1 {
+				acc |= uint64(litCode[run[0]]) << n
+				n += uint(litLen[run[0]])
+			}
 		} else {
 			l := (t >> huffLenShift) & 0xff
+			p += int(l) + deflateMinMatch
 			ls := uint32(huffLenSym[l])
 			acc |= uint64(litCode[257+ls]) << n
 			n += uint(litLen[257+ls])
