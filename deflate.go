@@ -375,8 +375,8 @@ func (d *deflater) remember(msg []byte) {
 // deflateWork is the working memory of one compress call, pooled.
 type deflateWork struct {
 	huffBlock
-	bw          huffBitWriter
-	msg         []byte
+	bw  huffBitWriter
+	msg []byte
 	// tokens are the pending block's matches (huffMatchFlag set) and
 	// runs of literals (a count); nsym counts the symbols they stand
 	// for, each literal one, which bounds a block.
