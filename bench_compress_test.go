@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"bytes"
 	"io"
 	"runtime"
 	"runtime/debug"
@@ -165,6 +166,28 @@ func TestZeroAllocsCompressed(t *testing.T) {
 					i++
 				})
 				assert.Zero(t, allocs, "allocations per compressed NextReader+Read to io.EOF")
+			})
+			t.Run("ReadMessage/"+corpus.name+"/"+utSideName(isServer), func(t *testing.T) {
+				// The result is allocated once: the message is inflated
+				// ahead into the window before it is allocated, at its
+				// size unless it wraps around the window's end.
+				c := utCompressedConn(&utRingConn{data: utCompressedStream(msgs, isServer, 15)}, isServer, true)
+				i, exact := 0, 0
+				allocs := testing.AllocsPerRun(runs, func() {
+					_, p, err := c.ReadMessage()
+					if err != nil {
+						t.Fatal(err)
+					}
+					if m := msgs[i%len(msgs)]; !bytes.Equal(p, m) || cap(p) > 2*len(m)+512 {
+						t.Fatalf("message %d: got %d bytes (cap %d), want %d", i, len(p), cap(p), len(m))
+					}
+					if cap(p) == len(p) {
+						exact++
+					}
+					i++
+				})
+				assert.Equal(t, 1.0, allocs, "allocations per compressed ReadMessage")
+				assert.Greater(t, exact, runs*3/4, "results allocated at their size")
 			})
 		}
 	}

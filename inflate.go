@@ -215,7 +215,8 @@ type inflateState struct {
 	// A back-reference not finished when the window filled up.
 	copyLen, copyDist int
 
-	n int64 // bytes delivered from the current message
+	n       int64 // bytes delivered from the current message
+	inTotal int64 // compressed bytes of the current message taken in
 }
 
 func newInflateState(c *Conn, takeover bool, windowBits int) *inflateState {
@@ -252,7 +253,7 @@ func (s *inflateState) start() {
 	s.rd = s.w
 	s.in, s.ip, s.acc, s.nb, s.tail, s.err = nil, 0, 0, 0, false, nil
 	s.active, s.done, s.state, s.final = true, false, inflHeader, false
-	s.copyLen, s.n = 0, 0
+	s.copyLen, s.n, s.inTotal = 0, 0, 0
 	s.tables = inflateTablePool.Get().(*inflateTables)
 }
 
@@ -305,6 +306,7 @@ func (s *inflateState) nextInput() error {
 		return err
 	}
 	s.in, s.ip = p, 0
+	s.inTotal += int64(len(p))
 	return nil
 }
 
@@ -803,6 +805,50 @@ func (s *inflateState) endAfterFinal() error {
 	}
 	s.done = true
 	return nil
+}
+
+// decodeAhead inflates the current message into the window without
+// delivering it, until its stream is complete or the window is full, and
+// returns how many decoded bytes wait to be read. It fails as read would.
+func (s *inflateState) decodeAhead() (int, error) {
+	if !s.active {
+		return 0, nil
+	}
+	if !s.done && s.w < len(s.hist) {
+		if err := s.decode(); err != nil {
+			s.finish()
+			if s.c.readErr != nil {
+				return 0, s.c.readErr
+			}
+			return 0, s.c.readFailed(err)
+		}
+	}
+	return s.w - s.rd, nil
+}
+
+// restEstimate guesses how many bytes the current message has beyond the
+// n decoded ahead (0 when its stream is complete): the compressed bytes of
+// its frame still unread, at twice the ratio the first n bytes came at
+// (which the block header weighs down) but at least four times, and 512
+// bytes; at most a window's worth.
+func (s *inflateState) restEstimate(n int) int64 {
+	if !s.active || s.done {
+		return 0
+	}
+	c := s.c
+	left := c.frameLeft + int64(len(s.in)-s.ip)
+	used := s.inTotal - int64(len(s.in)-s.ip) - int64(s.nb/8)
+	est := int64(512)
+	if c.frameFinal && used > 0 {
+		est += left * max(4, 2*int64(n)/used)
+	}
+	return min(est, int64(len(s.hist)))
+}
+
+// drained reports whether the current message has been read to its end,
+// so that the next read returns io.EOF without reading the network.
+func (s *inflateState) drained() bool {
+	return !s.active || s.done && s.rd == s.w
 }
 
 // read inflates the current message into p. It returns io.EOF once the

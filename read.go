@@ -125,7 +125,7 @@ func (r *messageReader) Read(p []byte) (int, error) {
 func (c *Conn) readMessageData(p []byte) (int, error) {
 	for c.readErr == nil {
 		if c.msgCompressed {
-			if len(p) == 0 {
+			if len(p) == 0 && !c.inflate.drained() {
 				return 0, nil
 			}
 			n, err := c.inflate.read(p)
@@ -443,9 +443,20 @@ func (c *Conn) ReadMessage() (messageType int, p []byte, err error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	p = make([]byte, 0, c.initialMessageCap())
+	size := c.initialMessageCap()
+	if c.msgCompressed {
+		// Inflate ahead into the window, which holds a message of up to
+		// 32 KiB whole, so that the result is allocated once at its
+		// size rather than grown from a guess.
+		n, err := c.inflate.decodeAhead()
+		if err != nil {
+			return 0, nil, err
+		}
+		size = int64(n) + c.inflate.restEstimate(n)
+	}
+	p = make([]byte, 0, size)
 	for {
-		if len(p) == cap(p) && (c.frameLeft > 0 || c.msgCompressed) {
+		if len(p) == cap(p) && (c.frameLeft > 0 || c.msgCompressed && !c.inflate.drained()) {
 			p = c.growMessage(p)
 		}
 		n, err := c.readMessageData(p[len(p):cap(p)])
