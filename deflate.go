@@ -99,7 +99,7 @@ type deflateParams struct {
 // DefaultCompression is 6).
 var deflateLevelParams = [10]deflateParams{
 	1: {chain: 1, ways: 1, nice: deflateMaxMatch, skip: true},
-	2: {chain: 1, ways: 2, nice: deflateMaxMatch, lazy: 16, skip: true},
+	2: {chain: 1, ways: 2, nice: deflateMaxMatch, lazy: 8, skip: true},
 	3: {chain: 8, nice: 64},
 	4: {chain: 8, nice: 32, lazy: 16, good: 8},
 	5: {chain: 16, nice: 64, lazy: 32, good: 8},
