@@ -42,10 +42,10 @@ import (
 // byte by byte, so a stale, aliased or (in pooled memory) foreign entry can
 // cost time but never produce a wrong back-reference. Levels 1 and 2 keep
 // no chains: level 1 probes one head per position, level 2 a bucket of the
-// two most recent positions with the hash and, while its match is short,
-// the next position too (a one-step lazy evaluation), which on the 4 KiB
-// JSON of the benchmarks takes the ratio from 0.263 to 0.243 for about a
-// third more time. At levels 3 and up a chain is followed only while its
+// two most recent positions with the hash and, while its match is shorter
+// than 8, the next position too (a one-step lazy evaluation), which on the
+// 4 KiB JSON of the benchmarks takes the ratio from 0.262 to 0.243 for
+// about 40% more time. At levels 3 and up a chain is followed only while its
 // link slot cannot have been reused (distance below the chain table's
 // size), so with takeover the chains reach the last W/4 bytes and the
 // heads the whole history.
