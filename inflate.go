@@ -101,21 +101,23 @@ func (h *huffTable) init(lengths []uint8, codeLengthCode bool) bool {
 	}
 	pbits := min(max(maxLen, 1), inflatePrimaryBits)
 	h.pmask = 1<<pbits - 1
+	// The table is built for 1-bit lookups and doubled once per code
+	// length: after the codes of length l are in, the first 2^l entries
+	// decode every l-bit pattern, and a copy of them extends that to l+1
+	// bits (a code shorter than the lookup repeats at every multiple of
+	// 2^l). So each code is stored once and the rest is one copy per
+	// length; entries of patterns that are no code or begin a longer one
+	// stay 0 from the start.
 	primary := h.primary[:1<<pbits]
-	if left > 0 || maxLen > pbits {
-		// Entries the codes below do not cover (patterns that are no
-		// code, or begin a longer one) must not keep what a previous
-		// table left there.
-		clear(primary)
-	}
+	primary[0], primary[1] = 0, 0
 	code, idx := 0, 0
 	for l := 1; l <= pbits; l++ {
+		if l > 1 {
+			copy(primary[1<<(l-1):1<<l], primary[:1<<(l-1)])
+		}
 		for i := 0; i < int(h.count[l]); i++ {
-			e := h.symbol[idx]<<4 | uint16(l)
+			primary[bits.Reverse16(uint16(code))>>(16-l)] = h.symbol[idx]<<4 | uint16(l)
 			idx++
-			for k := int(bits.Reverse16(uint16(code)) >> (16 - l)); k < len(primary); k += 1 << l {
-				primary[k] = e
-			}
 			code++
 		}
 		code <<= 1
