@@ -605,60 +605,89 @@ func (h *huffBlock) writeDynamicHeader(w *huffBitWriter) {
 }
 
 // writeTokens sends tokens, which code src (a run of literals takes its
-// bytes from there), and the end-of-block code with the given codes. The
-// bit buffer lives in locals here: this is the encoder's output loop.
+// bytes from there), and the end-of-block code with the given codes. This
+// is the encoder's output loop, so the bit buffer lives in locals and is
+// flushed without a branch on its fill: all whole bytes of it are stored
+// with one 8-byte write after each match and after every three literals,
+// which leaves at most 7 bits pending, and a match (at most 48 bits) or
+// three literals (at most 45) fit above them.
 func (h *huffBlock) writeTokens(w *huffBitWriter, tokens []uint32, src []byte, litCode *[huffNumLit]uint16, litLen *[huffNumLit]uint8, distCode *[huffNumDist]uint16, distLen *[huffNumDist]uint8) {
-	acc, n, out := w.bits, w.nbits, w.out
+	acc, n := w.bits, w.nbits
+	buf, o := w.out[:cap(w.out)], len(w.out)
+	if o+8 > len(buf) {
+		buf = huffGrow(buf, o, len(src))
+	}
+	binary.LittleEndian.PutUint64(buf[o:], acc)
+	o += int(n >> 3)
+	acc >>= n &^ 7
+	n &= 7
 	p := 0
 	for _, t := range tokens {
 		if t < huffMatchFlag {
-			// Two literals (at most 30 bits) fit above the fewer than
-			// 32 pending bits before a flush is due.
 			run := src[p : p+int(t)]
 			p += int(t)
-			for len(run) >= 2 {
-				b0, b1 := run[0], run[1]
+			for len(run) >= 3 {
+				b0, b1, b2 := run[0], run[1], run[2]
 				acc |= uint64(litCode[b0]) << n
 				n += uint(litLen[b0])
 				acc |= uint64(litCode[b1]) << n
 				n += uint(litLen[b1])
-				run = run[2:]
-				if n >= 32 {
-					out = binary.LittleEndian.AppendUint32(out, uint32(acc))
-					acc >>= 32
-					n -= 32
+				acc |= uint64(litCode[b2]) << n
+				n += uint(litLen[b2])
+				run = run[3:]
+				if o+8 > len(buf) {
+					buf = huffGrow(buf, o, len(src))
 				}
+				binary.LittleEndian.PutUint64(buf[o:], acc)
+				o += int(n >> 3)
+				acc >>= n &^ 7
+				n &= 7
 			}
-			if len(run) == 1 {
-				acc |= uint64(litCode[run[0]]) << n
-				n += uint(litLen[run[0]])
+			if len(run) > 0 {
+				for _, b := range run {
+					acc |= uint64(litCode[b]) << n
+					n += uint(litLen[b])
+				}
+				if o+8 > len(buf) {
+					buf = huffGrow(buf, o, len(src))
+				}
+				binary.LittleEndian.PutUint64(buf[o:], acc)
+				o += int(n >> 3)
+				acc >>= n &^ 7
+				n &= 7
 			}
-		} else {
-			l := (t >> huffLenShift) & 0xff
-			p += int(l) + deflateMinMatch
-			ls := uint32(huffLenSym[l])
-			acc |= uint64(litCode[257+ls]) << n
-			n += uint(litLen[257+ls])
-			acc |= uint64(l-uint32(huffLenBase[ls]-3)) << n
-			n += uint(huffLenExtra[ls])
-			if n >= 32 {
-				out = binary.LittleEndian.AppendUint32(out, uint32(acc))
-				acc >>= 32
-				n -= 32
-			}
-			d := t & huffDistMask
-			ds := huffDistSym(d)
-			acc |= uint64(distCode[ds]) << n
-			n += uint(distLen[ds])
-			acc |= uint64(d-uint32(huffDistBase[ds]-1)) << n
-			n += uint(huffDistExtra[ds])
+			continue
 		}
-		if n >= 32 {
-			out = binary.LittleEndian.AppendUint32(out, uint32(acc))
-			acc >>= 32
-			n -= 32
+		l := (t >> huffLenShift) & 0xff
+		p += int(l) + deflateMinMatch
+		ls := uint32(huffLenSym[l])
+		acc |= uint64(litCode[257+ls]) << n
+		n += uint(litLen[257+ls])
+		acc |= uint64(l-uint32(huffLenBase[ls]-3)) << n
+		n += uint(huffLenExtra[ls])
+		d := t & huffDistMask
+		ds := huffDistSym(d)
+		acc |= uint64(distCode[ds]) << n
+		n += uint(distLen[ds])
+		acc |= uint64(d-uint32(huffDistBase[ds]-1)) << n
+		n += uint(huffDistExtra[ds])
+		if o+8 > len(buf) {
+			buf = huffGrow(buf, o, len(src))
 		}
+		binary.LittleEndian.PutUint64(buf[o:], acc)
+		o += int(n >> 3)
+		acc >>= n &^ 7
+		n &= 7
 	}
-	w.bits, w.nbits, w.out = acc, n, out
+	w.bits, w.nbits, w.out = acc, n, buf[:o]
 	w.writeBits(uint32(litCode[huffEOB]), uint(litLen[huffEOB]))
+}
+
+// huffGrow returns buf with its first o bytes and room for an 8-byte
+// store at o and n more bytes. writeTokens rarely needs it: its output
+// buffer is sized for the stored form, which a coded block only
+// approaches when it barely compresses.
+func huffGrow(buf []byte, o, n int) []byte {
+	buf = append(buf[:o], make([]byte, 8+n)...)
+	return buf[:cap(buf)]
 }
