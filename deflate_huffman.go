@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/bits"
+	"slices"
 )
 
 // Huffman coding and block output for the DEFLATE encoder in deflate.go
@@ -388,6 +389,7 @@ type huffBlock struct {
 	nrle        int
 	nlit, ndist int
 	nclen       int
+	codedBits   int // size of the block planBlock chose, if not stored
 }
 
 // planBlock returns the type of block (huffBlockStored, huffBlockFixed or
@@ -423,8 +425,10 @@ func (h *huffBlock) planBlock(storedBits int) int {
 	case storedBits <= fixed && storedBits <= dynamic:
 		return huffBlockStored
 	case dynamic < fixed:
+		h.codedBits = dynamic
 		return huffBlockDynamic
 	}
+	h.codedBits = fixed
 	return huffBlockFixed
 }
 
@@ -432,6 +436,11 @@ func (h *huffBlock) planBlock(storedBits int) int {
 // planBlock chose (fixed or dynamic codes), with BFINAL 0, and clears the
 // frequency counts.
 func (h *huffBlock) writeCoded(w *huffBitWriter, typ int, tokens []uint32, src []byte) {
+	// Room for the whole block, so that writeTokens need not check; it
+	// stores eight bytes at a time, up to seven past the last.
+	if need := (int(w.nbits)+h.codedBits+7)/8 + 8; cap(w.out)-len(w.out) < need {
+		w.out = slices.Grow(w.out, need)
+	}
 	w.writeBits(uint32(typ)<<1, 3)
 	if typ == huffBlockDynamic {
 		h.writeDynamicHeader(w)
@@ -605,18 +614,17 @@ func (h *huffBlock) writeDynamicHeader(w *huffBitWriter) {
 }
 
 // writeTokens sends tokens, which code src (a run of literals takes its
-// bytes from there), and the end-of-block code with the given codes. This
-// is the encoder's output loop, so the bit buffer lives in locals and is
-// flushed without a branch on its fill: all whole bytes of it are stored
-// with one 8-byte write after each match and after every three literals,
-// which leaves at most 7 bits pending, and a match (at most 48 bits) or
-// three literals (at most 45) fit above them.
+// bytes from there), and the end-of-block code with the given codes, into
+// room that writeCoded made. This is the encoder's output loop, so the bit
+// buffer lives in locals and is flushed without a branch on its fill: all
+// whole bytes of it are stored with one 8-byte write after each match and
+// after every three literals, which leaves at most 7 bits pending, and a
+// match (at most 48 bits) or three literals (at most 45) fit above them.
+// Shift counts are masked to 63, which they never exceed, to spare the
+// compiler's handling of larger ones.
 func (h *huffBlock) writeTokens(w *huffBitWriter, tokens []uint32, src []byte, litCode *[huffNumLit]uint16, litLen *[huffNumLit]uint8, distCode *[huffNumDist]uint16, distLen *[huffNumDist]uint8) {
 	acc, n := w.bits, w.nbits
 	buf, o := w.out[:cap(w.out)], len(w.out)
-	if o+8 > len(buf) {
-		buf = huffGrow(buf, o, len(src))
-	}
 	binary.LittleEndian.PutUint64(buf[o:], acc)
 	o += int(n >> 3)
 	acc >>= n &^ 7
@@ -628,32 +636,26 @@ func (h *huffBlock) writeTokens(w *huffBitWriter, tokens []uint32, src []byte, l
 			p += int(t)
 			for len(run) >= 3 {
 				b0, b1, b2 := run[0], run[1], run[2]
-				acc |= uint64(litCode[b0]) << n
+				acc |= uint64(litCode[b0]) << (n & 63)
 				n += uint(litLen[b0])
-				acc |= uint64(litCode[b1]) << n
+				acc |= uint64(litCode[b1]) << (n & 63)
 				n += uint(litLen[b1])
-				acc |= uint64(litCode[b2]) << n
+				acc |= uint64(litCode[b2]) << (n & 63)
 				n += uint(litLen[b2])
 				run = run[3:]
-				if o+8 > len(buf) {
-					buf = huffGrow(buf, o, len(src))
-				}
 				binary.LittleEndian.PutUint64(buf[o:], acc)
 				o += int(n >> 3)
-				acc >>= n &^ 7
+				acc >>= n &^ 7 & 63
 				n &= 7
 			}
 			if len(run) > 0 {
 				for _, b := range run {
-					acc |= uint64(litCode[b]) << n
+					acc |= uint64(litCode[b]) << (n & 63)
 					n += uint(litLen[b])
-				}
-				if o+8 > len(buf) {
-					buf = huffGrow(buf, o, len(src))
 				}
 				binary.LittleEndian.PutUint64(buf[o:], acc)
 				o += int(n >> 3)
-				acc >>= n &^ 7
+				acc >>= n &^ 7 & 63
 				n &= 7
 			}
 			continue
@@ -661,33 +663,21 @@ func (h *huffBlock) writeTokens(w *huffBitWriter, tokens []uint32, src []byte, l
 		l := (t >> huffLenShift) & 0xff
 		p += int(l) + deflateMinMatch
 		ls := uint32(huffLenSym[l])
-		acc |= uint64(litCode[257+ls]) << n
+		acc |= uint64(litCode[257+ls]) << (n & 63)
 		n += uint(litLen[257+ls])
-		acc |= uint64(l-uint32(huffLenBase[ls]-3)) << n
+		acc |= uint64(l-uint32(huffLenBase[ls]-3)) << (n & 63)
 		n += uint(huffLenExtra[ls])
 		d := t & huffDistMask
 		ds := huffDistSym(d)
-		acc |= uint64(distCode[ds]) << n
+		acc |= uint64(distCode[ds]) << (n & 63)
 		n += uint(distLen[ds])
-		acc |= uint64(d-uint32(huffDistBase[ds]-1)) << n
+		acc |= uint64(d-uint32(huffDistBase[ds]-1)) << (n & 63)
 		n += uint(huffDistExtra[ds])
-		if o+8 > len(buf) {
-			buf = huffGrow(buf, o, len(src))
-		}
 		binary.LittleEndian.PutUint64(buf[o:], acc)
 		o += int(n >> 3)
-		acc >>= n &^ 7
+		acc >>= n &^ 7 & 63
 		n &= 7
 	}
 	w.bits, w.nbits, w.out = acc, n, buf[:o]
 	w.writeBits(uint32(litCode[huffEOB]), uint(litLen[huffEOB]))
-}
-
-// huffGrow returns buf with its first o bytes and room for an 8-byte
-// store at o and n more bytes. writeTokens rarely needs it: its output
-// buffer is sized for the stored form, which a coded block only
-// approaches when it barely compresses.
-func huffGrow(buf []byte, o, n int) []byte {
-	buf = append(buf[:o], make([]byte, 8+n)...)
-	return buf[:cap(buf)]
 }
