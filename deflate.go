@@ -32,7 +32,7 @@ import (
 //   - used only inside compress and returned to a sync.Pool before it
 //     returns (deflateWork: the index of a message compressed without
 //     takeover, the token buffer, frequency and code tables; about
-//     180 KiB, shared by all connections that are not compressing at that
+//     200 KiB, shared by all connections that are not compressing at that
 //     instant).
 //
 // Matching is LZ77 over a 4-byte hash. Positions are kept as uint16
@@ -44,8 +44,8 @@ import (
 // no chains: level 1 probes one head per position, level 2 a bucket of the
 // two most recent positions with the hash and, while its match is shorter
 // than 8, the next position too (a one-step lazy evaluation), which on the
-// 4 KiB JSON of the benchmarks takes the ratio from 0.262 to 0.243 for
-// about 40% more time. At levels 3 and up a chain is followed only while its
+// 4 KiB JSON of the benchmarks takes the ratio from 0.264 to 0.243 for
+// about 50% more time. At levels 3 and up a chain is followed only while its
 // link slot cannot have been reused (distance below the chain table's
 // size), so with takeover the chains reach the last W/4 bytes and the
 // heads the whole history.
