@@ -625,7 +625,7 @@ func (d *deflater) matchFast(w *deflateWork, head []uint16) {
 			if l < 4 {
 				break
 			}
-			i, length, end = end, l, end+l
+			i, length, end, next = end, l, end+l, end+1
 			w.match(length, dist, end)
 		}
 		// Enter the first positions the match covers, where a following
