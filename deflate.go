@@ -605,28 +605,16 @@ func (d *deflater) matchFast(w *deflateWork, head []uint16) {
 			}
 		}
 		stride = 32
-		if c := i - dist; c > 0 {
-			for i > lit && c > 0 && length < deflateMaxMatch && msg[c-1] == msg[i-1] {
-				i--
-				c--
-				length++
-			}
-		}
+		i, length = deflateExtendBack(msg, i, dist, length, lit)
 		if lit < i {
 			w.literals(lit, i)
 		}
 		end := i + length
 		w.match(length, dist, end)
-		// A match stopped only by the longest length DEFLATE codes
-		// likely goes on at the same distance (a repeat of something
-		// long), where the table may hold none of its positions.
-		for length == deflateMaxMatch && end <= limit {
-			l := d.fastMatchLen(msg, end, dist, binary.LittleEndian.Uint32(msg[end:]))
-			if l < 4 {
-				break
+		if length == deflateMaxMatch {
+			if start, stop := d.continueLongest(w, end, dist); start >= 0 {
+				i, end, next = start, stop, start+1
 			}
-			i, length, end, next = end, l, end+l, end+1
-			w.match(length, dist, end)
 		}
 		// Enter the first positions the match covers, where a following
 		// match most often starts over, and the last three, whose hashes
@@ -679,11 +667,7 @@ func (d *deflater) matchFast1(w *deflateWork, head []uint16) {
 				if binary.LittleEndian.Uint32(msg[c:]) == x {
 					maxLen := min(deflateMaxMatch, n-i)
 					length = 4 + deflateMatchLen(msg[c+4:c+maxLen], msg[i+4:i+maxLen])
-					for c > 0 && i > lit && length < deflateMaxMatch && msg[c-1] == msg[i-1] {
-						c--
-						i--
-						length++
-					}
+					i, length = deflateExtendBack(msg, i, dist, length, lit)
 				}
 			} else {
 				length = d.fastMatchLen(msg, i, dist, x)
@@ -700,16 +684,10 @@ func (d *deflater) matchFast1(w *deflateWork, head []uint16) {
 		}
 		end := i + length
 		w.match(length, dist, end)
-		// A match stopped only by the longest length DEFLATE codes
-		// likely goes on at the same distance (a repeat of something
-		// long), where the table may hold none of its positions.
-		for length == deflateMaxMatch && end <= limit {
-			l := d.fastMatchLen(msg, end, dist, binary.LittleEndian.Uint32(msg[end:]))
-			if l < 4 {
-				break
+		if length == deflateMaxMatch {
+			if start, stop := d.continueLongest(w, end, dist); start >= 0 {
+				i, end = start, stop
 			}
-			i, length, end = end, l, end+l
-			w.match(length, dist, end)
 		}
 		mid := min(end-3, i+deflateIndexHead1)
 		for j := i + 1; j < end && j <= limit; j++ {
@@ -724,6 +702,39 @@ func (d *deflater) matchFast1(w *deflateWork, head []uint16) {
 		i, lit = end, end
 	}
 	w.literals(lit, n)
+}
+
+// deflateExtendBack extends the match of msg[i:] at distance dist, length
+// long, backwards over the literals from lit on, while its source stays in
+// msg: it makes up for positions the match finder skipped or whose bucket
+// lost them. It returns the match's new start and length.
+func deflateExtendBack(msg []byte, i, dist, length, lit int) (int, int) {
+	for c := i - dist; c > 0 && i > lit && length < deflateMaxMatch && msg[c-1] == msg[i-1]; c-- {
+		i--
+		length++
+	}
+	return i, length
+}
+
+// continueLongest adds the matches at distance dist that continue one of
+// the longest length DEFLATE codes, which ended at end: such a match was
+// stopped only by that limit and likely goes on (a repeat of something
+// long), where the head table may hold none of its positions. It returns
+// the start and end of the last match it added, or -1 and end if none.
+func (d *deflater) continueLongest(w *deflateWork, end, dist int) (start, stop int) {
+	start, stop = -1, end
+	for stop <= len(w.msg)-4 {
+		l := d.fastMatchLen(w.msg, stop, dist, binary.LittleEndian.Uint32(w.msg[stop:]))
+		if l < 4 {
+			break
+		}
+		start, stop = stop, stop+l
+		w.match(l, dist, stop)
+		if l < deflateMaxMatch {
+			break
+		}
+	}
+	return start, stop
 }
 
 // deflateEnter enters position cur, whose first four bytes are x, in a
