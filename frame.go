@@ -71,8 +71,9 @@ func frameHeaderLen(b0, b1 byte) int {
 
 // parseFrameHeader decodes the header at the start of b, which must hold at
 // least frameHeaderLen(b[0], b[1]) bytes, and returns it with its length.
-// Beyond the layout it checks only what makes the header unreadable: a
-// 64-bit length with the most significant bit set.
+// Beyond the layout it checks the length's encoding (RFC 6455 section 5.2):
+// a 64-bit length with the most significant bit set, and a length written
+// in more bytes than it needs, are refused.
 func parseFrameHeader(b []byte) (h frameHeader, n int, err *ProtocolError) {
 	b0, b1 := b[0], b[1]
 	h.fin = b0&finBit != 0
@@ -83,11 +84,17 @@ func parseFrameHeader(b []byte) (h frameHeader, n int, err *ProtocolError) {
 	switch l := b1 & 0x7f; l {
 	case 126:
 		h.length = int64(binary.BigEndian.Uint16(b[2:]))
+		if h.length <= 125 {
+			return h, 0, errNonMinimalLength
+		}
 		n = 4
 	case 127:
 		v := binary.BigEndian.Uint64(b[2:])
 		if v>>63 != 0 {
 			return h, 0, &ProtocolError{Code: CloseProtocolError, Reason: "frame length has the most significant bit set"}
+		}
+		if v <= 0xffff {
+			return h, 0, errNonMinimalLength
 		}
 		h.length = int64(v)
 		n = 10
@@ -100,6 +107,10 @@ func parseFrameHeader(b []byte) (h frameHeader, n int, err *ProtocolError) {
 	}
 	return h, n, nil
 }
+
+// errNonMinimalLength is the failure of a frame length written in more
+// bytes than it needs; it is shared since a ProtocolError is never changed.
+var errNonMinimalLength = &ProtocolError{Code: CloseProtocolError, Reason: "frame length not in its minimal encoding"}
 
 // checkFrameHeader applies the rules of RFC 6455 section 5 that a header
 // must meet on its own: known opcode, RSV bits only where allowedRSV

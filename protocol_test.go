@@ -500,6 +500,15 @@ func TestProtoBadFrames(t *testing.T) {
 		{"control payload 126", []protoFrame{{op: opPing, fin: true, payload: make([]byte, 126)}}, CloseProtocolError},
 		{"close payload 126", []protoFrame{{op: opClose, fin: true, payload: append([]byte{0x03, 0xe8}, make([]byte, 124)...)}}, CloseProtocolError},
 		{"control length 126 in 64-bit form", []protoFrame{{op: opPong, fin: true, form: 64, payload: make([]byte, 126)}}, CloseProtocolError},
+		// RFC 6455 section 5.2: "the minimal number of bytes MUST be
+		// used to encode the length".
+		{"length 0 in 16-bit form", []protoFrame{{op: opBinary, fin: true, form: 16}}, CloseProtocolError},
+		{"length 125 in 16-bit form", []protoFrame{{op: opText, fin: true, form: 16, payload: bytes.Repeat([]byte("a"), 125)}}, CloseProtocolError},
+		{"length 0 in 64-bit form", []protoFrame{{op: opBinary, fin: true, form: 64}}, CloseProtocolError},
+		{"length 126 in 64-bit form", []protoFrame{{op: opBinary, fin: true, form: 64, payload: make([]byte, 126)}}, CloseProtocolError},
+		{"length 65535 in 64-bit form", []protoFrame{{op: opBinary, fin: true, form: 64, declare: true, declLen: 65535}}, CloseProtocolError},
+		{"ping length 5 in 16-bit form", []protoFrame{{op: opPing, fin: true, form: 16, payload: []byte("hello")}}, CloseProtocolError},
+		{"non-minimal continuation", []protoFrame{protoF(opText, false, "ab"), {op: opContinuation, fin: true, form: 16, payload: []byte("cd")}}, CloseProtocolError},
 		{"ping without FIN", []protoFrame{protoF(opPing, false, "x")}, CloseProtocolError},
 		{"pong without FIN", []protoFrame{protoF(opPong, false, "")}, CloseProtocolError},
 		{"close without FIN", []protoFrame{{op: opClose, payload: []byte{0x03, 0xe8}}}, CloseProtocolError},
@@ -975,24 +984,31 @@ func TestProtoByteByByte(t *testing.T) {
 			t.Parallel()
 			p := side.start(t, protoEcho)
 			long := bytes.Repeat([]byte("é"), 100)
+			// A 64-bit length is minimal only from 65536 on: the
+			// header and the start of that payload go byte by byte,
+			// the rest in one write.
+			big := bytes.Repeat([]byte("sixty-four"), 7000)
 			var stream []byte
 			for _, f := range []protoFrame{
 				protoF(opText, false, "frag"),
 				protoF(opPing, true, "pi"),
 				{op: opContinuation, fin: true, payload: long},
-				{op: opBinary, fin: true, form: 64, payload: []byte("sixty-four")},
+				{op: opBinary, fin: true, payload: big},
 			} {
 				stream = append(stream, f.encode(p.client)...)
 			}
-			for i := range stream {
+			cut := len(stream) - len(big) + 10
+			for i := range stream[:cut] {
 				_, err := p.conn.Write(stream[i : i+1])
 				require.NoError(t, err)
 			}
+			_, err := p.conn.Write(stream[cut:])
+			require.NoError(t, err)
 			f := p.next()
 			require.Equal(t, byte(opPong), f.op)
 			require.Equal(t, "pi", string(f.payload))
 			p.expectData(opText, append([]byte("frag"), long...))
-			p.expectData(opBinary, []byte("sixty-four"))
+			p.expectData(opBinary, big)
 			p.closeNormally()
 		})
 	}
