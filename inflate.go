@@ -834,19 +834,26 @@ func (s *inflateState) decodeAhead() (int, error) {
 // n decoded ahead (0 when its stream is complete): the compressed bytes of
 // its frame still unread, at twice the ratio the first n bytes came at
 // (which the block header weighs down) but at least four times, and 512
-// bytes; at most a window's worth.
+// bytes; at most a window's worth. The frame's unread length is the
+// peer's word, so only as much of it counts as Conn.trustedLen allows.
 func (s *inflateState) restEstimate(n int) int64 {
 	if !s.active || s.done {
 		return 0
 	}
 	c := s.c
-	left := c.frameLeft + int64(len(s.in)-s.ip)
-	used := s.inTotal - int64(len(s.in)-s.ip) - int64(s.nb/8)
+	unread := int64(len(s.in) - s.ip)
+	left := c.trustedLen(c.frameLeft, 0) + unread
+	used := s.inTotal - unread - int64(s.nb/8)
+	limit := int64(len(s.hist))
 	est := int64(512)
 	if c.frameFinal && used > 0 {
-		est += left * max(4, 2*int64(n)/used)
+		ratio := max(4, 2*int64(n)/used)
+		if left > limit/ratio {
+			return limit
+		}
+		est += left * ratio
 	}
-	return min(est, int64(len(s.hist)))
+	return min(est, limit)
 }
 
 // drained reports whether the current message has been read to its end,

@@ -3,6 +3,7 @@ package websocket
 import (
 	"errors"
 	"io"
+	"math"
 	"time"
 )
 
@@ -261,7 +262,7 @@ func (c *Conn) nextDataFrame() error {
 		if !c.msgCompressed && c.readLimit > 0 && h.length > c.readLimit-c.msgLen {
 			return c.fail(CloseMessageTooBig, "", ErrReadLimit)
 		}
-		c.msgLen += h.length
+		c.msgLen = addSat(c.msgLen, h.length)
 		c.frameLeft = h.length
 		c.frameFinal = h.fin
 		c.frameMask = h.masked
@@ -436,6 +437,13 @@ func (c *Conn) closeNet() {
 // ReadMessage is a helper method for getting a reader using NextReader and
 // reading from that reader to a buffer. The returned slice is newly
 // allocated and owned by the caller.
+//
+// The slice is sized from what has arrived, never from the length a frame
+// header announces alone: it starts at most a read buffer's worth above
+// sixteen times the bytes already buffered, and grows geometrically as
+// payload arrives, so a peer that announces a huge message and sends
+// little costs little, and no fragmentation pattern makes the copying
+// worse than linear.
 func (c *Conn) ReadMessage() (messageType int, p []byte, err error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
@@ -470,41 +478,64 @@ func (c *Conn) ReadMessage() (messageType int, p []byte, err error) {
 	}
 }
 
-// trustedMessageSize is how much ReadMessage allocates on a frame header's
-// word alone. Beyond it, the result grows only as payload arrives (to at
-// most four times what has arrived), so a peer that announces a large
-// message and sends nothing costs little.
-const trustedMessageSize = 64 << 10
+// minMessageGrowth is the least ReadMessage grows its result by, so that
+// tiny fragments do not cost one allocation each.
+const minMessageGrowth = 512
 
-// initialMessageCap sizes ReadMessage's result from the first frame's
-// header, up to what may be trusted before the bytes arrive.
+// initialMessageCap sizes ReadMessage's result from the first frame.
 func (c *Conn) initialMessageCap() int64 {
-	size := c.frameLeft
-	if !c.frameFinal {
-		size += 512 // room for a continuation before growing
-	}
-	limit := int64(trustedMessageSize)
-	if buffered := int64(c.readBufSize) + int64(c.rend-c.rpos); buffered > limit {
-		limit = buffered
-	}
-	if size > limit {
-		size = limit
-	}
-	return size
+	return c.trustedLen(c.frameLeft, 0)
 }
 
-// growMessage grows ReadMessage's full result p: straight to the frame's
-// end when that is within four times what has arrived, else by four.
+// trustedLen returns how much of announced, a length from a frame header,
+// may be allocated now for a message of which have bytes are in hand: at
+// most trustFactor times those and the bytes in the read buffer, plus a
+// read buffer's worth. A header's word alone thus buys no more than the
+// read buffer the connection holds while it reads anyway.
+func (c *Conn) trustedLen(announced, have int64) int64 {
+	return min(announced, trustFactor*(have+int64(c.rend-c.rpos))+int64(c.readBufSize))
+}
+
+// trustFactor bounds what a peer gets allocated per byte it has actually
+// sent. At 16, a message of up to 64 KiB whose first read buffer (4 KiB by
+// default) has arrived is allocated once, at its size.
+const trustFactor = 16
+
+// growMessage grows ReadMessage's result p, which is full: everything in
+// it has arrived. The new capacity is at most four times that (plus
+// minMessageGrowth), and at least twice it while more frames or inflated
+// output may follow, so the total copying stays linear in the message size
+// however the peer fragments it. When the rest of the message is the rest
+// of a final frame, the result grows to exactly its end where that is
+// within bounds. It never grows past the read limit.
 func (c *Conn) growMessage(p []byte) []byte {
-	want := int64(len(p)) + c.frameLeft
-	if !c.frameFinal || c.msgCompressed {
-		// More frames, or inflated output of unknown size, to come.
-		want += 512
+	n := int64(len(p))
+	most := 4*n + minMessageGrowth
+	want := most
+	if !c.msgCompressed {
+		// frameLeft is the peer's word: add it without overflow.
+		end := addSat(n, c.frameLeft)
+		if c.frameFinal {
+			want = min(end, most)
+		} else {
+			want = min(max(end, 2*n+minMessageGrowth), most)
+		}
 	}
-	if max := 4*int64(cap(p)) + 512; want > max || c.msgCompressed {
-		want = max
+	if c.readLimit > 0 {
+		// Past the limit, one byte more is all it takes to fail.
+		want = min(want, max(c.readLimit+1, n+1))
 	}
 	q := make([]byte, len(p), want)
 	copy(q, p)
 	return q
+}
+
+// addSat returns a+b for non-negative a and b, or math.MaxInt64 where the
+// sum would overflow. Lengths a peer announces can reach 2^63-1, so sums
+// with them go through here.
+func addSat(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }

@@ -482,8 +482,9 @@ func (r *messageWriterRef) WriteString(s string) (int, error) {
 // ReadFrom streams src into the message, filling the write buffer directly.
 // When src is a message reader of this package (io.Copy from NextReader to
 // NextWriter, as in an echo or a relay), the write buffer grows to hold the
-// frame being read, up to maxStreamFrame, so that a message goes out in as
-// few frames and writes as it came in.
+// frame being read, up to maxStreamFrame and as its payload arrives (see
+// Conn.trustedLen), so that a message goes out in as few frames and writes
+// as it came in.
 func (r *messageWriterRef) ReadFrom(src io.Reader) (int64, error) {
 	w, err := r.current()
 	if err != nil {
@@ -503,7 +504,9 @@ func (r *messageWriterRef) ReadFrom(src io.Reader) (int64, error) {
 				return total, w.checkControl()
 			}
 			if !mr.c.msgCompressed {
-				w.reserve(mr.c.frameLeft)
+				// frameLeft is the peer's word: room for it grows
+				// only with what has arrived.
+				w.reserve(mr.c.trustedLen(mr.c.frameLeft, int64(w.n)))
 			} else if w.n == w.size {
 				// The inflated size is unknown (frameLeft counts
 				// compressed bytes): double the buffer as it fills.
@@ -537,10 +540,7 @@ func (w *messageWriter) reserve(n int64) {
 	if w.c.writePool != nil || w.ctrl || n <= int64(w.size-w.n) {
 		return
 	}
-	want := int64(w.n) + n
-	if want > maxStreamFrame {
-		want = maxStreamFrame
-	}
+	want := min(int64(w.n)+n, maxStreamFrame)
 	if want <= int64(w.size) {
 		return
 	}

@@ -1,0 +1,866 @@
+package websocket
+
+import (
+	"bufio"
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The hostile-input suite attacks a Conn the way a peer out to hurt it
+// would: lengths that overflow, fragmentation patterns, floods, malformed
+// handshakes and extension negotiations, compression bombs and corrupt
+// streams, peers that vanish mid-frame or never read. Every case runs
+// against a server Conn (in both handler styles) and, where the attack
+// makes sense from a server, a client Conn from the Dialer. For each it
+// checks:
+//
+//   - what the RFC asks: the close code the attacker receives (or the HTTP
+//     status), and the typed error the application's read loop ends with;
+//   - that no panic reaches the application's goroutine: with the read
+//     loop in a goroutine of its own (gorilla's chat example) a panic
+//     would end the whole process;
+//   - that the bytes allocated and the CPU time used stay within a
+//     constant plus a multiple of the bytes the attacker sent;
+//   - that no goroutine is left behind.
+//
+// The bounds hold on a loaded 2-core machine under the race detector, yet
+// the quadratic cost that 16-byte fragments once had (1 MiB: 1.3 GiB
+// allocated, 2 s of CPU) fails them many times over.
+//
+// Costs are read from process-wide counters (runtime.MemStats, the
+// process's CPU time), so these tests do not run in parallel, and all
+// input is built before the measurement starts.
+
+// hostileWait guards every wait of the suite against a hang; nothing
+// waits for it to pass.
+const hostileWait = 20 * time.Second
+
+// hostileStyle is how the application under attack runs its read loop.
+type hostileStyle struct {
+	name string
+	// separate: the handler starts the read loop in a goroutine and
+	// returns, as gorilla's chat example does.
+	separate bool
+}
+
+var hostileStyles = []hostileStyle{{"handler", false}, {"goroutine", true}}
+
+// hostileApp is the application under attack.
+type hostileApp struct {
+	limit    int64 // SetReadLimit; 0 for none
+	compress bool  // negotiate permessage-deflate
+	reader   bool  // NextReader and io.Copy instead of ReadMessage
+	echo     bool  // echo every message (else discard)
+	// write, if set, replaces the read loop: the application writes
+	// (to a peer that may not read) and returns what that gave.
+	write func(c *Conn) error
+}
+
+func (a hostileApp) run(c *Conn) error {
+	if a.write != nil {
+		return a.write(c)
+	}
+	if a.limit > 0 {
+		c.SetReadLimit(a.limit)
+	}
+	for {
+		if a.reader {
+			mt, r, err := c.NextReader()
+			if err != nil {
+				return err
+			}
+			if !a.echo {
+				if _, err := io.Copy(io.Discard, r); err != nil {
+					return err
+				}
+				continue
+			}
+			w, err := c.NextWriter(mt)
+			if err != nil {
+				io.Copy(io.Discard, r)
+				continue
+			}
+			_, err = io.Copy(w, r)
+			w.Close()
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		mt, p, err := c.ReadMessage()
+		if err != nil {
+			return err
+		}
+		if a.echo {
+			c.WriteMessage(mt, p)
+		}
+	}
+}
+
+// hostileResult is how the application's read loop ended.
+type hostileResult struct {
+	err      error
+	panicked any
+	stack    string
+}
+
+// runApp runs app on c, recovering a panic so that it fails the test
+// instead of the test binary, and reports the outcome.
+func runApp(app hostileApp, c *Conn, results chan<- hostileResult) {
+	var res hostileResult
+	defer func() {
+		if v := recover(); v != nil {
+			buf := make([]byte, 16<<10)
+			res = hostileResult{panicked: v, stack: string(buf[:runtime.Stack(buf, false)])}
+		}
+		c.Close()
+		results <- res
+	}()
+	res.err = app.run(c)
+}
+
+// hostilePeer is the attacker's end of a connection.
+type hostilePeer struct {
+	t      *testing.T
+	conn   net.Conn
+	br     *bufio.Reader
+	client bool // the attacker plays the client: it masks its frames
+	sent   int64
+	// results carries the application's outcome.
+	results chan hostileResult
+	// drained carries what drain read, when it was started.
+	drained chan hostileDrained
+}
+
+// write sends b, counting it as input to the Conn.
+func (p *hostilePeer) write(b []byte) error {
+	p.conn.SetWriteDeadline(time.Now().Add(hostileWait))
+	n, err := p.conn.Write(b)
+	p.sent += int64(n)
+	return err
+}
+
+// encode returns frames as the attacker sends them.
+func (p *hostilePeer) encode(frames ...protoFrame) []byte {
+	var b []byte
+	for _, f := range frames {
+		b = append(b, f.encode(p.client)...)
+	}
+	return b
+}
+
+// hostileDrained is what the attacker read from the Conn.
+type hostileDrained struct {
+	data  int64 // payload bytes of data frames
+	pongs int
+	// closeCode is the code of the close frame that ended the reading,
+	// CloseNoStatusReceived for an empty one, or 0 when the connection
+	// ended without one.
+	closeCode int
+	err       error // what ended the reading when no close frame did
+}
+
+// drain reads what the Conn sends, discarding data, until a close frame
+// arrives or the connection ends, in a goroutine of its own.
+func (p *hostilePeer) drain() {
+	p.drained = make(chan hostileDrained, 1)
+	go func() {
+		var d hostileDrained
+		defer func() { p.drained <- d }()
+		p.conn.SetReadDeadline(time.Now().Add(hostileWait))
+		var h [14]byte
+		for {
+			if _, err := io.ReadFull(p.br, h[:2]); err != nil {
+				d.err = err
+				return
+			}
+			n := int64(h[1] & 0x7f)
+			ext := 0
+			switch n {
+			case 126:
+				ext = 2
+			case 127:
+				ext = 8
+			}
+			if h[1]&0x80 != 0 {
+				ext += 4
+			}
+			if _, err := io.ReadFull(p.br, h[2:2+ext]); err != nil {
+				d.err = err
+				return
+			}
+			switch n {
+			case 126:
+				n = int64(binary.BigEndian.Uint16(h[2:]))
+			case 127:
+				n = int64(binary.BigEndian.Uint64(h[2:]))
+			}
+			op := h[0] & 0xf
+			if op != opClose {
+				if _, err := io.CopyN(io.Discard, p.br, n); err != nil {
+					d.err = err
+					return
+				}
+				switch op {
+				case opPong:
+					d.pongs++
+				case opText, opBinary, opContinuation:
+					d.data += n
+				}
+				continue
+			}
+			payload := make([]byte, n)
+			if _, err := io.ReadFull(p.br, payload); err != nil {
+				d.err = err
+				return
+			}
+			if h[1]&0x80 != 0 {
+				key := [4]byte(h[2+ext-4 : 2+ext])
+				maskBytes(key, 0, payload)
+			}
+			d.closeCode = CloseNoStatusReceived
+			if n >= 2 {
+				d.closeCode = int(binary.BigEndian.Uint16(payload))
+			}
+			return
+		}
+	}()
+}
+
+// wait returns the application's outcome and what drain read.
+func (p *hostilePeer) wait() (hostileResult, hostileDrained) {
+	p.t.Helper()
+	var res hostileResult
+	select {
+	case res = <-p.results:
+	case <-time.After(hostileWait):
+		buf := make([]byte, 1<<20)
+		p.t.Fatalf("the application did not return; goroutines:\n%s", buf[:runtime.Stack(buf, true)])
+	}
+	var d hostileDrained
+	if p.drained != nil {
+		select {
+		case d = <-p.drained:
+		case <-time.After(hostileWait):
+			p.t.Fatal("the attacker's reader did not finish")
+		}
+	}
+	return res, d
+}
+
+// hostileSide is the role of the Conn under attack.
+type hostileSide struct {
+	name   string
+	server bool
+	style  hostileStyle
+}
+
+// hostileSides are the server Conn in both handler styles and the client
+// Conn (whose read loop always has a goroutine of its own).
+var hostileSides = []hostileSide{
+	{"server/handler", true, hostileStyles[0]},
+	{"server/goroutine", true, hostileStyles[1]},
+	{"client", false, hostileStyle{}},
+}
+
+// The raw client's handshake, and the extension parameters both raw ends
+// use: no context takeover, so the attacker compresses each message alone.
+const (
+	hostileKey = "dGhlIHNhbXBsZSBub25jZQ=="
+	hostilePMD = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+)
+
+// start puts a Conn running app on side opposite a raw attacker, the
+// handshake done.
+func (side hostileSide) start(t *testing.T, app hostileApp) *hostilePeer {
+	t.Helper()
+	if side.server {
+		return hostileStartServer(t, side.style, app)
+	}
+	return hostileStartClient(t, app)
+}
+
+func hostileStartServer(t *testing.T, style hostileStyle, app hostileApp) *hostilePeer {
+	t.Helper()
+	results := make(chan hostileResult, 2)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u := Upgrader{EnableCompression: app.compress}
+		c, err := u.Upgrade(w, r, nil)
+		if err != nil {
+			results <- hostileResult{err: err}
+			return
+		}
+		if style.separate {
+			go runApp(app, c, results)
+			return
+		}
+		runApp(app, c, results)
+	}))
+	t.Cleanup(srv.Close)
+	nc, err := net.Dial("tcp", srv.Listener.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { nc.Close() })
+	req := "GET /ws HTTP/1.1\r\nHost: " + srv.Listener.Addr().String() +
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + hostileKey +
+		"\r\nSec-WebSocket-Version: 13\r\n"
+	if app.compress {
+		req += "Sec-WebSocket-Extensions: " + hostilePMD + "\r\n"
+	}
+	nc.SetDeadline(time.Now().Add(hostileWait))
+	_, err = io.WriteString(nc, req+"\r\n")
+	require.NoError(t, err)
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+	if app.compress {
+		require.Contains(t, resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate")
+	}
+	nc.SetDeadline(time.Time{})
+	return &hostilePeer{t: t, conn: nc, br: br, client: true, results: results}
+}
+
+func hostileStartClient(t *testing.T, app hostileApp) *hostilePeer {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	results := make(chan hostileResult, 2)
+	go func() {
+		d := Dialer{HandshakeTimeout: hostileWait, EnableCompression: app.compress}
+		c, _, err := d.Dial("ws://"+l.Addr().String()+"/ws", nil)
+		if err != nil {
+			results <- hostileResult{err: err}
+			return
+		}
+		runApp(app, c, results)
+	}()
+	require.NoError(t, l.(*net.TCPListener).SetDeadline(time.Now().Add(hostileWait)))
+	nc, err := l.Accept()
+	require.NoError(t, err)
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(hostileWait))
+	br := bufio.NewReader(nc)
+	req, err := http.ReadRequest(br)
+	require.NoError(t, err)
+	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
+		computeAcceptKey(req.Header.Get("Sec-WebSocket-Key")) + "\r\n"
+	if app.compress {
+		resp += "Sec-WebSocket-Extensions: " + hostilePMD + "\r\n"
+	}
+	_, err = io.WriteString(nc, resp+"\r\n")
+	require.NoError(t, err)
+	nc.SetDeadline(time.Time{})
+	return &hostilePeer{t: t, conn: nc, br: br, client: false, results: results}
+}
+
+// hostileCost is what an attack cost the process.
+type hostileCost struct {
+	alloc int64         // bytes allocated
+	cpu   time.Duration // CPU time; negative where it cannot be read
+}
+
+// hostileMeasure runs f and returns the bytes allocated and the CPU time
+// used by the whole process meanwhile.
+func hostileMeasure(f func()) hostileCost {
+	// Earlier work's garbage is collected now, not on this bill.
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	cpu0 := processCPUTime()
+	f()
+	cpu1 := processCPUTime()
+	runtime.ReadMemStats(&after)
+	c := hostileCost{alloc: int64(after.TotalAlloc - before.TotalAlloc), cpu: -1}
+	if cpu0 >= 0 && cpu1 >= 0 {
+		c.cpu = cpu1 - cpu0
+	}
+	return c
+}
+
+// hostileBudget bounds the cost of an attack of n bytes: base plus perByte
+// times n, for allocation and for CPU time. The CPU bounds are for a run
+// without the race detector and are multiplied by raceSlowdown under it.
+type hostileBudget struct {
+	allocBase    int64
+	allocPerByte int64
+	cpuBase      time.Duration
+	cpuPerByte   time.Duration // per KiB: nanoseconds are too coarse
+}
+
+// defaultHostileBudget suits attacks whose honest cost is framing,
+// unmasking, validating and a copy or two of the data: 1 MiB of
+// allocation plus 24 bytes per byte sent, 40 ms of CPU plus 20 µs per KiB.
+// Measured on a 2-core VM, 1 MiB sent as 16-byte fragments and echoed
+// costs 1.5 bytes allocated per byte sent and 7-20 ms of CPU (150-220 ms
+// under the race detector); with the quadratic growth it once had, 728
+// bytes per byte and 0.3-0.5 s (15 s), which fails both bounds: the
+// allocation one by 30 times, the CPU one by 6 to 9.
+var defaultHostileBudget = hostileBudget{
+	allocBase:    1 << 20,
+	allocPerByte: 24,
+	cpuBase:      40 * time.Millisecond,
+	cpuPerByte:   20 * time.Microsecond,
+}
+
+// raceSlowdown is how much more CPU the race detector may take: about 20
+// times for the framing loops measured above.
+const raceSlowdown = 25
+
+func (b hostileBudget) check(t *testing.T, sent int64, c hostileCost) {
+	t.Helper()
+	if b == (hostileBudget{}) {
+		b = defaultHostileBudget
+	}
+	maxAlloc := b.allocBase + b.allocPerByte*sent
+	assert.LessOrEqual(t, c.alloc, maxAlloc, "bytes allocated for %d bytes received (%.1f per byte)", sent, float64(c.alloc)/float64(max(sent, 1)))
+	if c.cpu < 0 {
+		return
+	}
+	maxCPU := b.cpuBase + time.Duration(float64(b.cpuPerByte)*float64(sent)/1024)
+	if utRaceEnabled() {
+		maxCPU *= raceSlowdown
+	}
+	assert.LessOrEqual(t, c.cpu, maxCPU, "CPU time for %d bytes received", sent)
+}
+
+// hostileOutcome is what an attack must end with.
+type hostileOutcome struct {
+	// peerCode is the close code the attacker must receive; 0 means the
+	// connection must end without a close frame.
+	peerCode int
+	// kind and code say how the read loop must end: "close" (a
+	// *CloseError with code), "protocol" (a *ProtocolError with code),
+	// "limit" (ErrReadLimit), or "timeout" (a net.Error that timed out).
+	kind string
+	code int
+	// echoed, if positive, is the number of data payload bytes the
+	// attacker must receive.
+	echoed int64
+}
+
+func (o hostileOutcome) check(t *testing.T, res hostileResult, d hostileDrained) {
+	t.Helper()
+	require.Nil(t, res.panicked, "panic in the application's goroutine (with the read loop in a goroutine of its own, the process would die):\n%s", res.stack)
+	err := res.err
+	switch o.kind {
+	case "close":
+		var ce *CloseError
+		require.ErrorAs(t, err, &ce)
+		assert.Equal(t, o.code, ce.Code, "close code the application sees (%v)", err)
+	case "protocol":
+		var pe *ProtocolError
+		require.ErrorAs(t, err, &pe)
+		assert.Equal(t, o.code, pe.Code, "close code of the ProtocolError (%v)", err)
+		assert.True(t, strings.HasPrefix(pe.Error(), "websocket: "), pe.Error())
+	case "limit":
+		require.ErrorIs(t, err, ErrReadLimit)
+	case "net":
+		var oe *net.OpError
+		require.ErrorAs(t, err, &oe)
+	case "timeout":
+		var ne net.Error
+		require.ErrorAs(t, err, &ne)
+		assert.True(t, ne.Timeout(), "want a timeout, got %v", err)
+	default:
+		t.Fatalf("unknown outcome kind %q", o.kind)
+	}
+	if d != (hostileDrained{}) || o.peerCode != 0 {
+		assert.Equal(t, o.peerCode, d.closeCode, "close code the attacker received (reading ended by %v)", d.err)
+	}
+	if o.echoed > 0 {
+		assert.Equal(t, o.echoed, d.data, "data bytes echoed")
+	}
+}
+
+// hostileCase is one attack.
+type hostileCase struct {
+	name string
+	app  hostileApp
+	// build returns the attacker's bytes for a peer (they depend on its
+	// masking); it runs before the measurement.
+	build func(p *hostilePeer) []byte
+	// after, if set, runs once the bytes are written, still measured:
+	// for attacks that end by going away.
+	after  func(p *hostilePeer)
+	noRead bool // the attacker never reads
+	want   hostileOutcome
+	budget hostileBudget
+	// serverOnly: the attack needs a masking client (or a server Conn).
+	serverOnly bool
+}
+
+// hostileRun runs every case on every side, one at a time.
+func hostileRun(t *testing.T, cases []hostileCase) {
+	for _, side := range hostileSides {
+		for _, tc := range cases {
+			if tc.serverOnly && !side.server {
+				continue
+			}
+			t.Run(side.name+"/"+tc.name, func(t *testing.T) {
+				hostileRunOne(t, side, tc)
+			})
+		}
+	}
+}
+
+func hostileRunOne(t *testing.T, side hostileSide, tc hostileCase) {
+	base := runtime.NumGoroutine()
+	t.Run("attack", func(t *testing.T) {
+		p := side.start(t, tc.app)
+		attack := tc.build(p)
+		var res hostileResult
+		var d hostileDrained
+		var writeErr error
+		cost := hostileMeasure(func() {
+			if !tc.noRead {
+				p.drain()
+			}
+			writeErr = p.write(attack)
+			if tc.after != nil {
+				tc.after(p)
+			}
+			res, d = p.wait()
+		})
+		if writeErr != nil && tc.want.peerCode == 0 {
+			// The Conn may close while a vanishing attack is
+			// still being written; nothing else may cut it short.
+			t.Logf("attack write: %v", writeErr)
+		}
+		tc.want.check(t, res, d)
+		tc.budget.check(t, p.sent, cost)
+		t.Logf("%d bytes sent: %d bytes allocated (%.2f per byte), CPU %v", p.sent, cost.alloc, float64(cost.alloc)/float64(max(p.sent, 1)), cost.cpu)
+	})
+	hostileNoLeak(t, base)
+}
+
+// hostileNoLeak checks that the goroutine count is back to base once the
+// connections of a case are closed.
+func hostileNoLeak(t *testing.T, base int) {
+	t.Helper()
+	deadline := time.Now().Add(hostileWait)
+	n := runtime.NumGoroutine()
+	for n > base && time.Now().Before(deadline) {
+		// Closed connections' goroutines end on their own; nothing
+		// signals it.
+		<-time.After(5 * time.Millisecond)
+		n = runtime.NumGoroutine()
+	}
+	if n > base {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("%d goroutines left, %d before:\n%s", n, base, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// Attack builders.
+
+// hostileFragments returns a builder of a message of total bytes of fill,
+// sent as op and continuation frames of size bytes, then the frames in
+// after. between, if set, goes after every fragment but the last. The
+// middle fragments encode alike, so they are encoded once.
+func hostileFragments(op byte, total, size int, fill byte, between []protoFrame, after ...protoFrame) func(p *hostilePeer) []byte {
+	return func(p *hostilePeer) []byte {
+		payload := bytes.Repeat([]byte{fill}, size)
+		mid := append(p.encode(protoFrame{op: opContinuation, payload: payload}), p.encode(between...)...)
+		n := (total + size - 1) / size // fragments
+		b := append(p.encode(protoFrame{op: op, payload: payload}), p.encode(between...)...)
+		if n > 2 {
+			b = append(b, bytes.Repeat(mid, n-2)...)
+		}
+		last := total - (n-1)*size
+		b = append(b, p.encode(protoFrame{op: opContinuation, fin: true, payload: payload[:last]})...)
+		return append(b, p.encode(after...)...)
+	}
+}
+
+// hostileDeflate returns payload compressed as one permessage-deflate
+// message: raw DEFLATE, sync-flushed, without the final 00 00 ff ff.
+func hostileDeflate(payload []byte, level int) []byte {
+	var b bytes.Buffer
+	w, err := flate.NewWriter(&b, level)
+	if err != nil {
+		panic(err)
+	}
+	w.Write(payload)
+	w.Flush()
+	out := b.Bytes()
+	if !bytes.HasSuffix(out, []byte{0, 0, 0xff, 0xff}) {
+		panic("sync flush did not end in 00 00 ff ff")
+	}
+	return out[:len(out)-4]
+}
+
+// closeFrame is the attacker's normal close, after an attack that the
+// Conn must survive.
+var hostileBye = protoClose(CloseNormalClosure, "bye")
+
+// hostileCloseWrite ends the attacker's side of the stream: the peer has
+// vanished.
+func hostileCloseWrite(p *hostilePeer) {
+	p.conn.(*net.TCPConn).CloseWrite()
+}
+
+// declared is a frame header that announces n payload bytes and sends
+// the payload given.
+func declared(op byte, fin bool, n uint64, payload []byte) protoFrame {
+	return protoFrame{op: op, fin: fin, declare: true, declLen: n, payload: payload}
+}
+
+// The attacks.
+
+// hostileVanished is the outcome of an attack that ends with the peer
+// gone: no close frame either way, and CloseAbnormalClosure.
+var hostileVanished = hostileOutcome{kind: "close", code: CloseAbnormalClosure}
+
+// hostileFailed is the outcome of an attack the Conn fails with code.
+func hostileFailed(code int) hostileOutcome {
+	if code == CloseMessageTooBig {
+		return hostileOutcome{peerCode: code, kind: "limit"}
+	}
+	return hostileOutcome{peerCode: code, kind: "protocol", code: code}
+}
+
+// hostileSurvived is the outcome of an attack the Conn must see through to
+// the attacker's normal close, echoing echoed bytes on the way.
+func hostileSurvived(echoed int64) hostileOutcome {
+	return hostileOutcome{peerCode: CloseNormalClosure, kind: "close", code: CloseNormalClosure, echoed: echoed}
+}
+
+func frames(fs ...[]protoFrame) func(p *hostilePeer) []byte {
+	return func(p *hostilePeer) []byte {
+		var all []protoFrame
+		for _, f := range fs {
+			all = append(all, f...)
+		}
+		return p.encode(all...)
+	}
+}
+
+func one(f ...protoFrame) []protoFrame { return f }
+
+// TestHostileLengths announces lengths up to 2^63-1, alone, summed over
+// fragments and on compressed frames: the Conn must neither allocate what
+// is announced nor compute a size that overflows.
+func TestHostileLengths(t *testing.T) {
+	const huge = 1<<63 - 1
+	some := bytes.Repeat([]byte("x"), 1000)
+	text := bytes.Repeat([]byte("abcdefgh"), 8<<10) // 64 KiB: fills an inflater's window
+	compressedHuge := func(fin bool) protoFrame {
+		f := declared(opBinary, fin, huge, hostileDeflate(text, flate.BestSpeed))
+		f.rsv = rsv1Bit
+		return f
+	}
+	// Incompressible, so that the inflater's estimate of the rest takes
+	// its least ratio, 4: with 2^62 announced, 4 times that wraps.
+	noise := make([]byte, 40<<10)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range noise {
+		noise[i] = byte(rng.Uint32())
+	}
+	compressedNoise := declared(opBinary, true, 1<<62, hostileDeflate(noise, flate.BestSpeed))
+	compressedNoise.rsv = rsv1Bit
+	echo := hostileApp{echo: true}
+	limited := hostileApp{echo: true, limit: 1 << 20}
+	cases := []hostileCase{
+		// The frame of issue 13: FIN clear, 2^63-1 bytes.
+		{name: "unfinished frame of 2^63-1 bytes", app: echo, build: frames(one(declared(opBinary, false, huge, some))), after: hostileCloseWrite, want: hostileVanished},
+		{name: "unfinished frame of 2^63-1 bytes, NextReader", app: hostileApp{echo: true, reader: true}, build: frames(one(declared(opBinary, false, huge, some))), after: hostileCloseWrite, want: hostileVanished},
+		{name: "final frame of 2^63-1 bytes", app: echo, build: frames(one(declared(opBinary, true, huge, some))), after: hostileCloseWrite, want: hostileVanished},
+		{name: "unfinished text frame of 2^63-1 bytes", app: echo, build: frames(one(declared(opText, false, huge, some))), after: hostileCloseWrite, want: hostileVanished},
+		{name: "unfinished frame of 2^63-1 bytes, limit", app: limited, build: frames(one(declared(opBinary, false, huge, some))), want: hostileFailed(CloseMessageTooBig)},
+		{name: "continuation of 2^63-1 bytes", app: echo, build: frames(one(protoF(opBinary, false, "0123456789"), declared(opContinuation, true, huge, some))), after: hostileCloseWrite, want: hostileVanished},
+		{name: "continuation of 2^63-1 bytes, limit", app: limited, build: frames(one(protoF(opBinary, false, "0123456789"), declared(opContinuation, true, huge, some))), want: hostileFailed(CloseMessageTooBig)},
+		{name: "length with the top bit set", app: echo, build: frames(one(declared(opBinary, false, 1<<63, nil))), want: hostileFailed(CloseProtocolError)},
+		{name: "length of 1 in 64 bits", app: echo, build: frames(one(protoFrame{op: opBinary, fin: true, form: 64, payload: []byte("x")})), want: hostileFailed(CloseProtocolError)},
+		{name: "ping of 2^63-1 bytes", app: echo, build: frames(one(declared(opPing, true, huge, some))), want: hostileFailed(CloseProtocolError)},
+		{name: "close of 2^63-1 bytes", app: echo, build: frames(one(declared(opClose, true, huge, some))), want: hostileFailed(CloseProtocolError)},
+		{name: "compressed final frame of 2^63-1 bytes", app: hostileApp{echo: true, compress: true}, build: frames(one(compressedHuge(true))), after: hostileCloseWrite, want: hostileVanished},
+		{name: "compressed unfinished frame of 2^63-1 bytes", app: hostileApp{echo: true, compress: true}, build: frames(one(compressedHuge(false))), after: hostileCloseWrite, want: hostileVanished},
+		{name: "compressed final frame of 2^63-1 bytes, NextReader", app: hostileApp{echo: true, compress: true, reader: true}, build: frames(one(compressedHuge(true))), after: hostileCloseWrite, want: hostileVanished},
+		{name: "compressed final frame of 2^62 bytes, incompressible", app: hostileApp{echo: true, compress: true}, build: frames(one(compressedNoise)), after: hostileCloseWrite, want: hostileVanished},
+		{name: "compressed final frame of 2^63-1 bytes, limit", app: hostileApp{echo: true, compress: true, limit: 1 << 20}, build: frames(one(compressedHuge(true))), after: hostileCloseWrite, want: hostileVanished},
+	}
+	hostileRun(t, cases)
+}
+
+// TestHostileFragmentation sends messages cut into tiny fragments, empty
+// ones and fragments between pings: the cost must stay linear in the
+// bytes sent.
+func TestHostileFragmentation(t *testing.T) {
+	const mib = 1 << 20
+	nEmpty := 1_000_000
+	if testing.Short() {
+		nEmpty = 100_000
+	}
+	empties := func(p *hostilePeer) []byte {
+		b := p.encode(protoF(opBinary, false, "x"))
+		empty := p.encode(protoFrame{op: opContinuation})
+		b = append(b, bytes.Repeat(empty, nEmpty)...)
+		return append(b, p.encode(protoF(opContinuation, true, "y"), hostileBye)...)
+	}
+	pingBudget := hostileBudget{allocBase: 1 << 20, allocPerByte: 24, cpuBase: 100 * time.Millisecond, cpuPerByte: 400 * time.Microsecond}
+	ping := []protoFrame{{op: opPing, fin: true, payload: bytes.Repeat([]byte{'i'}, 125)}}
+	cases := []hostileCase{
+		// Issue 13's second finding: 1.3 GiB allocated and 2 s of CPU.
+		{name: "1 MiB in 16-byte fragments", app: hostileApp{echo: true}, build: hostileFragments(opBinary, mib, 16, 'a', nil, hostileBye), want: hostileSurvived(mib)},
+		{name: "1 MiB in 16-byte fragments, NextReader", app: hostileApp{echo: true, reader: true}, build: hostileFragments(opBinary, mib, 16, 'a', nil, hostileBye), want: hostileSurvived(mib)},
+		{name: "1 MiB text in 16-byte fragments", app: hostileApp{echo: true}, build: hostileFragments(opText, mib, 16, 'a', nil, hostileBye), want: hostileSurvived(mib)},
+		{name: "2 MiB in 16-byte fragments, limit 1 MiB", app: hostileApp{echo: true, limit: mib}, build: hostileFragments(opBinary, 2*mib, 16, 'a', nil), want: hostileFailed(CloseMessageTooBig)},
+		{name: "256 KiB in 1-byte fragments", app: hostileApp{echo: true}, build: hostileFragments(opText, 256<<10, 1, 'b', nil, hostileBye), want: hostileSurvived(256 << 10)},
+		{name: "a million empty continuations", app: hostileApp{echo: true}, build: empties, want: hostileSurvived(2)},
+		{name: "a million empty continuations, NextReader", app: hostileApp{echo: true, reader: true}, build: empties, want: hostileSurvived(2)},
+		{name: "fragments between pings", app: hostileApp{echo: true}, build: hostileFragments(opBinary, 256<<10, 16, 'p', ping, hostileBye), want: hostileSurvived(256 << 10), budget: pingBudget},
+		{name: "1 MiB in 4 KiB fragments", app: hostileApp{echo: true}, build: hostileFragments(opBinary, mib, 4<<10, 'c', nil, hostileBye), want: hostileSurvived(mib)},
+	}
+	hostileRun(t, cases)
+}
+
+// TestHostileFloods sends pings to a Conn whose pongs it never reads, and
+// keeps talking after its close.
+func TestHostileFloods(t *testing.T) {
+	nPings := 50_000
+	if testing.Short() {
+		nPings = 5_000
+	}
+	pings := func(p *hostilePeer) []byte {
+		ping := p.encode(protoFrame{op: opPing, fin: true, payload: bytes.Repeat([]byte{'p'}, 125)})
+		return append(bytes.Repeat(ping, nPings), p.encode(hostileBye)...)
+	}
+	// Each ping costs a pong, a system call: budgeted as such.
+	pingBudget := hostileBudget{allocBase: 1 << 20, allocPerByte: 24, cpuBase: 100 * time.Millisecond, cpuPerByte: 400 * time.Microsecond}
+	var afterClose []protoFrame
+	afterClose = append(afterClose, hostileBye)
+	for range 10_000 {
+		afterClose = append(afterClose, hostileBye, protoF(opPing, true, "after"), protoF(opBinary, true, "after"), protoF(opContinuation, false, "x"))
+	}
+	cases := []hostileCase{
+		// Once the pongs fill the socket, one waits out its deadline and
+		// makes writes fail; reading goes on.
+		{name: "pings while never reading", app: hostileApp{echo: true}, build: pings, noRead: true, want: hostileOutcome{kind: "close", code: CloseNormalClosure}, budget: pingBudget},
+		{name: "pings", app: hostileApp{echo: true}, build: pings, want: hostileSurvived(0), budget: pingBudget},
+		{name: "closes and more after close", app: hostileApp{echo: true}, build: frames(afterClose), want: hostileSurvived(0)},
+	}
+	hostileRun(t, cases)
+}
+
+// TestHostileCompression sends compressed bombs, corrupt streams and
+// compressed messages cut into tiny fragments.
+func TestHostileCompression(t *testing.T) {
+	const mib = 1 << 20
+	compressed := func(op byte, payload []byte) protoFrame {
+		return protoFrame{op: op, fin: true, rsv: rsv1Bit, payload: payload}
+	}
+	bomb64 := hostileDeflate(make([]byte, 64*mib), flate.BestCompression)
+	bomb16 := hostileDeflate(make([]byte, 16*mib), flate.BestCompression)
+	text := bytes.Repeat([]byte(`{"id":12345,"name":"wsforge","tags":["a","b"]} `), 4000)
+	deflated := hostileDeflate(text, flate.BestSpeed)
+	var tiny []protoFrame
+	for i, b := range deflated {
+		f := protoFrame{op: opContinuation, fin: i == len(deflated)-1, payload: []byte{b}}
+		if i == 0 {
+			f.op, f.rsv = opText, rsv1Bit
+		}
+		tiny = append(tiny, f)
+	}
+	corruptAfterValid := append(append([]byte(nil), deflated[:len(deflated)/2]...), bytes.Repeat([]byte{0xff}, 64)...)
+	// A bomb is cheap to send: its cost is bounded by the inflated size,
+	// at most 1032 bytes per byte of DEFLATE, read into a result that
+	// grows by four at a time.
+	bombBudget := hostileBudget{allocBase: 2 * mib, allocPerByte: 6 * 1032, cpuBase: 2 * time.Second, cpuPerByte: 0}
+	cases := []hostileCase{
+		{name: "64 MiB bomb, limit 1 MiB", app: hostileApp{echo: true, compress: true, limit: mib}, build: frames(one(compressed(opBinary, bomb64))), want: hostileFailed(CloseMessageTooBig), budget: bombBudget},
+		{name: "64 MiB bomb, limit 1 MiB, NextReader", app: hostileApp{compress: true, limit: mib, reader: true}, build: frames(one(compressed(opBinary, bomb64))), want: hostileFailed(CloseMessageTooBig), budget: bombBudget},
+		{name: "16 MiB bomb, no limit", app: hostileApp{compress: true}, build: frames(one(compressed(opBinary, bomb16)), one(hostileBye)), want: hostileSurvived(0), budget: bombBudget},
+		{name: "corrupt stream", app: hostileApp{echo: true, compress: true}, build: frames(one(compressed(opBinary, bytes.Repeat([]byte{0xff}, 100)))), want: hostileFailed(CloseInvalidFramePayloadData)},
+		{name: "corrupt after valid blocks", app: hostileApp{echo: true, compress: true}, build: frames(one(compressed(opText, corruptAfterValid))), want: hostileFailed(CloseInvalidFramePayloadData)},
+		{name: "corrupt stream, NextReader", app: hostileApp{compress: true, reader: true}, build: frames(one(compressed(opBinary, bytes.Repeat([]byte{0xfe}, 100)))), want: hostileFailed(CloseInvalidFramePayloadData)},
+		{name: "stream with a final block then more", app: hostileApp{echo: true, compress: true}, build: frames(one(compressed(opBinary, append([]byte{0x03, 0x00}, deflated...)))), want: hostileFailed(CloseInvalidFramePayloadData)},
+		{name: "compressed text, 1-byte fragments", app: hostileApp{echo: true, compress: true}, build: frames(tiny, one(hostileBye)), want: hostileSurvived(-1), budget: bombBudget},
+		{name: "compressed text, 1-byte fragments, NextReader", app: hostileApp{echo: true, compress: true, reader: true}, build: frames(tiny, one(hostileBye)), want: hostileSurvived(-1), budget: bombBudget},
+		{name: "RSV1 without negotiation", app: hostileApp{echo: true}, build: frames(one(compressed(opBinary, deflated))), want: hostileFailed(CloseProtocolError)},
+		{name: "RSV1 on a ping", app: hostileApp{echo: true, compress: true}, build: frames(one(compressed(opPing, []byte{0x02, 0x00}))), want: hostileFailed(CloseProtocolError)},
+		{name: "RSV1 on a continuation", app: hostileApp{echo: true, compress: true}, build: frames(one(protoF(opBinary, false, "a"), compressed(opContinuation, deflated))), want: hostileFailed(CloseProtocolError)},
+	}
+	hostileRun(t, cases)
+}
+
+// TestHostileVanish ends the connection in the middle of every part of a
+// frame: the Conn reports CloseAbnormalClosure and keeps nothing.
+func TestHostileVanish(t *testing.T) {
+	cut := func(f protoFrame, n int) func(p *hostilePeer) []byte {
+		return func(p *hostilePeer) []byte { return p.encode(f)[:n] }
+	}
+	big := protoFrame{op: opBinary, fin: true, payload: make([]byte, 100000)}
+	text := protoFrame{op: opText, fin: false, payload: []byte("héllo")}
+	compressed := protoFrame{op: opText, fin: true, rsv: rsv1Bit, payload: hostileDeflate(bytes.Repeat([]byte("hello "), 10000), flate.BestSpeed)}
+	reset := func(p *hostilePeer) {
+		p.conn.(*net.TCPConn).SetLinger(0)
+		p.conn.Close()
+	}
+	cases := []hostileCase{
+		{name: "after one header byte", app: hostileApp{echo: true}, build: cut(big, 1), after: hostileCloseWrite, want: hostileVanished},
+		{name: "in the extended length", app: hostileApp{echo: true}, build: cut(big, 5), after: hostileCloseWrite, want: hostileVanished},
+		{name: "in the masking key", app: hostileApp{echo: true}, build: cut(big, 11), after: hostileCloseWrite, want: hostileVanished, serverOnly: true},
+		{name: "in the payload", app: hostileApp{echo: true}, build: cut(big, 5000), after: hostileCloseWrite, want: hostileVanished},
+		{name: "in the payload, NextReader", app: hostileApp{echo: true, reader: true}, build: cut(big, 5000), after: hostileCloseWrite, want: hostileVanished},
+		{name: "between fragments", app: hostileApp{echo: true}, build: frames(one(text)), after: hostileCloseWrite, want: hostileVanished},
+		{name: "in a control frame", app: hostileApp{echo: true}, build: cut(protoF(opPing, true, "ping payload"), 9), after: hostileCloseWrite, want: hostileVanished},
+		{name: "in a compressed message", app: hostileApp{echo: true, compress: true}, build: cut(compressed, 20), after: hostileCloseWrite, want: hostileVanished},
+		{name: "reset in the payload", app: hostileApp{echo: true}, build: cut(big, 5000), after: reset, noRead: true, want: hostileOutcome{kind: "net"}},
+	}
+	hostileRun(t, cases)
+}
+
+// TestHostileNeverReads writes to a peer that never reads: a write
+// deadline ends a blocked write with a timeout, and writes fail from then
+// on; nothing is left blocked.
+func TestHostileNeverReads(t *testing.T) {
+	big := make([]byte, 32<<20)
+	writeStuck := func(write func(c *Conn) error) hostileApp {
+		return hostileApp{write: func(c *Conn) error {
+			c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+			var err error
+			for err == nil {
+				err = write(c)
+			}
+			// A timed-out write leaves the stream corrupt: later writes
+			// fail at once.
+			if err2 := c.WriteMessage(BinaryMessage, []byte("later")); err2 == nil {
+				return errors.New("a write after a timed-out one succeeded")
+			}
+			return err
+		}}
+	}
+	cases := []hostileCase{
+		{name: "WriteMessage", app: writeStuck(func(c *Conn) error { return c.WriteMessage(BinaryMessage, big) }), build: frames(), noRead: true, want: hostileOutcome{kind: "timeout"}, budget: hostileBudget{allocBase: 64 << 20, cpuBase: 2 * time.Second}},
+		{name: "NextWriter", app: writeStuck(func(c *Conn) error {
+			w, err := c.NextWriter(TextMessage)
+			if err != nil {
+				return err
+			}
+			for err == nil {
+				_, err = w.Write(bytes.Repeat([]byte("stuck "), 1000))
+			}
+			w.Close()
+			return err
+		}), build: frames(), noRead: true, want: hostileOutcome{kind: "timeout"}, budget: hostileBudget{allocBase: 64 << 20, cpuBase: 2 * time.Second}},
+		{name: "pings", app: writeStuck(func(c *Conn) error {
+			return c.WriteControl(PingMessage, bytes.Repeat([]byte{'p'}, 125), time.Now().Add(200*time.Millisecond))
+		}), build: frames(), noRead: true, want: hostileOutcome{kind: "timeout"}, budget: hostileBudget{allocBase: 64 << 20, cpuBase: 2 * time.Second}},
+	}
+	hostileRun(t, cases)
+}
