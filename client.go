@@ -131,6 +131,64 @@ type Dialer struct {
 	// and stores the cookies set by the server's response. If nil, cookies
 	// are neither sent nor stored.
 	Jar http.CookieJar
+
+	// MaxResponseHeaderBytes bounds how many bytes of the handshake
+	// response (status line and header fields, and of an HTTP proxy's
+	// CONNECT response) the dial reads. Zero means the default, 1 MiB
+	// (net/http's DefaultMaxHeaderBytes, what an http.Server accepts of a
+	// request). A larger response fails the dial with an error that wraps
+	// ErrResponseHeaderTooLarge.
+	MaxResponseHeaderBytes int64
+}
+
+// maxResponseHeaderBytes returns the limit on the handshake response.
+func (d *Dialer) maxResponseHeaderBytes() int64 {
+	if d.MaxResponseHeaderBytes > 0 {
+		return d.MaxResponseHeaderBytes
+	}
+	return http.DefaultMaxHeaderBytes
+}
+
+// headerLimitReader reads from r until limit bytes have passed, then fails:
+// a server that streams header bytes without end must not grow the
+// client's heap with them. The handshake's bufio.Reader sits on it, so
+// what the bufio.Reader reads ahead counts too, which only makes the
+// limit a little stricter.
+type headerLimitReader struct {
+	r     io.Reader
+	left  int64
+	limit int64
+}
+
+func newHeaderLimitReader(r io.Reader, limit int64) *headerLimitReader {
+	return &headerLimitReader{r: r, left: limit, limit: limit}
+}
+
+func (l *headerLimitReader) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		return 0, l.tooLarge()
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
+
+// checkRead returns the error to report for err, which ended reading a
+// response through l. Running into the limit is reported as such even
+// where the response parser saw it first as a truncated line: bufio's
+// ReadLine hands out a partial line before the error that cut it.
+func (l *headerLimitReader) checkRead(err error) error {
+	if l.left <= 0 {
+		return l.tooLarge()
+	}
+	return err
+}
+
+func (l *headerLimitReader) tooLarge() error {
+	return fmt.Errorf("%w (more than %d bytes)", ErrResponseHeaderTooLarge, l.limit)
 }
 
 // DefaultDialer is a Dialer that uses the proxy from the environment
@@ -247,7 +305,7 @@ func (d *Dialer) DialContext(ctx context.Context, urlStr string, requestHeader h
 	}
 	var netConn net.Conn
 	if proxyURL != nil {
-		netConn, err = dialViaProxy(ctx, proxyURL, hostPort, dialRaw, d.TLSClientConfig)
+		netConn, err = dialViaProxy(ctx, proxyURL, hostPort, dialRaw, d.TLSClientConfig, d.maxResponseHeaderBytes())
 	} else {
 		netConn, err = dialRaw("tcp", hostPort)
 	}
@@ -290,7 +348,8 @@ func (d *Dialer) DialContext(ctx context.Context, urlStr string, requestHeader h
 	if bufSize <= 0 {
 		bufSize = defaultReadBufferSize
 	}
-	br := bufio.NewReaderSize(netConn, bufSize)
+	lr := newHeaderLimitReader(netConn, d.maxResponseHeaderBytes())
+	br := bufio.NewReaderSize(lr, bufSize)
 	if trace != nil && trace.GotFirstResponseByte != nil {
 		if _, err := br.Peek(1); err == nil {
 			trace.GotFirstResponseByte()
@@ -298,6 +357,9 @@ func (d *Dialer) DialContext(ctx context.Context, urlStr string, requestHeader h
 	}
 	resp, err := http.ReadResponse(br, req)
 	if err != nil {
+		if err := lr.checkRead(err); errors.Is(err, ErrResponseHeaderTooLarge) {
+			return nil, nil, err
+		}
 		if ctx.Err() == nil && d.TLSClientConfig != nil {
 			for _, proto := range d.TLSClientConfig.NextProtos {
 				if proto != "http/1.1" {
@@ -440,9 +502,12 @@ func (d *Dialer) handshakeRequest(ctx context.Context, u *url.URL, challengeKey 
 // compressionOffered, the Sec-WebSocket-Extensions response is left for
 // acceptServerResponse to check; without, any extension fails.
 func checkHandshakeResponse(resp *http.Response, challengeKey string, offered []string, compressionOffered bool) (subprotocol string, ok bool) {
+	// RFC 6455 section 11.3.3: Sec-WebSocket-Accept must not appear more
+	// than once.
 	if resp.StatusCode != http.StatusSwitchingProtocols ||
 		!headerListContainsToken(resp.Header, "Upgrade", "websocket") ||
 		!headerListContainsToken(resp.Header, "Connection", "upgrade") ||
+		len(resp.Header["Sec-Websocket-Accept"]) != 1 ||
 		resp.Header.Get("Sec-Websocket-Accept") != computeAcceptKey(challengeKey) {
 		return "", false
 	}

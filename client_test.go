@@ -540,6 +540,14 @@ func TestDialBadHandshake(t *testing.T) {
 			wantStatus: 101,
 		},
 		{
+			// RFC 6455 section 11.3.3: at most once.
+			name: "101 with Accept twice",
+			respond: func(req *http.Request) []byte {
+				return cliTestAccept(req, "Sec-WebSocket-Accept: "+computeAcceptKey(req.Header.Get("Sec-Websocket-Key"))+"\r\n", nil)
+			},
+			wantStatus: 101,
+		},
+		{
 			name: "101 without Accept",
 			respond: func(*http.Request) []byte {
 				return []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
@@ -982,7 +990,7 @@ func TestProxyConnectKeepsBufferedBytes(t *testing.T) {
 		proxy.Close()
 	}()
 	require.NoError(t, client.SetDeadline(time.Now().Add(cliTestWait)))
-	tunnel, err := httpConnect(client, nil, "example.com:80")
+	tunnel, err := httpConnect(client, nil, "example.com:80", http.DefaultMaxHeaderBytes)
 	require.NoError(t, err)
 	all, err := io.ReadAll(tunnel)
 	require.NoError(t, err)

@@ -59,6 +59,11 @@ var ErrReadLimit = errors.New("websocket: read limit exceeded")
 // invalid. Dial returns it together with the server's *http.Response.
 var ErrBadHandshake = errors.New("websocket: bad handshake")
 
+// ErrResponseHeaderTooLarge is wrapped by the error Dial returns when the
+// server's (or an HTTP proxy's) handshake response is larger than
+// Dialer.MaxResponseHeaderBytes.
+var ErrResponseHeaderTooLarge = errors.New("websocket: handshake response header too large")
+
 // CloseError represents a close message. The read methods return a
 // *CloseError (unwrapped, so that a type assertion works as with gorilla)
 // when the peer sent a close frame, and one with Code CloseAbnormalClosure

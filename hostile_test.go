@@ -11,7 +11,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -863,4 +865,90 @@ func TestHostileNeverReads(t *testing.T) {
 		}), build: frames(), noRead: true, want: hostileOutcome{kind: "timeout"}, budget: hostileBudget{allocBase: 64 << 20, cpuBase: 2 * time.Second}},
 	}
 	hostileRun(t, cases)
+}
+
+// cliTestEndless answers a request (an upgrade, or a proxy's CONNECT) with
+// head and then fill, again and again, until the client goes away: a
+// response header without end.
+func cliTestEndless(head, fill string) func(c net.Conn) {
+	return func(c net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		if _, err := io.WriteString(c, head); err != nil {
+			return
+		}
+		chunk := []byte(strings.Repeat(fill, 64<<10/len(fill)))
+		for {
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// TestHostileDialerEndlessHeader checks that a server (or proxy) streaming
+// header bytes without end fails the dial once MaxResponseHeaderBytes have
+// been read, without waiting for HandshakeTimeout and without holding more
+// than a few times the limit in memory; and that a large response within
+// the limit still succeeds.
+func TestHostileDialerEndlessHeader(t *testing.T) {
+	const status = "HTTP/1.1 101 Switching Protocols\r\n"
+	fields := cliTestListen(t, nil, cliTestEndless(status, "X-Filler: 0123456789abcdef0123456789abcdef\r\n"))
+	line := cliTestListen(t, nil, cliTestEndless(status+"X-Long: ", "0123456789abcdef"))
+	status1 := cliTestListen(t, nil, cliTestEndless("HTTP/1.1 101 ", "Switching"))
+	proxy := cliTestListen(t, nil, cliTestEndless("HTTP/1.1 200 OK\r\n", "Via: 0123456789abcdef0123456789abcdef\r\n"))
+	tests := []struct {
+		name  string
+		url   string
+		limit int64 // Dialer.MaxResponseHeaderBytes
+		proxy bool
+	}{
+		{"endless fields, default limit", "ws://" + fields.addr + "/", 0, false},
+		{"endless fields, 64 KiB", "ws://" + fields.addr + "/", 64 << 10, false},
+		{"endless field line", "ws://" + line.addr + "/", 0, false},
+		{"endless status line", "ws://" + status1.addr + "/", 0, false},
+		{"endless CONNECT response", "ws://example.com/", 0, true},
+		{"endless CONNECT response, 64 KiB", "ws://example.com/", 64 << 10, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := Dialer{HandshakeTimeout: 2 * cliTestWait, MaxResponseHeaderBytes: tt.limit}
+			if tt.proxy {
+				d.Proxy = http.ProxyURL(&url.URL{Scheme: "http", Host: proxy.addr})
+			}
+			limit := tt.limit
+			if limit == 0 {
+				limit = http.DefaultMaxHeaderBytes
+			}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			ws, resp, err := d.Dial(tt.url, nil)
+			runtime.ReadMemStats(&after)
+			require.ErrorIs(t, err, ErrResponseHeaderTooLarge)
+			assert.Contains(t, err.Error(), strconv.FormatInt(limit, 10))
+			assert.Nil(t, ws)
+			assert.Nil(t, resp)
+			// The header read is held (as strings in a map) and read
+			// ahead in 4 KiB; the rest is the dial's own garbage.
+			allocated := int64(after.TotalAlloc - before.TotalAlloc)
+			assert.Less(t, allocated, 8*limit+1<<20, "bytes allocated by the dial")
+		})
+	}
+
+	t.Run("large response within the limit", func(t *testing.T) {
+		big := strings.Repeat("x", 60<<10)
+		s := cliTestListen(t, nil, cliTestHandshake(nil, func(req *http.Request) []byte {
+			return cliTestAccept(req, "X-Big: "+big+"\r\n", cliTestServerFrame(opText, []byte("hi")))
+		}))
+		d := Dialer{HandshakeTimeout: cliTestWait, MaxResponseHeaderBytes: 64 << 10}
+		ws, resp, err := d.Dial("ws://"+s.addr+"/", nil)
+		require.NoError(t, err)
+		defer ws.Close()
+		assert.Equal(t, big, resp.Header.Get("X-Big"))
+		mt, p, err := ws.ReadMessage()
+		require.NoError(t, err)
+		assert.Equal(t, TextMessage, mt)
+		assert.Equal(t, "hi", string(p))
+	})
 }

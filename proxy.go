@@ -26,10 +26,11 @@ var errProxyRefused = errors.New("websocket: proxy refused the connection")
 
 // dialViaProxy opens a tunnel to addr (host:port) through the proxy at
 // proxyURL. forward dials the proxy itself; tlsConfig, if not nil, is the
-// base configuration for an https proxy. The returned connection carries
-// the raw byte stream to addr.
+// base configuration for an https proxy; headerLimit bounds an HTTP proxy's
+// CONNECT response. The returned connection carries the raw byte stream to
+// addr.
 func dialViaProxy(ctx context.Context, proxyURL *url.URL, addr string,
-	forward func(network, addr string) (net.Conn, error), tlsConfig *tls.Config) (net.Conn, error) {
+	forward func(network, addr string) (net.Conn, error), tlsConfig *tls.Config, headerLimit int64) (net.Conn, error) {
 	var defaultPort string
 	switch proxyURL.Scheme {
 	case "http":
@@ -72,7 +73,7 @@ func dialViaProxy(ctx context.Context, proxyURL *url.URL, addr string,
 	if proxyURL.Scheme == "socks5" || proxyURL.Scheme == "socks5h" {
 		tunnel, err = socks5Connect(conn, proxyURL.User, addr)
 	} else {
-		tunnel, err = httpConnect(conn, proxyURL.User, addr)
+		tunnel, err = httpConnect(conn, proxyURL.User, addr, headerLimit)
 	}
 	if err != nil {
 		conn.Close()
@@ -82,8 +83,8 @@ func dialViaProxy(ctx context.Context, proxyURL *url.URL, addr string,
 }
 
 // httpConnect asks the HTTP proxy at the other end of conn to open a
-// tunnel to addr.
-func httpConnect(conn net.Conn, user *url.Userinfo, addr string) (net.Conn, error) {
+// tunnel to addr, reading at most headerLimit bytes of its response.
+func httpConnect(conn net.Conn, user *url.Userinfo, addr string, headerLimit int64) (net.Conn, error) {
 	req := &http.Request{
 		Method:     http.MethodConnect,
 		URL:        &url.URL{Opaque: addr},
@@ -102,10 +103,11 @@ func httpConnect(conn net.Conn, user *url.Userinfo, addr string) (net.Conn, erro
 		return nil, err
 	}
 
-	br := bufio.NewReader(conn)
+	lr := newHeaderLimitReader(conn, headerLimit)
+	br := bufio.NewReader(lr)
 	resp, err := http.ReadResponse(br, req)
 	if err != nil {
-		return nil, err
+		return nil, lr.checkRead(err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%w: %s", errProxyRefused, resp.Status)
