@@ -116,6 +116,14 @@ func headerListContainsToken(h http.Header, name, value string) bool {
 	return false
 }
 
+// isRepeatedField reports whether the header field name (canonical form)
+// appears more than once, as separate fields or as a comma separated list,
+// for the fields RFC 6455 allows only once.
+func isRepeatedField(h http.Header, name string) bool {
+	vs := h[name]
+	return len(vs) > 1 || len(vs) == 1 && strings.IndexByte(vs[0], ',') >= 0
+}
+
 // headerList returns the comma separated elements of every header field
 // name, trimmed, without empty elements.
 func headerList(h http.Header, name string) []string {

@@ -195,6 +195,12 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 	if !headerListContainsToken(r.Header, "Upgrade", "websocket") {
 		return u.fail(w, r, http.StatusBadRequest, notWebSocket+"'websocket' token not found in 'Upgrade' header")
 	}
+	// RFC 6455 section 11.3.1 and 11.3.5: Sec-WebSocket-Key and
+	// Sec-WebSocket-Version must not appear more than once in a request
+	// (a comma makes a list, which counts as several).
+	if isRepeatedField(r.Header, "Sec-Websocket-Version") {
+		return u.fail(w, r, http.StatusBadRequest, "websocket: not a websocket handshake: 'Sec-WebSocket-Version' header appears more than once")
+	}
 	if !headerListContainsToken(r.Header, "Sec-Websocket-Version", "13") {
 		return u.fail(w, r, http.StatusUpgradeRequired, "websocket: unsupported version: 13 not found in 'Sec-Websocket-Version' header")
 	}
@@ -207,6 +213,9 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 	}
 	if !checkOrigin(r) {
 		return u.fail(w, r, http.StatusForbidden, "websocket: request origin not allowed by Upgrader.CheckOrigin")
+	}
+	if isRepeatedField(r.Header, "Sec-Websocket-Key") {
+		return u.fail(w, r, http.StatusBadRequest, "websocket: not a websocket handshake: 'Sec-WebSocket-Key' header appears more than once")
 	}
 	challengeKey := r.Header.Get("Sec-Websocket-Key")
 	if !isValidChallengeKey(challengeKey) {

@@ -83,6 +83,7 @@ type srvTestReq struct {
 	method string            // default GET
 	proto  string            // default HTTP/1.1
 	set    map[string]string // header fields to set; "" removes the field
+	add    [][2]string       // header fields added after the others, repeats allowed
 }
 
 // text renders the request. Host defaults to host.
@@ -120,7 +121,7 @@ func (q srvTestReq) text(host string) string {
 	}
 	var b strings.Builder
 	b.WriteString(method + " /ws " + proto + "\r\n")
-	for _, f := range fields {
+	for _, f := range append(fields, q.add...) {
 		if f[1] != "" {
 			b.WriteString(f[0] + ": " + f[1] + "\r\n")
 		}
@@ -213,6 +214,11 @@ func TestUpgradeRejects(t *testing.T) {
 		{"version 8", srvTestReq{set: map[string]string{"Sec-WebSocket-Version": "8"}}, nil, http.StatusUpgradeRequired, "version"},
 		{"no version", srvTestReq{set: map[string]string{"Sec-WebSocket-Version": ""}}, nil, http.StatusUpgradeRequired, "version"},
 		{"no key", srvTestReq{set: map[string]string{"Sec-WebSocket-Key": ""}}, nil, http.StatusBadRequest, "Sec-WebSocket-Key"},
+		// RFC 6455 section 11.3.1 and 11.3.5: each at most once.
+		{"key twice", srvTestReq{add: [][2]string{{"Sec-WebSocket-Key", srvTestKey}}}, nil, http.StatusBadRequest, "'Sec-WebSocket-Key' header appears more than once"},
+		{"key twice, other value", srvTestReq{add: [][2]string{{"Sec-WebSocket-Key", srvTestKeyOf(16)}}}, nil, http.StatusBadRequest, "'Sec-WebSocket-Key' header appears more than once"},
+		{"version twice", srvTestReq{add: [][2]string{{"Sec-WebSocket-Version", "13"}}}, nil, http.StatusBadRequest, "'Sec-WebSocket-Version' header appears more than once"},
+		{"version list", srvTestReq{set: map[string]string{"Sec-WebSocket-Version": "13, 8"}}, nil, http.StatusBadRequest, "'Sec-WebSocket-Version' header appears more than once"},
 		{"key not base64", srvTestReq{set: map[string]string{"Sec-WebSocket-Key": "!!!!!!!!!!!!!!!!!!!!!!!!"}}, nil, http.StatusBadRequest, "Sec-WebSocket-Key"},
 		{"key 15 bytes", srvTestReq{set: map[string]string{"Sec-WebSocket-Key": srvTestKeyOf(15)}}, nil, http.StatusBadRequest, "Sec-WebSocket-Key"},
 		{"key 17 bytes", srvTestReq{set: map[string]string{"Sec-WebSocket-Key": srvTestKeyOf(17)}}, nil, http.StatusBadRequest, "Sec-WebSocket-Key"},
