@@ -388,7 +388,9 @@ func (d *Dialer) DialContext(ctx context.Context, urlStr string, requestHeader h
 	if ok && d.EnableCompression {
 		// Like gorilla, a failed negotiation returns the response
 		// with the error.
-		response, valid := parseExtensions(resp.Header)
+		// One element is all a valid response has: two are enough to
+		// tell it is not.
+		response, valid := parseExtensions(resp.Header, 2)
 		if !valid {
 			return nil, resp, fmt.Errorf("%w: malformed Sec-WebSocket-Extensions header", errInvalidCompression)
 		}
@@ -525,7 +527,7 @@ func checkHandshakeResponse(resp *http.Response, challengeKey string, offered []
 	}
 
 	// Likewise for an extension that was not offered.
-	if !compressionOffered && len(headerList(resp.Header, "Sec-Websocket-Extensions")) > 0 {
+	if !compressionOffered && !headerListEmpty(resp.Header, "Sec-Websocket-Extensions") {
 		return "", false
 	}
 	return subprotocol, true

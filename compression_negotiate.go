@@ -39,6 +39,11 @@ const (
 	pmdServerMaxWindowBits     = "server_max_window_bits"
 	pmdClientMaxWindowBits     = "client_max_window_bits"
 
+	// maxExtensionOffers is how many elements of a client's
+	// Sec-WebSocket-Extensions the server considers; it declines the
+	// rest. Browsers send one or two.
+	maxExtensionOffers = 16
+
 	pmdMinWindowBits = 8
 	pmdMaxWindowBits = 15
 
@@ -152,7 +157,11 @@ func pmdWindowBits(s string) (int, bool) {
 // response client_max_window_bits needs a value; in an offer it may go
 // without. The error is for the client's handshake failure; the server
 // only needs to know that the offer is not acceptable.
-func parsePMD(params []extensionParam, response bool) (w pmdWire, err error) {
+func parsePMD(ext extensionOffer, response bool) (w pmdWire, err error) {
+	if ext.TooManyParams {
+		return w, fmt.Errorf("more than %d parameters", maxExtensionParams)
+	}
+	params := ext.Params
 	var seen [4]bool
 	for _, p := range params {
 		var idx int
@@ -261,7 +270,7 @@ func negotiateServer(offers []extensionOffer, opts pmdOptions) (p pmdParams, res
 		if offer.Name != pmdName {
 			continue
 		}
-		w, err := parsePMD(offer.Params, false)
+		w, err := parsePMD(offer, false)
 		if err != nil {
 			continue
 		}
@@ -357,7 +366,7 @@ func acceptServerResponse(response []extensionOffer, opts pmdOptions) (p pmdPara
 	if len(response) > 1 {
 		return fail("server selected %s %d times", pmdName, len(response))
 	}
-	r, err := parsePMD(response[0].Params, true)
+	r, err := parsePMD(response[0], true)
 	if err != nil {
 		return fail("%s response: %v", pmdName, err)
 	}

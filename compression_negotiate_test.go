@@ -14,7 +14,7 @@ import (
 // client receives them.
 func negOffers(t testing.TB, lines ...string) []extensionOffer {
 	t.Helper()
-	offers, ok := parseExtensions(http.Header{"Sec-Websocket-Extensions": lines})
+	offers, ok := parseExtensions(http.Header{"Sec-Websocket-Extensions": lines}, -1)
 	require.True(t, ok, "parseExtensions(%q)", lines)
 	return offers
 }
@@ -34,7 +34,7 @@ func negP(serverNCT, clientNCT bool, serverBits, clientBits int) pmdParams {
 // offer would have been configured with.
 func negClientOptsFor(t testing.TB, offer extensionOffer) pmdOptions {
 	t.Helper()
-	w, err := parsePMD(offer.Params, false)
+	w, err := parsePMD(offer, false)
 	require.NoError(t, err)
 	opts := pmdOptions{
 		serverNoContextTakeover: w.serverNoContextTakeover,
@@ -57,7 +57,7 @@ func negCheckRoundTrip(t testing.TB, offer extensionOffer, sopts pmdOptions, p p
 	resp := negOffers(t, response)
 	require.Len(t, resp, 1, response)
 	require.Equal(t, pmdName, resp[0].Name)
-	r, err := parsePMD(resp[0].Params, true)
+	r, err := parsePMD(resp[0], true)
 	require.NoError(t, err, response)
 	assert.Equal(t, response, r.String(), "response not in canonical form")
 	for _, bits := range []int{p.serverMaxWindowBits, p.clientMaxWindowBits} {
@@ -301,7 +301,7 @@ func TestNegotiateServerCombinations(t *testing.T) {
 						if !assert.Equal(t, acceptable, ok, "%q %+v: %q", header, opts, response) || !ok {
 							continue
 						}
-						r, err := parsePMD(negOffers(t, response)[0].Params, true)
+						r, err := parsePMD(negOffers(t, response)[0], true)
 						require.NoError(t, err)
 						what := fmt.Sprintf("%q %+v -> %q", header, opts, response)
 
@@ -474,7 +474,7 @@ func TestNegotiateAcceptServerResponse(t *testing.T) {
 		{name: "requested server window 8, answered 9", opts: pmdOptions{serverMaxWindowBits: 8}, response: []string{pmd + "; server_max_window_bits=9"}, err: "server_max_window_bits=9 to a request for 8"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			response, ok := parseExtensions(http.Header{"Sec-Websocket-Extensions": tc.response})
+			response, ok := parseExtensions(http.Header{"Sec-Websocket-Extensions": tc.response}, -1)
 			require.True(t, ok)
 			p, negotiated, err := acceptServerResponse(response, tc.opts)
 			if tc.err != "" {
@@ -625,7 +625,7 @@ func FuzzNegotiateServer(f *testing.F) {
 			clientMaxWindowBits:     bits(6),
 			minWindowBits:           bits(10),
 		}
-		offers, _ := parseExtensions(http.Header{"Sec-Websocket-Extensions": {header}})
+		offers, _ := parseExtensions(http.Header{"Sec-Websocket-Extensions": {header}}, -1)
 		p, response, ok := negotiateServer(offers, opts)
 		if !ok {
 			if response != "" || p != (pmdParams{}) {

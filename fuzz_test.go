@@ -157,7 +157,7 @@ func FuzzParseExtensions(f *testing.F) {
 	f.Add(`, ;;= "`)
 	f.Add("")
 	f.Fuzz(func(t *testing.T, s string) {
-		offers, ok := parseExtensions(http.Header{"Sec-Websocket-Extensions": {s}})
+		offers, ok := parseExtensions(http.Header{"Sec-Websocket-Extensions": {s}}, -1)
 		for _, o := range offers {
 			if !utIsToken(o.Name) {
 				t.Fatalf("%q: extension name %q is not a token", s, o.Name)
@@ -172,11 +172,20 @@ func FuzzParseExtensions(f *testing.F) {
 				}
 			}
 		}
+		for _, o := range offers {
+			if len(o.Params) > maxExtensionParams || o.TooManyParams && len(o.Params) != maxExtensionParams {
+				t.Fatalf("%q: %d parameters kept, too many: %v", s, len(o.Params), o.TooManyParams)
+			}
+			if o.TooManyParams {
+				// Formatting drops the parameters that were not kept.
+				ok = false
+			}
+		}
 		if !ok {
 			return
 		}
 		// What parsed, formatted again, parses to the same offers.
-		again, ok := parseExtensions(http.Header{"Sec-Websocket-Extensions": {utFormatExtensions(offers)}})
+		again, ok := parseExtensions(http.Header{"Sec-Websocket-Extensions": {utFormatExtensions(offers)}}, -1)
 		if !ok || fmt.Sprint(again) != fmt.Sprint(offers) {
 			t.Fatalf("%q parsed to %+v; formatted as %q it parses to %+v (%v)", s, offers, utFormatExtensions(offers), again, ok)
 		}

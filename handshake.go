@@ -95,25 +95,61 @@ func nextTokenOrQuoted(s string) (value, rest string, ok bool) {
 	return "", "", false
 }
 
+// cutListElement splits the comma separated list s into its first
+// element, trimmed (possibly empty), and the rest.
+func cutListElement(s string) (elem, rest string) {
+	if i := strings.IndexByte(s, ','); i >= 0 {
+		return strings.TrimSpace(s[:i]), s[i+1:]
+	}
+	return strings.TrimSpace(s), ""
+}
+
 // headerListContainsToken reports whether the comma separated token lists
 // in header field name contain value, compared case-insensitively (RFC 6455
-// section 4.2.1 makes Connection and Upgrade case-insensitive). It scans in
-// place: the handshake checks run on every upgrade.
+// section 4.2.1 makes Connection and Upgrade case-insensitive). Like the
+// other list scans here it works in place, allocating nothing whatever the
+// length of the list a peer sent.
 func headerListContainsToken(h http.Header, name, value string) bool {
 	for _, s := range h[name] {
 		for s != "" {
 			var elem string
-			if i := strings.IndexByte(s, ','); i >= 0 {
-				elem, s = s[:i], s[i+1:]
-			} else {
-				elem, s = s, ""
-			}
-			if strings.EqualFold(strings.TrimSpace(elem), value) {
+			elem, s = cutListElement(s)
+			if strings.EqualFold(elem, value) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// headerListContains reports whether the comma separated lists in header
+// field name contain value exactly.
+func headerListContains(h http.Header, name, value string) bool {
+	for _, s := range h[name] {
+		for s != "" {
+			var elem string
+			elem, s = cutListElement(s)
+			if elem == value {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// headerListEmpty reports whether the comma separated lists in header
+// field name have no element.
+func headerListEmpty(h http.Header, name string) bool {
+	for _, s := range h[name] {
+		for s != "" {
+			var elem string
+			elem, s = cutListElement(s)
+			if elem != "" {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // isRepeatedField reports whether the header field name (canonical form)
@@ -144,7 +180,18 @@ func headerList(h http.Header, name string) []string {
 type extensionOffer struct {
 	Name   string
 	Params []extensionParam
+	// TooManyParams is set when the element had more than
+	// maxExtensionParams parameters; only the first ones are in Params.
+	// No extension this package speaks takes that many, and keeping them
+	// all would let a peer turn a header into many times its size in
+	// memory.
+	TooManyParams bool
 }
+
+// maxExtensionParams is how many parameters of one extension element
+// parseExtensions keeps: permessage-deflate defines four, each allowed
+// once.
+const maxExtensionParams = 8
 
 type extensionParam struct {
 	Name     string
@@ -152,13 +199,19 @@ type extensionParam struct {
 	HasValue bool
 }
 
-// parseExtensions parses every Sec-WebSocket-Extensions header field of h
-// (RFC 6455 section 9.1). Empty list elements are skipped, as RFC 7230
-// section 7 asks of recipients. An element that does not parse ends the
-// list: the elements before it are returned with ok false.
-func parseExtensions(h http.Header) (offers []extensionOffer, ok bool) {
+// parseExtensions parses the Sec-WebSocket-Extensions header fields of h
+// (RFC 6455 section 9.1), up to max elements (all when max < 0): a peer
+// may send hundreds of thousands, and the caller needs few. Empty list
+// elements are skipped, as RFC 7230 section 7 asks of recipients.
+// Parameters past maxExtensionParams are checked for syntax but not kept.
+// An element that does not parse ends the list: the elements before it are
+// returned with ok false.
+func parseExtensions(h http.Header, max int) (offers []extensionOffer, ok bool) {
 	for _, s := range h["Sec-Websocket-Extensions"] {
 		for {
+			if len(offers) == max {
+				return offers, true
+			}
 			s = skipSpace(s)
 			if s == "" {
 				break
@@ -191,6 +244,10 @@ func parseExtensions(h http.Header) (offers []extensionOffer, ok bool) {
 						return offers, false
 					}
 					p.HasValue = true
+				}
+				if len(ext.Params) == maxExtensionParams {
+					ext.TooManyParams = true
+					continue
 				}
 				ext.Params = append(ext.Params, p)
 			}

@@ -219,7 +219,7 @@ func TestUnitParseExtensions(t *testing.T) {
 			for _, v := range tc.values {
 				hdr.Add("Sec-WebSocket-Extensions", v)
 			}
-			got, ok := parseExtensions(hdr)
+			got, ok := parseExtensions(hdr, -1)
 			assert.Equal(t, tc.ok, ok)
 			if len(tc.want) == 0 {
 				assert.Empty(t, got)

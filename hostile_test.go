@@ -952,3 +952,188 @@ func TestHostileDialerEndlessHeader(t *testing.T) {
 		assert.Equal(t, "hi", string(p))
 	})
 }
+
+// hostileHTTPLimits are the http.Server settings a case sets.
+type hostileHTTPLimits struct {
+	MaxHeaderBytes    int
+	ReadHeaderTimeout time.Duration
+}
+
+// TestHostileServerHandshake sends malformed and oversized upgrade
+// requests. An Upgrader relies on net/http for the request itself, and
+// inherits its limits: MaxHeaderBytes (1 MiB by default, http.
+// DefaultMaxHeaderBytes) bounds the request line and header fields, with
+// 431 beyond it and the handler never called; ReadHeaderTimeout (none by
+// default: set it) bounds how long a client may take to send them. What
+// the Upgrader parses itself (Connection, Upgrade, the key, the version,
+// the subprotocol and extension lists) costs time and memory linear in
+// those bytes.
+func TestHostileServerHandshake(t *testing.T) {
+	valid := "GET /ws HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: " + hostileKey + "\r\nSec-WebSocket-Version: 13\r\n"
+	fields := func(name, value string, n int) string {
+		return strings.Repeat(name+": "+value+"\r\n", n)
+	}
+	list := func(elem string, n int) string {
+		return strings.TrimSuffix(strings.Repeat(elem+", ", n), ", ")
+	}
+	tests := []struct {
+		name    string
+		server  hostileHTTPLimits
+		u       Upgrader
+		request string
+		status  int // 0: the connection must end with no response
+		// inResp and notInResp are what the response header (in
+		// canonical form) must and must not contain.
+		inResp, notInResp string
+	}{
+		{name: "2 MiB of header fields", request: valid + fields("X-Filler", strings.Repeat("f", 100), 20000) + "\r\n", status: http.StatusRequestHeaderFieldsTooLarge},
+		{name: "a 2 MiB header line", request: valid + "X-Long: " + strings.Repeat("l", 2<<20) + "\r\n\r\n", status: http.StatusRequestHeaderFieldsTooLarge},
+		{name: "a 2 MiB request line", request: "GET /" + strings.Repeat("u", 2<<20) + " HTTP/1.1\r\n\r\n", status: http.StatusRequestHeaderFieldsTooLarge},
+		{name: "8 KiB over a 4 KiB MaxHeaderBytes", server: hostileHTTPLimits{MaxHeaderBytes: 4 << 10}, request: valid + fields("X-Filler", strings.Repeat("f", 100), 80) + "\r\n", status: http.StatusRequestHeaderFieldsTooLarge},
+		{name: "60,000 small header fields", request: valid + fields("X-A", "b", 60000) + "\r\n", status: http.StatusSwitchingProtocols},
+		{name: "12,000 extension offers", u: Upgrader{EnableCompression: true}, request: valid + "Sec-WebSocket-Extensions: " + list("permessage-deflate; client_max_window_bits; server_max_window_bits=10", 12000) + "\r\n\r\n", status: http.StatusSwitchingProtocols, inResp: "server_max_window_bits=10"},
+		// Offers past the 16th are declined without being parsed.
+		{name: "20,000 bad extension offers then a good one", u: Upgrader{EnableCompression: true}, request: valid + "Sec-WebSocket-Extensions: " + list("permessage-deflate; server_max_window_bits=99", 20000) + ", permessage-deflate\r\n\r\n", status: http.StatusSwitchingProtocols, notInResp: "permessage-deflate"},
+		{name: "15 bad extension offers then a good one", u: Upgrader{EnableCompression: true}, request: valid + "Sec-WebSocket-Extensions: " + list("permessage-deflate; server_max_window_bits=99", 15) + ", permessage-deflate\r\n\r\n", status: http.StatusSwitchingProtocols, inResp: "permessage-deflate"},
+		{name: "an offer with 40,000 parameters", u: Upgrader{EnableCompression: true}, request: valid + "Sec-WebSocket-Extensions: permessage-deflate" + strings.Repeat("; x=1", 40000) + "\r\n\r\n", status: http.StatusSwitchingProtocols, notInResp: "permessage-deflate"},
+		{name: "an offer with 20,000 quoted parameters", u: Upgrader{EnableCompression: true}, request: valid + "Sec-WebSocket-Extensions: permessage-deflate" + strings.Repeat(`; x="a\\b"`, 20000) + "\r\n\r\n", status: http.StatusSwitchingProtocols, notInResp: "permessage-deflate"},
+		{name: "20,000 extension header fields", u: Upgrader{EnableCompression: true}, request: valid + fields("Sec-WebSocket-Extensions", "x-unknown; a=b", 20000) + "\r\n", status: http.StatusSwitchingProtocols, notInResp: "Sec-Websocket-Extensions"},
+		{name: "malformed extension header", u: Upgrader{EnableCompression: true}, request: valid + "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=\"1\\\r\n\r\n", status: http.StatusSwitchingProtocols, notInResp: "permessage-deflate"},
+		{name: "50,000 subprotocols", u: Upgrader{Subprotocols: []string{"chat"}}, request: valid + "Sec-WebSocket-Protocol: " + list("p", 50000) + ", chat\r\n\r\n", status: http.StatusSwitchingProtocols, inResp: "Sec-Websocket-Protocol: chat"},
+		{name: "Sec-WebSocket-Key twice", request: valid + "Sec-WebSocket-Key: " + hostileKey + "\r\n\r\n", status: http.StatusBadRequest},
+		{name: "Sec-WebSocket-Version twice", request: valid + "Sec-WebSocket-Version: 13\r\n\r\n", status: http.StatusBadRequest},
+		{name: "key of 10,000 bytes", request: strings.Replace(valid, hostileKey, strings.Repeat("A", 10000), 1) + "\r\n", status: http.StatusBadRequest},
+		{name: "headers that never end, ReadHeaderTimeout", server: hostileHTTPLimits{ReadHeaderTimeout: 200 * time.Millisecond}, request: valid + "X-Slow: ", status: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := runtime.NumGoroutine()
+			called := make(chan struct{}, 1)
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				called <- struct{}{}
+				c, err := tt.u.Upgrade(w, r, nil)
+				if err == nil {
+					c.Close()
+				}
+			}))
+			srv.Config.MaxHeaderBytes = tt.server.MaxHeaderBytes
+			srv.Config.ReadHeaderTimeout = tt.server.ReadHeaderTimeout
+			srv.Config.ErrorLog = nil
+			srv.Start()
+			defer srv.Close()
+			nc, err := net.Dial("tcp", srv.Listener.Addr().String())
+			require.NoError(t, err)
+			defer nc.Close()
+			nc.SetDeadline(time.Now().Add(hostileWait))
+			request := []byte(tt.request)
+			var resp *http.Response
+			var readErr error
+			cost := hostileMeasure(func() {
+				// net/http may answer before it has read everything.
+				go nc.Write(request)
+				resp, readErr = http.ReadResponse(bufio.NewReader(nc), nil)
+			})
+			if tt.status == 0 {
+				require.Error(t, readErr, "want the connection closed without a response")
+				assert.Len(t, called, 0, "the handler was called")
+			} else {
+				require.NoError(t, readErr)
+				assert.Equal(t, tt.status, resp.StatusCode)
+				if tt.status == http.StatusRequestHeaderFieldsTooLarge {
+					assert.Len(t, called, 0, "the handler was called")
+				}
+				var b strings.Builder
+				resp.Header.Write(&b)
+				if tt.inResp != "" {
+					assert.Contains(t, b.String(), tt.inResp)
+				}
+				if tt.notInResp != "" {
+					assert.NotContains(t, b.String(), tt.notInResp)
+				}
+			}
+			budget := hostileBudget{allocBase: 1 << 20, allocPerByte: 16, cpuBase: 300 * time.Millisecond, cpuPerByte: 50 * time.Microsecond}
+			budget.check(t, int64(len(request)), cost)
+			t.Logf("%d bytes sent: %d bytes allocated (%.2f per byte), CPU %v", len(request), cost.alloc, float64(cost.alloc)/float64(len(request)), cost.cpu)
+			nc.Close()
+			srv.Close()
+			hostileNoLeak(t, base)
+		})
+	}
+}
+
+// TestHostileDialer answers a Dialer's handshake with malformed and
+// oversized responses: the dial fails with a clear error at a cost
+// linear in what was sent, or succeeds and the Conn then fails the
+// garbage that follows.
+func TestHostileDialer(t *testing.T) {
+	accept := func(extra string, tail []byte) func(req *http.Request) []byte {
+		return func(req *http.Request) []byte { return cliTestAccept(req, extra, tail) }
+	}
+	tests := []struct {
+		name     string
+		d        Dialer
+		respond  func(req *http.Request) []byte
+		wantErr  error // nil: the dial succeeds and the first read fails with 1002
+		wantResp bool  // the response comes back with the error
+	}{
+		{name: "20,000 extension elements", d: Dialer{EnableCompression: true}, respond: accept("Sec-WebSocket-Extensions: "+strings.TrimSuffix(strings.Repeat("permessage-deflate, ", 20000), ", ")+"\r\n", nil), wantErr: errInvalidCompression, wantResp: true},
+		{name: "15,000 extension header fields", d: Dialer{EnableCompression: true}, respond: accept(strings.Repeat("Sec-WebSocket-Extensions: permessage-deflate\r\n", 15000), nil), wantErr: errInvalidCompression, wantResp: true},
+		{name: "40,000 parameters", d: Dialer{EnableCompression: true}, respond: accept("Sec-WebSocket-Extensions: permessage-deflate"+strings.Repeat("; x=1", 40000)+"\r\n", nil), wantErr: errInvalidCompression, wantResp: true},
+		{name: "window bits 7", d: Dialer{EnableCompression: true}, respond: accept("Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=7\r\n", nil), wantErr: errInvalidCompression, wantResp: true},
+		{name: "window bits 99999999999999999999", d: Dialer{EnableCompression: true}, respond: accept("Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=99999999999999999999\r\n", nil), wantErr: errInvalidCompression, wantResp: true},
+		{name: "client window bits not offered", d: Dialer{EnableCompression: true, Compression: CompressionOptions{ClientMaxWindowBits: 15}}, respond: accept("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=8; client_max_window_bits=8\r\n", nil), wantErr: errInvalidCompression, wantResp: true},
+		{name: "unterminated quoted parameter", d: Dialer{EnableCompression: true}, respond: accept("Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=\"10\r\n", nil), wantErr: errInvalidCompression, wantResp: true},
+		{name: "extension not offered", respond: accept("Sec-WebSocket-Extensions: permessage-deflate\r\n", nil), wantErr: ErrBadHandshake, wantResp: true},
+		{name: "20,000 subprotocol fields", d: Dialer{Subprotocols: []string{"chat"}}, respond: accept(strings.Repeat("Sec-WebSocket-Protocol: chat\r\n", 20000), nil), wantErr: ErrBadHandshake, wantResp: true},
+		{name: "50,000 subprotocols", d: Dialer{Subprotocols: []string{"chat"}}, respond: accept("Sec-WebSocket-Protocol: "+strings.Repeat("chat, ", 50000)+"chat\r\n", nil), wantErr: ErrBadHandshake, wantResp: true},
+		{name: "Sec-WebSocket-Accept twice", respond: accept("Sec-WebSocket-Accept: x\r\n", nil), wantErr: ErrBadHandshake, wantResp: true},
+		{name: "refusal with an endless chunked body", respond: func(*http.Request) []byte {
+			return append([]byte("HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n"), bytes.Repeat([]byte("1\r\nx\r\n"), 100000)...)
+		}, wantErr: ErrBadHandshake, wantResp: true},
+		{name: "garbage after the 101", respond: accept("", bytes.Repeat([]byte{0xff}, 100))},
+		{name: "masked frame after the 101", respond: accept("", protoF(opText, true, "masked").encode(true))},
+		{name: "non-minimal length after the 101", respond: accept("", protoFrame{op: opText, fin: true, form: 16, payload: []byte("x")}.encode(false))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := runtime.NumGoroutine()
+			var sent int64
+			s := cliTestListen(t, nil, func(c net.Conn) {
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				b := tt.respond(req)
+				sent = int64(len(b))
+				c.Write(b)
+				io.Copy(io.Discard, c)
+			})
+			d := tt.d
+			d.HandshakeTimeout = hostileWait
+			var ws *Conn
+			var resp *http.Response
+			var err error
+			cost := hostileMeasure(func() {
+				ws, resp, err = d.Dial("ws://"+s.addr+"/", nil)
+			})
+			if tt.wantErr != nil {
+				require.ErrorIs(t, err, tt.wantErr)
+				assert.Nil(t, ws)
+				assert.Equal(t, tt.wantResp, resp != nil)
+			} else {
+				require.NoError(t, err)
+				_, _, rerr := ws.ReadMessage()
+				var pe *ProtocolError
+				require.ErrorAs(t, rerr, &pe)
+				assert.Equal(t, CloseProtocolError, pe.Code)
+				ws.Close()
+			}
+			budget := hostileBudget{allocBase: 1 << 20, allocPerByte: 16, cpuBase: 300 * time.Millisecond, cpuPerByte: 50 * time.Microsecond}
+			budget.check(t, sent, cost)
+			t.Logf("%d bytes sent: %d bytes allocated (%.2f per byte), CPU %v", sent, cost.alloc, float64(cost.alloc)/float64(max(sent, 1)), cost.cpu)
+			s.close()
+			hostileNoLeak(t, base)
+		})
+	}
+}

@@ -126,12 +126,9 @@ func (u *Upgrader) selectSubprotocol(r *http.Request, responseHeader http.Header
 	if u.Subprotocols == nil {
 		return responseHeader.Get("Sec-Websocket-Protocol")
 	}
-	offered := Subprotocols(r)
 	for _, s := range u.Subprotocols {
-		for _, c := range offered {
-			if c == s {
-				return c
-			}
+		if headerListContains(r.Header, "Sec-Websocket-Protocol", s) {
+			return s
 		}
 	}
 	return ""
@@ -234,8 +231,9 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 			return u.fail(w, r, http.StatusInternalServerError, err.Error())
 		}
 		// A malformed header still yields the offers parsed before the
-		// fault; an offer that is not acceptable is declined.
-		offers, _ := parseExtensions(r.Header)
+		// fault; an offer that is not acceptable is declined, and so are
+		// offers past the first maxExtensionOffers.
+		offers, _ := parseExtensions(r.Header, maxExtensionOffers)
 		pmd, extensions, pmdOK = negotiateServer(offers, u.Compression.pmdOptions())
 	}
 
