@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -654,10 +655,10 @@ func frames(fs ...[]protoFrame) func(p *hostilePeer) []byte {
 
 func one(f ...protoFrame) []protoFrame { return f }
 
-// TestHostileLengths announces lengths up to 2^63-1, alone, summed over
+// hostileLengthsCases announce lengths up to 2^63-1, alone, summed over
 // fragments and on compressed frames: the Conn must neither allocate what
 // is announced nor compute a size that overflows.
-func TestHostileLengths(t *testing.T) {
+func hostileLengthsCases() []hostileCase {
 	const huge = 1<<63 - 1
 	some := bytes.Repeat([]byte("x"), 1000)
 	text := bytes.Repeat([]byte("abcdefgh"), 8<<10) // 64 KiB: fills an inflater's window
@@ -677,7 +678,7 @@ func TestHostileLengths(t *testing.T) {
 	compressedNoise.rsv = rsv1Bit
 	echo := hostileApp{echo: true}
 	limited := hostileApp{echo: true, limit: 1 << 20}
-	cases := []hostileCase{
+	return []hostileCase{
 		// The frame of issue 13: FIN clear, 2^63-1 bytes.
 		{name: "unfinished frame of 2^63-1 bytes", app: echo, build: frames(one(declared(opBinary, false, huge, some))), after: hostileCloseWrite, want: hostileVanished},
 		{name: "unfinished frame of 2^63-1 bytes, NextReader", app: hostileApp{echo: true, reader: true}, build: frames(one(declared(opBinary, false, huge, some))), after: hostileCloseWrite, want: hostileVanished},
@@ -696,13 +697,16 @@ func TestHostileLengths(t *testing.T) {
 		{name: "compressed final frame of 2^62 bytes, incompressible", app: hostileApp{echo: true, compress: true}, build: frames(one(compressedNoise)), after: hostileCloseWrite, want: hostileVanished},
 		{name: "compressed final frame of 2^63-1 bytes, limit", app: hostileApp{echo: true, compress: true, limit: 1 << 20}, build: frames(one(compressedHuge(true))), after: hostileCloseWrite, want: hostileVanished},
 	}
-	hostileRun(t, cases)
 }
 
-// TestHostileFragmentation sends messages cut into tiny fragments, empty
+func TestHostileLengths(t *testing.T) {
+	hostileRun(t, hostileLengthsCases())
+}
+
+// hostileFragmentationCases send messages cut into tiny fragments, empty
 // ones and fragments between pings: the cost must stay linear in the
 // bytes sent.
-func TestHostileFragmentation(t *testing.T) {
+func hostileFragmentationCases() []hostileCase {
 	const mib = 1 << 20
 	nEmpty := 1_000_000
 	if testing.Short() {
@@ -716,7 +720,7 @@ func TestHostileFragmentation(t *testing.T) {
 	}
 	pingBudget := hostileBudget{allocBase: 1 << 20, allocPerByte: 24, cpuBase: 100 * time.Millisecond, cpuPerByte: 400 * time.Microsecond}
 	ping := []protoFrame{{op: opPing, fin: true, payload: bytes.Repeat([]byte{'i'}, 125)}}
-	cases := []hostileCase{
+	return []hostileCase{
 		// Issue 13's second finding: 1.3 GiB allocated and 2 s of CPU.
 		{name: "1 MiB in 16-byte fragments", app: hostileApp{echo: true}, build: hostileFragments(opBinary, mib, 16, 'a', nil, hostileBye), want: hostileSurvived(mib)},
 		{name: "1 MiB in 16-byte fragments, NextReader", app: hostileApp{echo: true, reader: true}, build: hostileFragments(opBinary, mib, 16, 'a', nil, hostileBye), want: hostileSurvived(mib)},
@@ -728,12 +732,15 @@ func TestHostileFragmentation(t *testing.T) {
 		{name: "fragments between pings", app: hostileApp{echo: true}, build: hostileFragments(opBinary, 256<<10, 16, 'p', ping, hostileBye), want: hostileSurvived(256 << 10), budget: pingBudget},
 		{name: "1 MiB in 4 KiB fragments", app: hostileApp{echo: true}, build: hostileFragments(opBinary, mib, 4<<10, 'c', nil, hostileBye), want: hostileSurvived(mib)},
 	}
-	hostileRun(t, cases)
 }
 
-// TestHostileFloods sends pings to a Conn whose pongs it never reads, and
+func TestHostileFragmentation(t *testing.T) {
+	hostileRun(t, hostileFragmentationCases())
+}
+
+// hostileFloodsCases send pings to a Conn whose pongs it never reads, and
 // keeps talking after its close.
-func TestHostileFloods(t *testing.T) {
+func hostileFloodsCases() []hostileCase {
 	nPings := 50_000
 	if testing.Short() {
 		nPings = 5_000
@@ -749,19 +756,22 @@ func TestHostileFloods(t *testing.T) {
 	for range 10_000 {
 		afterClose = append(afterClose, hostileBye, protoF(opPing, true, "after"), protoF(opBinary, true, "after"), protoF(opContinuation, false, "x"))
 	}
-	cases := []hostileCase{
+	return []hostileCase{
 		// Once the pongs fill the socket, one waits out its deadline and
 		// makes writes fail; reading goes on.
 		{name: "pings while never reading", app: hostileApp{echo: true}, build: pings, noRead: true, want: hostileOutcome{kind: "close", code: CloseNormalClosure}, budget: pingBudget},
 		{name: "pings", app: hostileApp{echo: true}, build: pings, want: hostileSurvived(0), budget: pingBudget},
 		{name: "closes and more after close", app: hostileApp{echo: true}, build: frames(afterClose), want: hostileSurvived(0)},
 	}
-	hostileRun(t, cases)
 }
 
-// TestHostileCompression sends compressed bombs, corrupt streams and
+func TestHostileFloods(t *testing.T) {
+	hostileRun(t, hostileFloodsCases())
+}
+
+// hostileCompressionCases send compressed bombs, corrupt streams and
 // compressed messages cut into tiny fragments.
-func TestHostileCompression(t *testing.T) {
+func hostileCompressionCases() []hostileCase {
 	const mib = 1 << 20
 	compressed := func(op byte, payload []byte) protoFrame {
 		return protoFrame{op: op, fin: true, rsv: rsv1Bit, payload: payload}
@@ -783,7 +793,7 @@ func TestHostileCompression(t *testing.T) {
 	// at most 1032 bytes per byte of DEFLATE, read into a result that
 	// grows by four at a time.
 	bombBudget := hostileBudget{allocBase: 2 * mib, allocPerByte: 6 * 1032, cpuBase: 2 * time.Second, cpuPerByte: 0}
-	cases := []hostileCase{
+	return []hostileCase{
 		{name: "64 MiB bomb, limit 1 MiB", app: hostileApp{echo: true, compress: true, limit: mib}, build: frames(one(compressed(opBinary, bomb64))), want: hostileFailed(CloseMessageTooBig), budget: bombBudget},
 		{name: "64 MiB bomb, limit 1 MiB, NextReader", app: hostileApp{compress: true, limit: mib, reader: true}, build: frames(one(compressed(opBinary, bomb64))), want: hostileFailed(CloseMessageTooBig), budget: bombBudget},
 		{name: "16 MiB bomb, no limit", app: hostileApp{compress: true}, build: frames(one(compressed(opBinary, bomb16)), one(hostileBye)), want: hostileSurvived(0), budget: bombBudget},
@@ -797,12 +807,15 @@ func TestHostileCompression(t *testing.T) {
 		{name: "RSV1 on a ping", app: hostileApp{echo: true, compress: true}, build: frames(one(compressed(opPing, []byte{0x02, 0x00}))), want: hostileFailed(CloseProtocolError)},
 		{name: "RSV1 on a continuation", app: hostileApp{echo: true, compress: true}, build: frames(one(protoF(opBinary, false, "a"), compressed(opContinuation, deflated))), want: hostileFailed(CloseProtocolError)},
 	}
-	hostileRun(t, cases)
 }
 
-// TestHostileVanish ends the connection in the middle of every part of a
+func TestHostileCompression(t *testing.T) {
+	hostileRun(t, hostileCompressionCases())
+}
+
+// hostileVanishCases end the connection in the middle of every part of a
 // frame: the Conn reports CloseAbnormalClosure and keeps nothing.
-func TestHostileVanish(t *testing.T) {
+func hostileVanishCases() []hostileCase {
 	cut := func(f protoFrame, n int) func(p *hostilePeer) []byte {
 		return func(p *hostilePeer) []byte { return p.encode(f)[:n] }
 	}
@@ -813,7 +826,7 @@ func TestHostileVanish(t *testing.T) {
 		p.conn.(*net.TCPConn).SetLinger(0)
 		p.conn.Close()
 	}
-	cases := []hostileCase{
+	return []hostileCase{
 		{name: "after one header byte", app: hostileApp{echo: true}, build: cut(big, 1), after: hostileCloseWrite, want: hostileVanished},
 		{name: "in the extended length", app: hostileApp{echo: true}, build: cut(big, 5), after: hostileCloseWrite, want: hostileVanished},
 		{name: "in the masking key", app: hostileApp{echo: true}, build: cut(big, 11), after: hostileCloseWrite, want: hostileVanished, serverOnly: true},
@@ -824,13 +837,16 @@ func TestHostileVanish(t *testing.T) {
 		{name: "in a compressed message", app: hostileApp{echo: true, compress: true}, build: cut(compressed, 20), after: hostileCloseWrite, want: hostileVanished},
 		{name: "reset in the payload", app: hostileApp{echo: true}, build: cut(big, 5000), after: reset, noRead: true, want: hostileOutcome{kind: "net"}},
 	}
-	hostileRun(t, cases)
 }
 
-// TestHostileNeverReads writes to a peer that never reads: a write
+func TestHostileVanish(t *testing.T) {
+	hostileRun(t, hostileVanishCases())
+}
+
+// hostileNeverReadsCases write to a peer that never reads: a write
 // deadline ends a blocked write with a timeout, and writes fail from then
 // on; nothing is left blocked.
-func TestHostileNeverReads(t *testing.T) {
+func hostileNeverReadsCases() []hostileCase {
 	big := make([]byte, 32<<20)
 	writeStuck := func(write func(c *Conn) error) hostileApp {
 		return hostileApp{write: func(c *Conn) error {
@@ -847,7 +863,7 @@ func TestHostileNeverReads(t *testing.T) {
 			return err
 		}}
 	}
-	cases := []hostileCase{
+	return []hostileCase{
 		{name: "WriteMessage", app: writeStuck(func(c *Conn) error { return c.WriteMessage(BinaryMessage, big) }), build: frames(), noRead: true, want: hostileOutcome{kind: "timeout"}, budget: hostileBudget{allocBase: 64 << 20, cpuBase: 2 * time.Second}},
 		{name: "NextWriter", app: writeStuck(func(c *Conn) error {
 			w, err := c.NextWriter(TextMessage)
@@ -864,7 +880,10 @@ func TestHostileNeverReads(t *testing.T) {
 			return c.WriteControl(PingMessage, bytes.Repeat([]byte{'p'}, 125), time.Now().Add(200*time.Millisecond))
 		}), build: frames(), noRead: true, want: hostileOutcome{kind: "timeout"}, budget: hostileBudget{allocBase: 64 << 20, cpuBase: 2 * time.Second}},
 	}
-	hostileRun(t, cases)
+}
+
+func TestHostileNeverReads(t *testing.T) {
+	hostileRun(t, hostileNeverReadsCases())
 }
 
 // cliTestEndless answers a request (an upgrade, or a proxy's CONNECT) with
@@ -1136,4 +1155,149 @@ func TestHostileDialer(t *testing.T) {
 			hostileNoLeak(t, base)
 		})
 	}
+}
+
+// FuzzConnStream feeds arbitrary bytes, as if they followed a completed
+// handshake, to a server or client Conn, with or without compression
+// negotiated and a read limit, read with ReadMessage or with NextReader
+// and small reads. Whatever the bytes:
+//   - nothing panics;
+//   - the bytes allocated stay within a constant plus a multiple of the
+//     input's size (DEFLATE's 1032:1 allowed for when compression is on);
+//   - the read ends with a permanent error, and when the Conn failed the
+//     connection (a *ProtocolError or ErrReadLimit) the last thing it wrote
+//     is a close frame with that code, masked exactly when it is a client.
+//
+// Its seeds are the hostile suite's attacks, cut to 16 KiB.
+func FuzzConnStream(f *testing.F) {
+	for _, cases := range [][]hostileCase{hostileLengthsCases(), hostileFragmentationCases(), hostileFloodsCases(), hostileCompressionCases(), hostileVanishCases()} {
+		for i, tc := range cases {
+			for _, isServer := range []bool{true, false} {
+				if tc.serverOnly && !isServer {
+					continue
+				}
+				stream := tc.build(&hostilePeer{client: isServer})
+				if len(stream) > 16<<10 {
+					stream = stream[:16<<10]
+				}
+				f.Add(stream, isServer, tc.app.compress, uint32(tc.app.limit), tc.app.reader, uint8(i))
+			}
+		}
+	}
+	f.Fuzz(func(t *testing.T, stream []byte, isServer, compress bool, limit uint32, reader bool, chunk uint8) {
+		nc := &streamConn{utFuzzConn: utFuzzConn{data: stream, chunk: int(chunk % 64)}}
+		var c *Conn
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		c = newConn(nc, isServer, 0, 0, nil, nil)
+		if compress {
+			c.enableCompression(pmdParams{serverMaxWindowBits: 15, clientMaxWindowBits: 15, serverNoContextTakeover: chunk&64 != 0, clientNoContextTakeover: chunk&64 != 0}, &CompressionOptions{})
+		}
+		c.SetReadLimit(int64(limit))
+		err := streamReadAll(c, reader, int(chunk%32)+1)
+		runtime.ReadMemStats(&after)
+
+		perByte := int64(32)
+		if compress {
+			perByte = 6 * 1032
+		}
+		alloc := int64(after.TotalAlloc - before.TotalAlloc)
+		if bound := 512<<10 + perByte*int64(len(stream)); alloc > bound {
+			t.Fatalf("%d bytes of input: %d bytes allocated, more than %d", len(stream), alloc, bound)
+		}
+
+		if err == nil {
+			t.Fatal("the read ended without an error")
+		}
+		if _, _, err2 := c.ReadMessage(); err2 != err {
+			t.Fatalf("read error %v, then %v: not permanent", err, err2)
+		}
+		var code int
+		var pe *ProtocolError
+		switch {
+		case errors.As(err, &pe):
+			code = pe.Code
+		case errors.Is(err, ErrReadLimit):
+			code = CloseMessageTooBig
+		default:
+			return
+		}
+		got, masked, ok := streamLastClose(nc.written())
+		if !ok {
+			t.Fatalf("failed with %v, but the last frame written is not a close frame: % x", err, nc.written())
+		}
+		if got != code || masked == isServer {
+			t.Fatalf("failed with %v: close frame with code %d (masked %v) from a server=%v Conn", err, got, masked, isServer)
+		}
+	})
+}
+
+// streamConn is a utFuzzConn that keeps what is written to it.
+type streamConn struct {
+	utFuzzConn
+	wmu sync.Mutex
+	out []byte
+}
+
+func (c *streamConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.out = append(c.out, p...)
+	return len(p), nil
+}
+
+func (c *streamConn) written() []byte {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.out
+}
+
+// streamReadAll reads c until an error, with ReadMessage or with
+// NextReader and reads of chunk bytes, and returns the error.
+func streamReadAll(c *Conn, reader bool, chunk int) error {
+	buf := make([]byte, chunk)
+	for {
+		if !reader {
+			if _, _, err := c.ReadMessage(); err != nil {
+				return err
+			}
+			continue
+		}
+		_, r, err := c.NextReader()
+		if err != nil {
+			return err
+		}
+		for err == nil {
+			_, err = r.Read(buf)
+		}
+		if err != io.EOF {
+			return err
+		}
+	}
+}
+
+// streamLastClose parses the frames in out, as a peer would read them,
+// and reports the code of the last one if it is a close frame, and
+// whether it was masked.
+func streamLastClose(out []byte) (code int, masked, ok bool) {
+	for len(out) >= 2 {
+		hl := frameHeaderLen(out[0], out[1])
+		if len(out) < hl {
+			return 0, false, false
+		}
+		h, n, perr := parseFrameHeader(out)
+		if perr != nil || int64(len(out)-n) < h.length {
+			return 0, false, false
+		}
+		payload := append([]byte(nil), out[n:n+int(h.length)]...)
+		out = out[n+int(h.length):]
+		if h.masked {
+			maskBytes(h.key, 0, payload)
+		}
+		code, masked, ok = 0, h.masked, h.opcode == opClose && len(payload) >= 2
+		if ok {
+			code = int(binary.BigEndian.Uint16(payload))
+		}
+	}
+	return code, masked, ok && len(out) == 0
 }
