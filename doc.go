@@ -84,7 +84,20 @@
 // # Errors from the peer
 //
 // Nothing the peer sends makes the library panic, log or allocate what the
-// peer merely announces. A frame that breaks the protocol fails the
+// peer merely announces. Lengths from frame headers go through checked
+// arithmetic; a message buffer is allocated in proportion to the bytes
+// that have arrived (at most sixteen times them, plus a read buffer) and
+// grows geometrically, so no fragmentation pattern costs more than linear
+// time. Handshakes are bounded too: an Upgrader relies on net/http's
+// limits for the request (http.Server's MaxHeaderBytes, 1 MiB by default,
+// and ReadHeaderTimeout, which a server facing the Internet should set); a
+// Dialer reads at most Dialer.MaxResponseHeaderBytes (1 MiB by default) of
+// the response; header lists are scanned in place, an extension element
+// keeps at most 8 parameters, and a server considers at most 16 extension
+// offers. Frame lengths must be in their minimal encoding, and
+// Sec-WebSocket-Key and Sec-WebSocket-Version may appear only once. The
+// repository's hostile-input suite (hostile_test.go) and FuzzConnStream
+// pin all of this. A frame that breaks the protocol fails the
 // connection: the library sends a close frame with the code RFC 6455 asks
 // for (1002 for a malformed frame, 1007 for invalid UTF-8, 1009 for a
 // message over the read limit), closes the TCP connection, and the read
