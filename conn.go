@@ -29,12 +29,15 @@ type BufferPool interface {
 // Conn represents a WebSocket connection, on the server side (from
 // Upgrader.Upgrade) or on the client side (from Dialer.Dial).
 //
-// Concurrency: all write methods (WriteMessage, WriteControl, WriteJSON,
-// WritePreparedMessage, NextWriter and the writer it returns until its Close,
-// SetWriteDeadline, EnableWriteCompression, SetCompressionLevel) may be
-// called from any number of goroutines at once; whole messages are
-// serialised, and control frames may go out between the fragments of a
-// message being streamed. Close and CloseGracefully may also be called
+// Concurrency: the whole-message write methods (WriteMessage, WriteControl,
+// WriteJSON, WritePreparedMessage) and SetWriteDeadline,
+// EnableWriteCompression and SetCompressionLevel may be called from any
+// number of goroutines at once; whole messages are serialised, and control
+// frames may go out between the fragments of a message being streamed.
+// NextWriter follows gorilla's rule (the next message closes a writer left
+// open) unless EnableConcurrentWriters was called or the Conn has seen
+// concurrent writes; see the package documentation. Close and
+// CloseGracefully may also be called
 // concurrently with everything else. The read methods (NextReader,
 // ReadMessage, ReadJSON, SetReadDeadline, SetReadLimit and the handler
 // setters) must be called by one goroutine at a time, as with gorilla.
@@ -58,8 +61,12 @@ type Conn struct {
 	closeSent       atomic.Bool // set under frameLock
 	appliedDeadline time.Time   // deadline last set on conn; guarded by frameLock
 
-	// writer is reused by NextWriter; guarded by msgLock.
+	// writer is reused by NextWriter; guarded by msgLock and its own
+	// state (see messageWriter).
 	writer messageWriter
+	// concurrentWriters: gorilla's rule that a new message closes an
+	// idle writer no longer applies (see closeIdleWriter).
+	concurrentWriters atomic.Bool
 
 	// Read side, owned by the single reading goroutine; readMu makes a
 	// second reader (CloseGracefully's drain) wait its turn.
@@ -100,6 +107,11 @@ type Conn struct {
 	closeWaitMu sync.Mutex
 	closeWait   chan struct{}
 	closed      atomic.Bool
+	// closedCh, made only when a write has to wait for the message lock,
+	// is closed once writes are marked closed (writesClosed); both are
+	// guarded by closeWaitMu.
+	closedCh     chan struct{}
+	writesClosed bool
 
 	compressionNegotiated bool
 	inflate               *inflateState // when compression was negotiated
@@ -192,6 +204,20 @@ func (c *Conn) Close() error {
 	return err
 }
 
+// closedChan returns a channel that is closed once the network connection
+// is closed and writes fail.
+func (c *Conn) closedChan() <-chan struct{} {
+	c.closeWaitMu.Lock()
+	defer c.closeWaitMu.Unlock()
+	if c.closedCh == nil {
+		c.closedCh = make(chan struct{})
+		if c.writesClosed {
+			close(c.closedCh)
+		}
+	}
+	return c.closedCh
+}
+
 // markWriteClosed makes further writes fail with net.ErrClosed. The
 // network connection must be closed first: a writer blocked in a write to
 // a peer that stopped reading holds frameLock until the close ends that
@@ -202,6 +228,12 @@ func (c *Conn) markWriteClosed() {
 		c.writeErr = net.ErrClosed
 	}
 	unlock(c.frameLock)
+	c.closeWaitMu.Lock()
+	c.writesClosed = true
+	if c.closedCh != nil {
+		close(c.closedCh)
+	}
+	c.closeWaitMu.Unlock()
 }
 
 // CloseGracefully performs the closing handshake: it sends a close frame

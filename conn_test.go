@@ -320,7 +320,9 @@ func connMakeMsg(g, seq int) connMsg {
 // one Conn, mixing every write method and pings; the peer must get every
 // message whole, unmixed and in each sender's order. The write buffer is
 // small so that the streamed messages go out in fragments, between which
-// the pings may pass.
+// the pings may pass. Some goroutines stream with NextWriter, so the Conn
+// is told with EnableConcurrentWriters (see TestConnGorillaWriterRule for
+// what happens otherwise).
 func TestConnConcurrentWriters(t *testing.T) {
 	t.Parallel()
 	const goroutines, perG = 16, 200
@@ -331,6 +333,7 @@ func TestConnConcurrentWriters(t *testing.T) {
 			if writerSide == "server" {
 				wc, rc = server, client
 			}
+			wc.EnableConcurrentWriters()
 
 			// The writing Conn also reads, to take the pongs, while
 			// its writers run.
@@ -443,12 +446,13 @@ func connWriteAll(c *Conn, g, perG int) error {
 }
 
 // TestConnConcurrentStreams has several goroutines stream messages through
-// NextWriter at once: each message must arrive whole, never interleaved
-// with another.
+// NextWriter at once, declared with EnableConcurrentWriters: each message
+// must arrive whole, never interleaved with another.
 func TestConnConcurrentStreams(t *testing.T) {
 	t.Parallel()
 	const goroutines, perG, size = 4, 8, 20000
 	client, server := connPair(t, nil, &Dialer{WriteBufferSize: 1024})
+	client.EnableConcurrentWriters()
 	var wg sync.WaitGroup
 	errs := make(chan error, goroutines)
 	for g := 0; g < goroutines; g++ {
@@ -901,12 +905,13 @@ func TestConnWriteArgs(t *testing.T) {
 	require.Equal(t, "ok", string(p))
 }
 
-// TestConnMessageLock checks that while a NextWriter message is open, other
-// data messages wait for it (here until their write deadline passes) and
-// control frames do not.
+// TestConnMessageLock checks that, once concurrent writers are declared,
+// other data messages wait while a NextWriter message is open (here until
+// their write deadline passes) and control frames do not.
 func TestConnMessageLock(t *testing.T) {
 	t.Parallel()
 	client, server := connPair(t, nil, &Dialer{WriteBufferSize: 1024})
+	client.EnableConcurrentWriters()
 	var pings []string
 	server.SetPingHandler(func(s string) error { pings = append(pings, s); return nil })
 
@@ -945,4 +950,224 @@ func TestConnMessageLock(t *testing.T) {
 	_, p, err = server.ReadMessage()
 	require.NoError(t, err)
 	require.Equal(t, "after", string(p))
+}
+
+// connHangGuard runs f and fails the test if it has not returned in
+// connWait: f tests something that used to hang.
+func connHangGuard(t *testing.T, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(connWait):
+		buf := make([]byte, 1<<20)
+		t.Fatalf("hung; goroutines:\n%s", buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// TestConnGorillaWriterRule checks gorilla's documented rule, which
+// programs written for gorilla may rely on: NextWriter (and every other
+// data write) closes the writer the application left open, sending its
+// message whole as written so far; that writer's methods then fail. One
+// goroutine does it all, as in a gorilla program, while another sends
+// pings, which gorilla allows concurrently. The previous code hung here.
+func TestConnGorillaWriterRule(t *testing.T) {
+	t.Parallel()
+	pm, err := NewPreparedMessage(BinaryMessage, []byte("second"))
+	require.NoError(t, err)
+	next := map[string]func(c *Conn) error{
+		"NextWriter": func(c *Conn) error {
+			w, err := c.NextWriter(BinaryMessage)
+			if err != nil {
+				return err
+			}
+			if _, err := w.Write([]byte("second")); err != nil {
+				return err
+			}
+			return w.Close()
+		},
+		"WriteMessage":         func(c *Conn) error { return c.WriteMessage(BinaryMessage, []byte("second")) },
+		"WritePreparedMessage": func(c *Conn) error { return c.WritePreparedMessage(pm) },
+		"WriteJSON":            func(c *Conn) error { return c.WriteJSON(json.RawMessage(`"second"`)) },
+		"NextWriter left open": func(c *Conn) error {
+			w, err := c.NextWriter(BinaryMessage)
+			if err != nil {
+				return err
+			}
+			_, err = w.Write([]byte("second"))
+			return err // the next test round's call closes it
+		},
+	}
+	for _, compress := range []bool{false, true} {
+		for name, second := range next {
+			for _, firstSize := range []int{5, 3000} { // 3000: fragments already sent
+				t.Run(fmt.Sprintf("%s/compress=%v/first=%d", name, compress, firstSize), func(t *testing.T) {
+					t.Parallel()
+					client, server := connPair(t, &Upgrader{EnableCompression: compress}, &Dialer{WriteBufferSize: 1024, EnableCompression: compress})
+					stopPings := make(chan struct{})
+					pingsDone := make(chan struct{})
+					go func() {
+						defer close(pingsDone)
+						for {
+							select {
+							case <-stopPings:
+								return
+							default:
+							}
+							if client.WriteControl(PingMessage, []byte("p"), time.Now().Add(connWait)) != nil {
+								return
+							}
+							runtime.Gosched()
+						}
+					}()
+					readDone := make(chan error, 1)
+					go func() { // takes the pongs
+						_, _, err := client.ReadMessage()
+						readDone <- err
+					}()
+
+					first := bytes.Repeat([]byte("f"), firstSize)
+					connHangGuard(t, func() {
+						for round := 0; round < 3; round++ {
+							w, err := client.NextWriter(BinaryMessage)
+							require.NoError(t, err)
+							_, err = w.Write(first)
+							require.NoError(t, err)
+							// No Close: the next message closes it.
+							require.NoError(t, second(client), "round %d", round)
+							_, err = w.Write([]byte("late"))
+							require.ErrorIs(t, err, errWriteClosed)
+							require.ErrorIs(t, w.Close(), errWriteClosed)
+						}
+						// The last round's "left open" writer is closed here.
+						require.NoError(t, client.WriteMessage(TextMessage, []byte("end")))
+					})
+					close(stopPings)
+					<-pingsDone
+					for round := 0; round < 3; round++ {
+						_, p, err := server.ReadMessage()
+						require.NoError(t, err)
+						require.Equal(t, first, p, "round %d: the message left open, sent whole", round)
+						mt, p, err := server.ReadMessage()
+						require.NoError(t, err)
+						if name == "WriteJSON" {
+							require.Equal(t, "\"second\"\n", string(p))
+							continue
+						}
+						require.Equal(t, BinaryMessage, mt)
+						require.Equal(t, "second", string(p), "round %d", round)
+					}
+					_, p, err := server.ReadMessage()
+					require.NoError(t, err)
+					require.Equal(t, "end", string(p))
+					require.False(t, client.concurrentWriters.Load(), "a single writer with pings is not concurrent")
+					require.NoError(t, server.CloseGracefully(CloseNormalClosure, "", connWait))
+					<-readDone
+				})
+			}
+		}
+	}
+}
+
+// connBlockingConn is a net.Conn whose writes block, once armed, until
+// released, reporting that one has started.
+type connBlockingConn struct {
+	utDiscardConn
+	mu       sync.Mutex
+	out      bytes.Buffer
+	armed    bool
+	blocked  chan struct{} // receives when an armed write starts
+	released chan struct{} // closed to let writes through
+}
+
+func (c *connBlockingConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	armed := c.armed
+	c.armed = false
+	c.mu.Unlock()
+	if armed {
+		c.blocked <- struct{}{}
+		<-c.released
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.out.Write(p)
+}
+
+// TestConnConcurrentWritersDetected checks that a Conn that sees a write
+// call arrive while another goroutine's writer is in use leaves gorilla's
+// rule for good: two goroutines then stream without declaring it and both
+// messages arrive whole. It also checks that a writer left open in that
+// mode holds other writers only until the Conn is closed.
+func TestConnConcurrentWritersDetected(t *testing.T) {
+	t.Parallel()
+	nc := &connBlockingConn{armed: true, blocked: make(chan struct{}), released: make(chan struct{})}
+	c := newConn(nc, true, 0, 1024, nil, nil)
+	streamed := func(b byte) []byte { return bytes.Repeat([]byte{b}, 5000) }
+
+	aDone := make(chan error, 1)
+	go func() { // A: its first fragment blocks in the network write
+		w, err := c.NextWriter(BinaryMessage)
+		if err == nil {
+			_, err = w.Write(streamed('a'))
+		}
+		if err == nil {
+			err = w.Close()
+		}
+		aDone <- err
+	}()
+	<-nc.blocked // A is inside Write
+
+	bDone := make(chan error, 1)
+	go func() { // B arrives while A's writer is in use
+		w, err := c.NextWriter(BinaryMessage)
+		if err == nil {
+			for i := 0; i < 5 && err == nil; i++ {
+				_, err = w.Write(streamed('b')[:1000])
+				runtime.Gosched()
+			}
+		}
+		if err == nil {
+			err = w.Close()
+		}
+		bDone <- err
+	}()
+	connHangGuard(t, func() {
+		for !c.concurrentWriters.Load() {
+			runtime.Gosched() // B's arrival is what sets it
+		}
+	})
+	close(nc.released)
+	connHangGuard(t, func() {
+		require.NoError(t, <-aDone)
+		require.NoError(t, <-bDone)
+	})
+
+	// Read back what went out: A's message, then B's, both whole.
+	rc := newConn(&utFuzzConn{data: nc.out.Bytes()}, false, 0, 0, nil, nil)
+	for _, want := range [][]byte{streamed('a'), streamed('b')} {
+		_, p, err := rc.ReadMessage()
+		require.NoError(t, err)
+		require.Equal(t, want, p)
+	}
+
+	// In this mode a writer left open is waited for, until Close.
+	w, err := c.NextWriter(TextMessage)
+	require.NoError(t, err)
+	_, err = w.Write([]byte("left open"))
+	require.NoError(t, err)
+	require.NoError(t, c.SetWriteDeadline(time.Now().Add(50*time.Millisecond)))
+	err = c.WriteMessage(TextMessage, []byte("waits"))
+	var ne net.Error
+	require.ErrorAs(t, err, &ne, "a write while another writer is open waits")
+	require.True(t, ne.Timeout())
+	require.NoError(t, c.SetWriteDeadline(time.Time{}))
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- c.WriteMessage(TextMessage, []byte("waits")) }()
+	require.NoError(t, c.Close())
+	connHangGuard(t, func() { require.ErrorIs(t, <-waitErr, net.ErrClosed) })
 }

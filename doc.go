@@ -40,15 +40,38 @@
 //
 // # Concurrency
 //
-// Unlike gorilla, every write method may be called from many goroutines at
-// once: WriteMessage, WriteControl, WriteJSON, WritePreparedMessage,
-// NextWriter (whose writer the calling goroutine holds until Close), and the
-// write-side setters. Whole messages never interleave, and a control frame
-// (a ping, the pong answering one, a close) may go out between two
-// fragments of a message being streamed. A goroutine that opened a writer
-// must Close it before starting another message: a second NextWriter or
-// WriteMessage waits for that Close, where gorilla would have closed the
-// first writer implicitly.
+// Unlike gorilla, whole-message writes may be called from many goroutines
+// at once: WriteMessage, WriteJSON, WritePreparedMessage, WriteControl and
+// the write-side setters. Whole messages never interleave, and a control
+// frame (a ping, the pong answering one, a close) may go out between two
+// fragments of a message being streamed.
+//
+// A writer from NextWriter holds the connection's message slot from
+// NextWriter until its Close. Here Go gives no way to tell which goroutine
+// is asking, so one rule comes from gorilla and one from this package:
+//
+//   - gorilla's rule: a writer the application left open, with no call of
+//     its own in progress, is closed by the next NextWriter, WriteMessage,
+//     WriteJSON or WritePreparedMessage call, its message sent whole as
+//     written so far; its Write and Close then fail. A program that writes
+//     from one goroutine at a time (any program written for gorilla) can
+//     only have left it open itself, so it behaves exactly as with gorilla,
+//     and never waits for its own writer.
+//   - when several goroutines stream with NextWriter, or one streams while
+//     others write, a writer idle between its owner's calls must not be
+//     closed by another goroutine's write: such a program calls
+//     EnableConcurrentWriters once, and from then on every write waits for
+//     an open writer to be closed by its owner. A Conn also switches by
+//     itself the first time it sees a write call arrive while another is
+//     in progress, which a single-writer program never shows; before that,
+//     a write that lands between two calls of another goroutine's writer
+//     is indistinguishable from gorilla's case. Once switched, a writer
+//     left open blocks the other writers until it is closed (or the Conn
+//     is closed), as any held lock would.
+//
+// Whole-message writes never leave a writer open, so they never meet the
+// first rule's case among themselves: programs that only use them need no
+// declaration.
 //
 // One goroutine at a time may read: NextReader, ReadMessage, ReadJSON,
 // the reader NextReader returned, SetReadDeadline, SetReadLimit and the

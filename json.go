@@ -17,17 +17,26 @@ func WriteJSON(c *Conn, v interface{}) error { return c.WriteJSON(v) }
 // See the documentation for encoding/json Marshal for details about the
 // conversion of Go values to JSON.
 func (c *Conn) WriteJSON(v interface{}) error {
-	w, err := c.NextWriter(TextMessage)
+	// The writer stays busy from start to end: a whole message, which
+	// no other write may close as it would an idle writer.
+	r, err := c.nextWriter(TextMessage, writerBusy)
 	if err != nil {
 		return err
 	}
-	encErr := json.NewEncoder(w).Encode(v)
-	closeErr := w.Close()
+	w := r.w
+	encErr := json.NewEncoder(ownedWriter{w}).Encode(v)
+	closeErr := w.finish()
+	unlock(c.msgLock)
 	if encErr != nil {
 		return encErr
 	}
 	return closeErr
 }
+
+// ownedWriter writes to a message writer its holder owns throughout.
+type ownedWriter struct{ w *messageWriter }
+
+func (o ownedWriter) Write(p []byte) (int, error) { return o.w.write(p) }
 
 // ReadJSON reads the next JSON-encoded message from the connection and stores
 // it in the value pointed to by v.

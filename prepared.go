@@ -59,7 +59,7 @@ func (c *Conn) WritePreparedMessage(pm *PreparedMessage) error {
 	if isControl(byte(pm.messageType)) {
 		return c.WriteControl(pm.messageType, pm.data, c.dataDeadline())
 	}
-	if err := lock(c.msgLock, c.dataDeadline()); err != nil {
+	if err := c.lockMessage(c.dataDeadline()); err != nil {
 		return err
 	}
 	defer unlock(c.msgLock)

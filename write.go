@@ -4,7 +4,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -280,7 +282,7 @@ func (c *Conn) WriteMessage(messageType int, data []byte) error {
 	default:
 		return errBadWriteOpCode
 	}
-	if err := lock(c.msgLock, c.dataDeadline()); err != nil {
+	if err := c.lockMessage(c.dataDeadline()); err != nil {
 		return err
 	}
 	defer unlock(c.msgLock)
@@ -289,6 +291,91 @@ func (c *Conn) WriteMessage(messageType int, data []byte) error {
 	}
 	return c.writeWhole(byte(messageType), data)
 }
+
+// lockMessage takes msgLock for a new data message, waiting at most until
+// deadline (zero: no limit). Where the lock is held by a writer from
+// NextWriter that sits idle, it applies gorilla's rule first (see
+// closeIdleWriter).
+func (c *Conn) lockMessage(deadline time.Time) error {
+	select {
+	case c.msgLock <- struct{}{}:
+		return nil
+	default:
+	}
+	if c.closeIdleWriter() {
+		return nil
+	}
+	// Wait, unless the Conn is closed meanwhile: a writer left open
+	// would otherwise hold the waiters for good.
+	closed := c.closedChan()
+	var timeout <-chan time.Time
+	if !deadline.IsZero() {
+		d := time.Until(deadline)
+		if d <= 0 {
+			return errWriteTimeout
+		}
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case c.msgLock <- struct{}{}:
+		return nil
+	case <-closed:
+		return net.ErrClosed
+	case <-timeout:
+		return errWriteTimeout
+	}
+}
+
+// closeIdleWriter applies gorilla's rule that a new message closes the
+// writer the application left open: when the message lock is held by a
+// writer from NextWriter with no call of its own in progress, and this
+// Conn has never seen two write calls in progress at once, the writer was
+// left open by the goroutine now asking to write (a program that writes
+// from one goroutine at a time cannot have it otherwise). The writer's
+// message is then finished and sent, and the lock passes to the caller:
+// it reports true. Goroutine identity is not available in Go, so the rule
+// is inferred from what the Conn has seen; a program that streams from
+// several goroutines calls EnableConcurrentWriters so that it never
+// applies.
+//
+// Finding the lock held by a call in progress (a whole message being
+// written, a writer in use) shows that another goroutine writes at the
+// same time: the Conn then leaves gorilla's rule for good, and the caller
+// waits for the lock.
+func (c *Conn) closeIdleWriter() bool {
+	if c.concurrentWriters.Load() {
+		return false
+	}
+	w := &c.writer
+	if !w.state.CompareAndSwap(writerIdle, writerClaimed) {
+		c.concurrentWriters.Store(true)
+		return false
+	}
+	if c.concurrentWriters.Load() {
+		// Another write call saw concurrency meanwhile.
+		w.state.Store(writerIdle)
+		return false
+	}
+	// A failure is sticky (writeErr) and reported to the caller's own
+	// write; gorilla ignores it likewise.
+	w.finish()
+	return true
+}
+
+// EnableConcurrentWriters declares that several goroutines may stream
+// messages at once, each holding a writer from NextWriter between its
+// calls: a new message then always waits for another goroutine's open
+// writer to be closed, and gorilla's rule that a new message closes the
+// writer left open (which a single-writer program relies on) no longer
+// applies. Whole-message writes (WriteMessage, WriteJSON,
+// WritePreparedMessage, WriteControl) are safe from any number of
+// goroutines without it. A Conn also switches by itself, the first time
+// it sees two write calls in progress at once; calling this first
+// removes the one case that inference cannot tell apart (see the
+// package documentation's section on concurrency).
+func (c *Conn) EnableConcurrentWriters() { c.concurrentWriters.Store(true) }
 
 // writeWhole writes data as one final frame. msgLock must be held.
 func (c *Conn) writeWhole(opcode byte, data []byte) error {
@@ -301,10 +388,26 @@ func (c *Conn) writeWhole(opcode byte, data []byte) error {
 	return c.writeFrame(wb.b, n, true, opcode, 0)
 }
 
+// Writer states. A writer's message is open in every state but
+// writerClosed; whoever moved the state out of writerIdle (or opened the
+// message) owns the writer's other fields until it puts the state back.
+const (
+	writerClosed  int32 = iota // no message open
+	writerIdle                 // open, no call on the writer in progress
+	writerBusy                 // open, a call (or a whole-message write) uses it
+	writerClaimed              // open, another write call is closing it (gorilla's rule)
+)
+
 // messageWriter is the io.WriteCloser NextWriter returns. It is reused for
-// every message; msgLock is held from NextWriter until Close.
+// every message; msgLock is held from NextWriter until the message is
+// closed, by Close or by closeIdleWriter.
 type messageWriter struct {
-	c      *Conn
+	c *Conn
+	// state (writerClosed...) and seq (bumped when a message opens and
+	// when it closes) are atomic: closeIdleWriter reads them from another
+	// goroutine. The fields below belong to the writer's owner.
+	state  atomic.Int32
+	seq    atomic.Uint64
 	buf    *buffer
 	size   int  // payload capacity of buf
 	n      int  // payload bytes buffered
@@ -315,9 +418,7 @@ type messageWriter struct {
 	// it has been sent yet.
 	compress bool
 	first    bool
-	active   bool
 	err      error
-	seq      uint64 // bumped by NextWriter and Close
 	refs     [2]messageWriterRef
 }
 
@@ -339,18 +440,34 @@ type messageWriterRef struct {
 // that overflows the write buffer is sent as a fragment, so a message of any
 // size can be streamed.
 //
+// As in gorilla/websocket, a writer the application leaves open is closed
+// (its message finished and sent) by the next NextWriter or WriteMessage
+// call; its methods then return an error. Where several goroutines stream
+// at once, see EnableConcurrentWriters.
+//
 // All message types (TextMessage, BinaryMessage, CloseMessage, PingMessage
 // and PongMessage) are supported; a control message must fit in 125 bytes.
 //
 // After Close, the writer's methods return an error; the writer must not be
 // kept beyond the next NextWriter call, since writers are recycled.
 func (c *Conn) NextWriter(messageType int) (io.WriteCloser, error) {
+	r, err := c.nextWriter(messageType, writerIdle)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// nextWriter opens a message of messageType and returns the reference to
+// its writer, left in state (writerIdle for NextWriter, writerBusy for a
+// whole-message write that uses the writer itself).
+func (c *Conn) nextWriter(messageType int, state int32) (*messageWriterRef, error) {
 	switch messageType {
 	case TextMessage, BinaryMessage, CloseMessage, PingMessage, PongMessage:
 	default:
 		return nil, errBadWriteOpCode
 	}
-	if err := lock(c.msgLock, c.dataDeadline()); err != nil {
+	if err := c.lockMessage(c.dataDeadline()); err != nil {
 		return nil, err
 	}
 	if err := c.checkWritable(); err != nil {
@@ -368,17 +485,17 @@ func (c *Conn) NextWriter(messageType int) (io.WriteCloser, error) {
 	if w.compress {
 		c.syncDeflater()
 	}
-	w.active = true
 	w.err = nil
-	w.seq++
-	// seq moves twice per message (here and in Close), so its parity
-	// cannot pick the ref: take the one handed out longer ago, leaving
-	// the previous message's writer bound to its closed message.
+	seq := w.seq.Add(1)
+	// seq moves twice per message (here and when it closes), so its
+	// parity cannot pick the ref: take the one handed out longer ago,
+	// leaving the previous message's writer bound to its closed message.
 	r := &w.refs[0]
 	if w.refs[1].seq < r.seq {
 		r = &w.refs[1]
 	}
-	r.w, r.seq = w, w.seq
+	r.w, r.seq = w, seq
+	w.state.Store(state)
 	return r, nil
 }
 
@@ -395,13 +512,48 @@ func (c *Conn) checkWritable() error {
 	return nil
 }
 
-// current returns the writer r is bound to, if r's message is still open.
-func (r *messageWriterRef) current() (*messageWriter, error) {
+// enter makes the calling goroutine the owner of r's writer for one call,
+// or fails with errWriteClosed when r's message has been closed (by Close,
+// or by another write applying gorilla's rule). leave ends the call.
+func (r *messageWriterRef) enter() (*messageWriter, error) {
 	w := r.w
-	if !w.active || w.seq != r.seq {
+	for !w.state.CompareAndSwap(writerIdle, writerBusy) {
+		if w.seq.Load() != r.seq || w.state.Load() == writerClosed {
+			return nil, errWriteClosed
+		}
+		// Claimed: another write call is deciding whether to close
+		// it; busy: another call on the same writer, which only a
+		// misuse makes. Either ends shortly.
+		runtime.Gosched()
+	}
+	if w.seq.Load() != r.seq {
+		// r's message closed and the writer was reopened for another.
+		w.state.Store(writerIdle)
 		return nil, errWriteClosed
 	}
-	return w, w.err
+	return w, nil
+}
+
+func (w *messageWriter) leave() { w.state.Store(writerIdle) }
+
+// finish sends the final frame of the message, releases its buffer and
+// closes it; the caller then owns msgLock, which the message held.
+func (w *messageWriter) finish() error {
+	c := w.c
+	// An over-long control message must not go out as an invalid frame.
+	err := w.checkControl()
+	if err == nil {
+		if w.ctrl {
+			err = c.writeControl(int(w.opcode), w.buf.b[maxFrameHeaderSize:maxFrameHeaderSize+w.n], c.dataDeadline())
+		} else {
+			err = w.flush(true)
+		}
+	}
+	c.putWriteBuffer(w.buf)
+	w.buf = nil
+	w.seq.Add(1)
+	w.state.Store(writerClosed)
+	return err
 }
 
 // room makes space in the write buffer, sending what it holds as a
@@ -430,10 +582,16 @@ func (w *messageWriter) checkControl() error {
 }
 
 func (r *messageWriterRef) Write(p []byte) (int, error) {
-	w, err := r.current()
+	w, err := r.enter()
 	if err != nil {
 		return 0, err
 	}
+	defer w.leave()
+	return w.write(p)
+}
+
+// write appends p to the message. The caller owns w.
+func (w *messageWriter) write(p []byte) (int, error) {
 	c := w.c
 	total := 0
 	for len(p) > 0 {
@@ -462,10 +620,11 @@ func (r *messageWriterRef) Write(p []byte) (int, error) {
 
 // WriteString writes s without converting it to a byte slice first.
 func (r *messageWriterRef) WriteString(s string) (int, error) {
-	w, err := r.current()
+	w, err := r.enter()
 	if err != nil {
 		return 0, err
 	}
+	defer w.leave()
 	total := 0
 	for len(s) > 0 {
 		if err := w.room(); err != nil {
@@ -486,10 +645,11 @@ func (r *messageWriterRef) WriteString(s string) (int, error) {
 // Conn.trustedLen), so that a message goes out in as few frames and writes
 // as it came in.
 func (r *messageWriterRef) ReadFrom(src io.Reader) (int64, error) {
-	w, err := r.current()
+	w, err := r.enter()
 	if err != nil {
 		return 0, err
 	}
+	defer w.leave()
 	mr, _ := src.(*messageReader)
 	var total int64
 	for {
@@ -573,24 +733,11 @@ func (w *messageWriter) flush(fin bool) error {
 // Close sends the final frame of the message and releases the connection
 // for other writers. Closing a closed writer returns an error.
 func (r *messageWriterRef) Close() error {
-	w := r.w
-	if !w.active || w.seq != r.seq {
-		return errWriteClosed
+	w, err := r.enter()
+	if err != nil {
+		return err
 	}
-	c := w.c
-	// An over-long control message must not go out as an invalid frame.
-	err := w.checkControl()
-	if err == nil {
-		if w.ctrl {
-			err = c.writeControl(int(w.opcode), w.buf.b[maxFrameHeaderSize:maxFrameHeaderSize+w.n], c.dataDeadline())
-		} else {
-			err = w.flush(true)
-		}
-	}
-	c.putWriteBuffer(w.buf)
-	w.buf = nil
-	w.active = false
-	w.seq++
-	unlock(c.msgLock)
+	err = w.finish()
+	unlock(w.c.msgLock)
 	return err
 }
