@@ -31,6 +31,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -59,7 +60,7 @@ const (
 
 	// abIOWait bounds every socket read and write of the scripted peer,
 	// and so how long a case can hang on a peer that does not answer.
-	abIOWait = 5 * time.Second
+	abIOWait = 20 * time.Second
 
 	// abQuietWait is how long a fail-fast case listens for an early close
 	// frame where no event can prove that the peer under test has read
@@ -981,6 +982,12 @@ func (p *abPeer) next() abEvent {
 	}
 	if ev.err != nil {
 		p.last = &ev
+		var ne net.Error
+		if errors.As(ev.err, &ne) && ne.Timeout() || ev.err.Error() == "no event in time" {
+			// A peer that made no progress: show where everyone is.
+			buf := make([]byte, 1<<20)
+			p.t.Logf("%v; goroutines:\n%s", ev.err, buf[:runtime.Stack(buf, true)])
+		}
 	}
 	return ev
 }

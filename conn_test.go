@@ -575,11 +575,12 @@ func TestConnCloseGracefully(t *testing.T) {
 	}
 
 	// A peer that only sends data: CloseGracefully discards it and still
-	// times out.
+	// times out. The timeout is long enough for the peer to send before
+	// it passes even on a loaded machine.
 	t.Run("chatty peer", func(t *testing.T) {
 		t.Parallel()
 		p := protoServe(t, func(c *Conn) error {
-			return c.CloseGracefully(CloseNormalClosure, "", 300*time.Millisecond)
+			return c.CloseGracefully(CloseNormalClosure, "", 2*time.Second)
 		})
 		code, _ := p.expectClose()
 		require.Equal(t, CloseNormalClosure, code)
@@ -664,18 +665,7 @@ func TestConnGoroutineLeak(t *testing.T) {
 		require.NoError(t, client.Close())
 		require.Error(t, <-done)
 	})
-	deadline := time.Now().Add(2 * time.Second)
-	n := runtime.NumGoroutine()
-	for n > base && time.Now().Before(deadline) {
-		// Waiting for goroutines to exit, which nothing signals.
-		<-time.After(10 * time.Millisecond)
-		n = runtime.NumGoroutine()
-	}
-	if n > base {
-		buf := make([]byte, 1<<16)
-		buf = buf[:runtime.Stack(buf, true)]
-		t.Fatalf("%d goroutines, %d before:\n%s", n, base, buf)
-	}
+	hostileNoLeak(t, base)
 }
 
 func TestConnJoinMessages(t *testing.T) {

@@ -26,7 +26,7 @@ import (
 
 // protoWait bounds every wait so that a bug fails a test instead of hanging
 // the suite.
-const protoWait = 5 * time.Second
+const protoWait = 20 * time.Second
 
 // protoKey masks the frames of a raw client; deliberately not zero, so that
 // a peer that forgets to unmask sees garbage.

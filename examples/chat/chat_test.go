@@ -292,10 +292,15 @@ func TestOversizedMessageDisconnects(t *testing.T) {
 	r.waitClients(t, 0)
 }
 
+// TestPingsKeepClientsAlive checks that a client that answers pings stays
+// while one that never reads is dropped after PongWait. A pong must make
+// it back within PongWait, which on a loaded machine can take a while:
+// PongWait is 2 s (20 pings), not the tight 250 ms it once was, which
+// failed under CPU load.
 func TestPingsKeepClientsAlive(t *testing.T) {
 	cfg := testConfig
-	cfg.PingPeriod = 20 * time.Millisecond
-	cfg.PongWait = 250 * time.Millisecond
+	cfg.PingPeriod = 100 * time.Millisecond
+	cfg.PongWait = 2 * time.Second
 	r := startRoom(t, cfg, nil)
 
 	// live answers pings, as every reading client does by default; the
@@ -333,7 +338,8 @@ func TestPingsKeepClientsAlive(t *testing.T) {
 	// Without pongs a client is gone after PongWait.
 	r.waitClients(t, 1)
 
-	// live has answered pings for well over PongWait and is still there.
+	// live has answered pings for well over PongWait (30 periods, 1.5
+	// times PongWait) and is still there.
 	for i := 0; i < 30; i++ {
 		waitFor(t, pings, "ping")
 	}
