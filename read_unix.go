@@ -4,6 +4,8 @@ package websocket
 
 import (
 	"io"
+	"net"
+	"os"
 	"syscall"
 )
 
@@ -15,6 +17,11 @@ import (
 // the socket is readable, and only then is a buffer taken from the pool
 // and the bytes read with one read(2). A read that finds nothing gives the
 // buffer back before parking again.
+//
+// Errors keep the shape net.Conn.Read gives them, so that a program sees
+// the same error whichever way the bytes were waited for: a *net.OpError
+// with Op "read" whose Err is what net would report (os.ErrDeadlineExceeded,
+// net.ErrClosed, an *os.SyscallError for "read"), and io.EOF unwrapped.
 
 // idleReader holds what the raw read callback needs; the callback is a
 // method value made once per connection, so a wait allocates nothing.
@@ -72,14 +79,41 @@ func (c *Conn) fillIdle() (done bool, err error) {
 	}
 	ir.n, ir.err = 0, nil
 	if err := ir.raw.Read(ir.fn); err != nil {
-		return true, err
+		return true, asReadError(err)
 	}
 	if ir.err != nil {
-		return true, ir.err
+		return true, c.readSyscallError(ir.err)
 	}
 	if ir.n <= 0 {
 		return true, io.EOF
 	}
 	c.rend += ir.n
 	return true, nil
+}
+
+// asReadError gives an error of RawConn.Read the Op that net.Conn.Read
+// gives the same failure: net reports a deadline or a closed connection met
+// in RawConn.Read as a *net.OpError with Op "raw-read". The *net.OpError is
+// the one net allocated for this call, so it is changed in place.
+func asReadError(err error) error {
+	if oe, ok := err.(*net.OpError); ok && oe.Op == "raw-read" {
+		oe.Op = "read"
+	}
+	return err
+}
+
+// readSyscallError wraps an error of read(2) made in the RawConn callback
+// as net.Conn.Read wraps it: "read tcp LOCAL->REMOTE: read: connection
+// reset by peer". The network name is the local address's ("tcp" for a
+// connection dialed as "tcp4" too, where net would say "tcp4").
+func (c *Conn) readSyscallError(err error) error {
+	if _, ok := err.(syscall.Errno); ok {
+		err = os.NewSyscallError("read", err)
+	}
+	laddr := c.conn.LocalAddr()
+	var network string
+	if laddr != nil {
+		network = laddr.Network()
+	}
+	return &net.OpError{Op: "read", Net: network, Source: laddr, Addr: c.conn.RemoteAddr(), Err: err}
 }
