@@ -71,6 +71,10 @@ const (
 	// abBigCase is the traffic above which a case runs alone, to bound the
 	// memory the replay needs under -race.
 	abBigCase = 1 << 20
+
+	// abShortCase is the most traffic of a case that runs under -short;
+	// the others are mostly the 9.* cases (large messages, many frames).
+	abShortCase = 64 << 10
 )
 
 // abData is a payload: literal bytes, or pattern repeated (and cut) to n
@@ -1187,10 +1191,14 @@ func abNewKey(t *testing.T) string {
 
 // abRun runs each case as a subtest of t through runCase. Cases moving
 // more than abBigCase bytes run one at a time, before the others, which
-// run in parallel.
+// run in parallel. Under -short, cases that send more than abShortCase
+// payload bytes are skipped.
 func abRun(t *testing.T, runCase func(*testing.T, abCase)) {
 	for _, c := range abCases() {
 		t.Run(c.id, func(t *testing.T) {
+			if testing.Short() && c.traffic() > abShortCase {
+				t.Skipf("-short: sends %d payload bytes, -short runs only cases of up to %d; the full replay runs without -short", c.traffic(), abShortCase)
+			}
 			if c.traffic() < abBigCase {
 				t.Parallel()
 			}

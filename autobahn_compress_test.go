@@ -612,6 +612,18 @@ var abPMDClientVariants = []abPMDClientVariant{
 	},
 }
 
+// abPMDBriefOnly reports whether c is left out of a brief run: the 12.*
+// cases, and messages over abPMDBriefSize. Brief variants always leave
+// them out; the default variants leave them out under -short.
+func abPMDBriefOnly(c abPMDCase) bool {
+	return strings.HasPrefix(c.id, "12.") || c.size > abPMDBriefSize
+}
+
+// abPMDShortSkip is the case a -short run leaves out of a default variant.
+func abPMDShortSkip(t *testing.T) {
+	t.Skip("-short: runs the 13.* cases of up to 8 KiB messages only; the full permessage-deflate replay runs without -short")
+}
+
 // abThreshold is the size from which the peer under test compresses.
 func abThreshold(o CompressionOptions) int {
 	switch {
@@ -630,8 +642,14 @@ func TestAutobahnServerDeflate(t *testing.T) {
 	for _, v := range abPMDServerVariants {
 		t.Run(v.name, func(t *testing.T) {
 			for _, c := range abPMDCases() {
-				if v.brief && (strings.HasPrefix(c.id, "12.") || c.size > abPMDBriefSize) {
-					continue
+				if abPMDBriefOnly(c) {
+					if v.brief {
+						continue
+					}
+					if testing.Short() {
+						t.Run(c.id, abPMDShortSkip)
+						continue
+					}
 				}
 				t.Run(c.id, func(t *testing.T) {
 					t.Parallel()
@@ -693,8 +711,14 @@ func TestAutobahnClientDeflate(t *testing.T) {
 	for _, v := range abPMDClientVariants {
 		t.Run(v.name, func(t *testing.T) {
 			for _, c := range abPMDCases() {
-				if v.brief && (strings.HasPrefix(c.id, "12.") || c.size > abPMDBriefSize) {
-					continue
+				if abPMDBriefOnly(c) {
+					if v.brief {
+						continue
+					}
+					if testing.Short() {
+						t.Run(c.id, abPMDShortSkip)
+						continue
+					}
 				}
 				t.Run(c.id, func(t *testing.T) {
 					t.Parallel()

@@ -498,7 +498,13 @@ func TestDeflateHeldMemory(t *testing.T) {
 		}
 		return float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
 	}
+	if testing.Short() {
+		t.Log("-short: the smallest and largest windows only")
+	}
 	for wbits := deflateMinWindowBits; wbits <= deflateMaxWindowBits; wbits++ {
+		if testing.Short() && wbits != deflateMinWindowBits && wbits != deflateMaxWindowBits {
+			continue
+		}
 		active, idle := measure(wbits, true, false), measure(wbits, true, true)
 		d := newDeflater(wbits, 6, true)
 		d.compress(nil, msg)

@@ -47,6 +47,10 @@ import (
 // Costs are read from process-wide counters (runtime.MemStats, the
 // process's CPU time), so these tests do not run in parallel, and all
 // input is built before the measurement starts.
+//
+// Under -short the heaviest cases shrink (fewer pings and empty
+// continuations, shorter waits for writes that cannot finish) or skip
+// (handshake requests over 1 MiB), each saying so.
 
 // hostileWait guards every wait of the suite against a hang; nothing
 // waits for it to pass.
@@ -848,9 +852,15 @@ func TestHostileVanish(t *testing.T) {
 // on; nothing is left blocked.
 func hostileNeverReadsCases() []hostileCase {
 	big := make([]byte, 32<<20)
+	// stuck is how long a write waits for the peer that never reads;
+	// any wait ends the same way, so -short waits less.
+	stuck := 200 * time.Millisecond
+	if testing.Short() {
+		stuck = 50 * time.Millisecond
+	}
 	writeStuck := func(write func(c *Conn) error) hostileApp {
 		return hostileApp{write: func(c *Conn) error {
-			c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+			c.SetWriteDeadline(time.Now().Add(stuck))
 			var err error
 			for err == nil {
 				err = write(c)
@@ -877,7 +887,7 @@ func hostileNeverReadsCases() []hostileCase {
 			return err
 		}), build: frames(), noRead: true, want: hostileOutcome{kind: "timeout"}, budget: hostileBudget{allocBase: 64 << 20, cpuBase: 2 * time.Second}},
 		{name: "pings", app: writeStuck(func(c *Conn) error {
-			return c.WriteControl(PingMessage, bytes.Repeat([]byte{'p'}, 125), time.Now().Add(200*time.Millisecond))
+			return c.WriteControl(PingMessage, bytes.Repeat([]byte{'p'}, 125), time.Now().Add(stuck))
 		}), build: frames(), noRead: true, want: hostileOutcome{kind: "timeout"}, budget: hostileBudget{allocBase: 64 << 20, cpuBase: 2 * time.Second}},
 	}
 }
@@ -1027,6 +1037,11 @@ func TestHostileServerHandshake(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if testing.Short() && len(tt.request) > 1<<20 {
+				// About half a second each, mostly net/http's wait
+				// before it closes a connection it refused.
+				t.Skip("-short: a request over 1 MiB; the full suite sends it")
+			}
 			base := runtime.NumGoroutine()
 			called := make(chan struct{}, 1)
 			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

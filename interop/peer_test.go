@@ -97,12 +97,18 @@ func findNode() ([]string, string, error) {
 	return []string{node, "testdata/peer.js"}, string(out), nil
 }
 
+// locate looks for the peer once, and reports the error that says it is
+// not installed, or nil.
+func (p *peer) locate() error {
+	p.once.Do(func() { p.argv, p.version, p.err = p.find() })
+	return p.err
+}
+
 // command returns the peer's command line, skipping the test when the
 // peer is not installed.
 func (p *peer) command(t *testing.T) []string {
 	t.Helper()
-	p.once.Do(func() { p.argv, p.version, p.err = p.find() })
-	if p.err != nil {
+	if p.locate() != nil {
 		msg := fmt.Sprintf("%s peer not installed (%s): %v", p.name, p.install, p.err)
 		if os.Getenv(requireEnv) != "" {
 			t.Fatal(msg)
