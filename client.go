@@ -420,6 +420,8 @@ func (d *Dialer) DialContext(ctx context.Context, urlStr string, requestHeader h
 	conn := newConn(netConn, false, d.ReadBufferSize, d.WriteBufferSize, d.WriteBufferPool, pending)
 	conn.subprotocol = subprotocol
 	if pmdOK {
+		// As received; acceptServerResponse found one element in it.
+		conn.extensions = strings.Join(resp.Header.Values("Sec-Websocket-Extensions"), ", ")
 		conn.enableCompression(pmd, &d.Compression)
 	}
 	netConn = nil // the Conn owns it now

@@ -750,8 +750,12 @@ func TestCompressHandshakeServer(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			upgraded := make(chan error, 1)
+			extensions := make(chan string, 1)
 			u := &Upgrader{EnableCompression: !tc.disabled, Compression: tc.opts}
 			srv := czServer(t, u, func(c *Conn, err error) {
+				if c != nil {
+					extensions <- c.Extensions()
+				}
 				upgraded <- err
 				czEchoWhole(c, err)
 			})
@@ -764,6 +768,7 @@ func TestCompressHandshakeServer(t *testing.T) {
 			} else {
 				require.Equal(t, []string{tc.want}, got)
 			}
+			assert.Equal(t, tc.want, <-extensions, "the server Conn's Extensions")
 
 			// Both ends must now agree on the parameters: two copies of a
 			// message go each way, compressed as negotiated.
@@ -1050,6 +1055,7 @@ func TestCompressDialResponse(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
+			assert.Equal(t, strings.Join(tc.response, ", "), c.Extensions(), "the client Conn's Extensions")
 			for _, m := range msgs {
 				require.NoError(t, c.WriteMessage(BinaryMessage, m))
 			}

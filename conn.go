@@ -120,6 +120,10 @@ type Conn struct {
 	compressionLevel      atomic.Int32
 	compressThreshold     int       // messages shorter than this go uncompressed
 	deflate               *deflater // when compression was negotiated; guarded by msgLock
+
+	// extensions is the Sec-WebSocket-Extensions value of the 101
+	// response, or "" when no extension was negotiated; for Extensions.
+	extensions string
 }
 
 // newConn wraps netConn, whose handshake is done, in a Conn. pending holds
@@ -170,6 +174,21 @@ func newConn(netConn net.Conn, isServer bool, readBufSize, writeBufSize int, wri
 
 // Subprotocol returns the negotiated protocol for the connection.
 func (c *Conn) Subprotocol() string { return c.subprotocol }
+
+// Extensions returns the extensions negotiated in the opening handshake:
+// the value of the Sec-WebSocket-Extensions header of the server's 101
+// response, as the server sent it (on a client Conn, as received), or ""
+// when none was negotiated. The only extension this package negotiates is
+// permessage-deflate (RFC 7692), so the result is "" or
+// "permessage-deflate" followed by the parameters of the server's answer,
+// such as "permessage-deflate; server_no_context_takeover", and a
+// non-empty result means that compression is on for this connection:
+// received messages may be compressed, and outgoing ones are compressed as
+// CompressionOptions.Threshold and EnableWriteCompression decide. The
+// result does not change during the connection's life.
+//
+// Extensions is an addition to gorilla's API.
+func (c *Conn) Extensions() string { return c.extensions }
 
 // LocalAddr returns the local network address.
 func (c *Conn) LocalAddr() net.Addr { return c.conn.LocalAddr() }

@@ -76,6 +76,13 @@ type CloseError struct {
 	Text string
 }
 
+// Error returns "websocket: close " and the code, then the code's name in
+// parentheses for the codes RFC 6455 defines (1000-1003, 1005-1011 and
+// 1015), then ": " and Text when Text is not empty: for example
+// "websocket: close 1001 (going away): server restart". The text is
+// gorilla's, character for character, so that programs and logs that
+// match on it keep working; Text is the peer's, unescaped, so prefer Code,
+// IsCloseError and IsUnexpectedCloseError to parsing it.
 func (e *CloseError) Error() string {
 	s := make([]byte, 0, 48+len(e.Text))
 	s = append(s, "websocket: close "...)
@@ -156,6 +163,11 @@ type HandshakeError struct {
 	message string
 }
 
+// Error returns why the Upgrader refused the upgrade request, starting
+// with "websocket: ", for example "websocket: request origin not allowed by
+// Upgrader.CheckOrigin". Where gorilla makes the same check, the message is
+// gorilla's word for word. The HTTP status sent to the client is not part
+// of it.
 func (e HandshakeError) Error() string { return e.message }
 
 // ProtocolError is returned by the read methods when the peer broke
@@ -169,6 +181,9 @@ type ProtocolError struct {
 	Reason string
 }
 
+// Error returns "websocket: " followed by Reason, for example
+// "websocket: invalid UTF-8 in text message". The close code sent to the
+// peer is in Code, not in the text.
 func (e *ProtocolError) Error() string { return "websocket: " + e.Reason }
 
 // netError is a timeout error with the net.Error methods, for write lock

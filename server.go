@@ -256,6 +256,7 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 	c := newConn(netConn, true, u.ReadBufferSize, u.WriteBufferSize, u.WriteBufferPool, pending)
 	c.subprotocol = subprotocol
 	if pmdOK {
+		c.extensions = extensions
 		c.enableCompression(pmd, &u.Compression)
 	}
 
