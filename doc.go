@@ -128,7 +128,11 @@
 // arrives, so a message with invalid UTF-8 fails at the fragment that
 // carries the bad bytes. A peer that disappears without a close frame
 // yields a *CloseError with code CloseAbnormalClosure. Read errors are
-// permanent.
+// permanent. Errors of the network connection itself (a deadline that
+// passed, a reset, a closed connection) are returned as the net package
+// reports them from a net.Conn, *net.OpError and all: an expired read
+// deadline reads "read tcp A->B: i/o timeout", as with gorilla, whether
+// the Conn was waiting between messages or inside one.
 //
 // # Origin checks
 //
@@ -152,6 +156,9 @@
 // compressed; EnableWriteCompression and SetCompressionLevel change that per
 // connection at any time. Received messages are inflated transparently, and
 // the read limit applies to their inflated size, checked as they inflate.
+// Conn.Extensions tells whether compression is on for a connection, and
+// with which parameters: it returns the server's Sec-WebSocket-Extensions
+// answer, such as "permessage-deflate", or "" when none was negotiated.
 //
 // Memory: with context takeover a connection keeps its compressor's history
 // (7/8 of the window) and the window it inflates against, 60 KiB at the

@@ -41,8 +41,8 @@ func newSuiteClient(baseURL, agent string, out io.Writer) *suiteClient {
 		agent:   agent,
 		dialer: &websocket.Dialer{
 			HandshakeTimeout: 30 * time.Second,
-			// Offered so that the permessage-deflate cases run as soon as
-			// the library negotiates compression.
+			// Compression with the default options, so that the suite's
+			// permessage-deflate cases (12.* and 13.*) negotiate it.
 			EnableCompression: true,
 		},
 		out: out,

@@ -21,8 +21,8 @@ import (
 var upgrader = websocket.Upgrader{
 	// The suite connects with an Origin of its own choosing.
 	CheckOrigin: func(*http.Request) bool { return true },
-	// Compression is offered so that the suite's permessage-deflate cases
-	// start passing as soon as the library negotiates it.
+	// Compression with the default options, so that the suite's
+	// permessage-deflate cases (12.* and 13.*) negotiate it.
 	EnableCompression: true,
 }
 
