@@ -101,15 +101,19 @@ type Conn struct {
 	handleClose func(int, string) error
 
 	// closeRecvd is set once a close frame from the peer has been read.
-	// closeWait, made only when CloseGracefully has to wait for another
-	// goroutine's read, is closed then too.
-	closeRecvd  atomic.Bool
-	closeWaitMu sync.Mutex
-	closeWait   chan struct{}
-	closed      atomic.Bool
-	// closedCh, made only when a write has to wait for the message lock,
-	// is closed once writes are marked closed (writesClosed); both are
-	// guarded by closeWaitMu.
+	closeRecvd atomic.Bool
+	closed     atomic.Bool
+	// Under closeWaitMu, what waiters on other goroutines learn of the
+	// connection's end. closeWait, made only when CloseGracefully has to
+	// wait for another goroutine's read, is closed when the read side
+	// ends (readEnded, with readEndErr: the peer's close or a failure) or
+	// writes are marked closed; closedCh, made only when a write has to
+	// wait for the message lock, is closed when writes are
+	// (writesClosed).
+	closeWaitMu  sync.Mutex
+	closeWait    chan struct{}
+	readEnded    bool
+	readEndErr   error
 	closedCh     chan struct{}
 	writesClosed bool
 
@@ -252,6 +256,9 @@ func (c *Conn) markWriteClosed() {
 	if c.closedCh != nil {
 		close(c.closedCh)
 	}
+	if c.closeWait != nil && !c.readEnded {
+		close(c.closeWait)
+	}
 	c.closeWaitMu.Unlock()
 }
 
@@ -297,8 +304,8 @@ func (c *Conn) CloseGracefully(code int, text string, timeout time.Duration) err
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {
-	case <-c.closeReceived():
-		err = nil
+	case <-c.readEnd():
+		err = c.readEndError()
 	case <-t.C:
 		err = errCloseTimeout
 	}
@@ -306,27 +313,50 @@ func (c *Conn) CloseGracefully(code int, text string, timeout time.Duration) err
 	return err
 }
 
-// closeReceived returns a channel that is closed once the peer's close
-// frame has been read.
-func (c *Conn) closeReceived() <-chan struct{} {
+// readEnd returns a channel that is closed once the read side has ended
+// (the peer's close frame read, or the read failed) or the connection has
+// been closed.
+func (c *Conn) readEnd() <-chan struct{} {
 	c.closeWaitMu.Lock()
 	defer c.closeWaitMu.Unlock()
 	if c.closeWait == nil {
 		c.closeWait = make(chan struct{})
-		if c.closeRecvd.Load() {
+		if c.readEnded || c.writesClosed {
 			close(c.closeWait)
 		}
 	}
 	return c.closeWait
 }
 
-// markCloseReceived records that the peer's close frame has been read.
-func (c *Conn) markCloseReceived() {
+// readEndError returns what CloseGracefully reports once readEnd is
+// closed: nil when the peer's close frame arrived, else the read's error,
+// or net.ErrClosed when the connection was closed first.
+func (c *Conn) readEndError() error {
+	if c.closeRecvd.Load() {
+		return nil
+	}
 	c.closeWaitMu.Lock()
 	defer c.closeWaitMu.Unlock()
-	if !c.closeRecvd.Swap(true) && c.closeWait != nil {
-		close(c.closeWait)
+	if c.readEndErr != nil {
+		return c.readEndErr
 	}
+	return net.ErrClosed
+}
+
+// endRead makes err the permanent read error, and tells a CloseGracefully
+// waiting on another goroutine that the read side has ended. It returns
+// err.
+func (c *Conn) endRead(err error) error {
+	c.readErr = err
+	c.closeWaitMu.Lock()
+	if !c.readEnded {
+		c.readEnded, c.readEndErr = true, err
+		if c.closeWait != nil && !c.writesClosed {
+			close(c.closeWait)
+		}
+	}
+	c.closeWaitMu.Unlock()
+	return err
 }
 
 var errCloseTimeout = &netError{msg: "websocket: timed out waiting for the peer's close frame", timeout: true}

@@ -1161,3 +1161,74 @@ func TestConnConcurrentWritersDetected(t *testing.T) {
 	require.NoError(t, c.Close())
 	connHangGuard(t, func() { require.ErrorIs(t, <-waitErr, net.ErrClosed) })
 }
+
+// connHoldRead starts a goroutine reading c until it fails, and returns
+// once that goroutine holds the read lock (is blocked in the read), so
+// that CloseGracefully must wait for it rather than read itself.
+func connHoldRead(t *testing.T, c *Conn) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	connHangGuard(t, func() {
+		for c.readMu.TryLock() {
+			c.readMu.Unlock()
+			runtime.Gosched()
+		}
+	})
+	return done
+}
+
+// TestConnCloseGracefullyReadEnds checks that CloseGracefully, waiting for
+// another goroutine's read to see the peer's close, returns as soon as
+// that read ends otherwise (the peer gone) or the Conn is closed, instead
+// of waiting out its timeout. The previous code waited the whole timeout
+// (the soak in bench/ found it).
+func TestConnCloseGracefullyReadEnds(t *testing.T) {
+	t.Parallel()
+	const long = time.Hour // the guard, connWait, fails long before
+	t.Run("peer gone", func(t *testing.T) {
+		t.Parallel()
+		client, server := connPair(t, nil, nil)
+		readDone := connHoldRead(t, server)
+		closed := make(chan error, 1)
+		go func() { closed <- server.CloseGracefully(CloseGoingAway, "bye", long) }()
+		require.NoError(t, client.Close()) // never reads, never answers
+		connHangGuard(t, func() {
+			err := <-closed
+			require.Error(t, err)
+			require.NotErrorIs(t, err, errCloseTimeout)
+			require.Equal(t, <-readDone, err, "CloseGracefully reports what ended the read")
+		})
+	})
+	t.Run("Conn closed", func(t *testing.T) {
+		t.Parallel()
+		_, server := connPair(t, nil, nil)
+		readDone := connHoldRead(t, server)
+		closed := make(chan error, 1)
+		go func() { closed <- server.CloseGracefully(CloseGoingAway, "bye", long) }()
+		require.NoError(t, server.Close())
+		connHangGuard(t, func() {
+			err := <-closed
+			require.Error(t, err)
+			require.NotErrorIs(t, err, errCloseTimeout)
+			require.Error(t, <-readDone)
+		})
+	})
+	t.Run("peer answers", func(t *testing.T) {
+		t.Parallel()
+		client, server := connPair(t, nil, nil)
+		connHoldRead(t, server)
+		clientRead := connHoldRead(t, client) // answers the close
+		connHangGuard(t, func() {
+			require.NoError(t, server.CloseGracefully(CloseGoingAway, "bye", long))
+			require.True(t, IsCloseError(<-clientRead, CloseGoingAway))
+		})
+	})
+}

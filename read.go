@@ -308,14 +308,12 @@ func (c *Conn) handleControl(h *frameHeader) error {
 			err = c.handlePing(string(p))
 		}
 		if err != nil {
-			c.readErr = err
-			return err
+			return c.endRead(err)
 		}
 	case opPong:
 		if c.handlePong != nil {
 			if err := c.handlePong(string(p)); err != nil {
-				c.readErr = err
-				return err
+				return c.endRead(err)
 			}
 		}
 	case opClose:
@@ -323,7 +321,7 @@ func (c *Conn) handleControl(h *frameHeader) error {
 		if perr != nil {
 			return c.failProtocol(perr)
 		}
-		c.markCloseReceived()
+		c.closeRecvd.Store(true)
 		var err error = &CloseError{Code: code, Text: text}
 		var herr error
 		if c.handleClose == nil {
@@ -334,7 +332,7 @@ func (c *Conn) handleControl(h *frameHeader) error {
 		if herr != nil {
 			err = herr
 		}
-		c.readErr = err
+		c.endRead(err)
 		// The closing handshake is complete once both close frames have
 		// passed; the server then closes TCP first (RFC 6455 section
 		// 7.1.1) so that the client is spared the TIME_WAIT.
@@ -400,8 +398,7 @@ func (c *Conn) readFailed(err error) error {
 		err = errUnexpectedEOF
 		c.closeNet()
 	}
-	c.readErr = err
-	return err
+	return c.endRead(err)
 }
 
 // failProtocol fails the connection because the peer broke the protocol.
@@ -417,7 +414,7 @@ func (c *Conn) failProtocol(perr *ProtocolError) error {
 // with code and reason, best effort and bounded in time, closes the network
 // connection and makes err the permanent read error.
 func (c *Conn) fail(code int, reason string, err error) error {
-	c.readErr = err
+	c.endRead(err)
 	var payload [maxControlPayload]byte
 	payload[0], payload[1] = byte(code>>8), byte(code)
 	n := 2 + copy(payload[2:], reason)
