@@ -1232,3 +1232,63 @@ func TestConnCloseGracefullyReadEnds(t *testing.T) {
 		})
 	})
 }
+
+// connTimeoutConn is a net.Conn whose next write, once armed, fails with
+// a timeout after writing n bytes of what it was given.
+type connTimeoutConn struct {
+	utDiscardConn
+	mu    sync.Mutex
+	out   bytes.Buffer
+	armed bool
+	n     int
+}
+
+func (c *connTimeoutConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.armed {
+		c.armed = false
+		n := min(c.n, len(p))
+		c.out.Write(p[:n])
+		return n, &netError{msg: "i/o timeout", timeout: true}
+	}
+	return c.out.Write(p)
+}
+
+// TestConnControlTimeoutNotFatal checks that a control frame whose write
+// times out before any byte of it went out (a pong or a close reply on a
+// congested socket) leaves the connection writable, while one cut after
+// some bytes makes every later write fail: the peer has half a frame. The
+// previous code failed later writes in both cases (the soak in bench/
+// found it: pongs timing out broke writes far from their own deadline).
+func TestConnControlTimeoutNotFatal(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		written int
+		fatal   bool
+	}{{"nothing written", 0, false}, {"part written", 3, true}} {
+		for _, mt := range []int{PongMessage, PingMessage, CloseMessage} {
+			t.Run(fmt.Sprintf("%s/type %d", tc.name, mt), func(t *testing.T) {
+				t.Parallel()
+				nc := &connTimeoutConn{armed: true, n: tc.written}
+				c := newConn(nc, true, 0, 0, nil, nil)
+				err := c.WriteControl(mt, []byte("payload"), time.Now().Add(connWait))
+				var ne net.Error
+				require.ErrorAs(t, err, &ne)
+				require.True(t, ne.Timeout())
+				err = c.WriteMessage(TextMessage, []byte("after"))
+				if tc.fatal {
+					require.Error(t, err, "a write after half a frame")
+					return
+				}
+				require.NoError(t, err)
+				// What went out reads back as the one message.
+				rc := newConn(&utFuzzConn{data: nc.out.Bytes()}, false, 0, 0, nil, nil)
+				_, p, err := rc.ReadMessage()
+				require.NoError(t, err)
+				require.Equal(t, "after", string(p))
+			})
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -136,7 +137,18 @@ func (c *Conn) writeControl(messageType int, data []byte, deadline time.Time) er
 	if messageType == CloseMessage {
 		c.closeSent.Store(true)
 	}
-	if _, err := c.conn.Write(b); err != nil {
+	if n, err := c.conn.Write(b); err != nil {
+		var ne net.Error
+		if n == 0 && errors.As(err, &ne) && ne.Timeout() {
+			// Nothing went out (a pong or a close reply meeting a
+			// congested socket, say): the stream is intact, so this
+			// is not the connection's write error, and later frames
+			// may go. gorilla would fail every later write.
+			if messageType == CloseMessage {
+				c.closeSent.Store(false)
+			}
+			return err
+		}
 		return c.writeFailed(err)
 	}
 	return nil
