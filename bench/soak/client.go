@@ -368,6 +368,8 @@ func (cl *client) session(slot, gen uint32) {
 		}
 		return
 	}
+	// Several writers stream through NextWriter at once: see the server.
+	conn.EnableConcurrentWriters()
 	stats.dials.Add(1)
 	if gen == 0 {
 		stats.firstDials.Add(1)

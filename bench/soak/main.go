@@ -305,10 +305,10 @@ func report(cfg *config, ran, closing time.Duration, base, peak, end memSample) 
 	p("  ended by: %s", sessionEnds.String())
 	p("client errors by kind (mostly the planned drops' fallout): %s", clientErrs.String())
 	p("unexpected client errors (no planned drop explains them): %s", unexpectedErrs.String())
-	p("known issue: sessions lost to a 1 s control frame write that timed out (README.md): %d, by where it timed out: %s",
+	p("control frame write: sessions lost to a 1 s control frame write that timed out (README.md; 0 unless one was cut mid-write): %d, by where it timed out: %s",
 		stats.knownIssue.Load(), knownIssue.String())
 	p("server errors by kind: %s", serverErrs.String())
-	p("known issue: CloseGracefully calls still waiting more than 2 s after their connection's reader had ended: %d (longest %v)",
+	p("lingering close: CloseGracefully calls still waiting more than 2 s after their connection's reader had ended (README.md; should be 0): %d (longest %v)",
 		stats.lingeringClose.Load(), time.Duration(stats.maxLinger.Load()).Round(time.Second))
 	p("goroutines  start %d, peak %d, end %d (after settling; must be within 3 of start)", base.goroutines, peak.goroutines, end.goroutines)
 	p("heap        start  HeapInuse %s, HeapAlloc %s (after GC)", mib(base.heapInuse), mib(base.heapAlloc))

@@ -135,6 +135,11 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		stats.srvFailures.Add(1)
 		return
 	}
+	// The echo streams through NextWriter while the pusher writes from a
+	// goroutine of its own: declare it, or gorilla's rule (the next
+	// message closes a writer left open) could close an echo caught
+	// between two of its writes.
+	conn.EnableConcurrentWriters()
 	s.handlers.Add(1)
 	s.active.Add(1)
 	defer func() {
