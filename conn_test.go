@@ -1185,6 +1185,21 @@ func connHoldRead(t *testing.T, c *Conn) <-chan error {
 	return done
 }
 
+// connWaitCloseSent returns once c has sent its close frame, so that what
+// the test does next meets a CloseGracefully that is waiting.
+func connWaitCloseSent(t *testing.T, c *Conn) {
+	t.Helper()
+	connHangGuard(t, func() {
+		for !c.closeSent.Load() {
+			runtime.Gosched()
+		}
+		// closeSent is set before the write: the frame lock is held
+		// until the write is done.
+		c.frameLock <- struct{}{}
+		unlock(c.frameLock)
+	})
+}
+
 // TestConnCloseGracefullyReadEnds checks that CloseGracefully, waiting for
 // another goroutine's read to see the peer's close, returns as soon as
 // that read ends otherwise (the peer gone) or the Conn is closed, instead
@@ -1199,12 +1214,29 @@ func TestConnCloseGracefullyReadEnds(t *testing.T) {
 		readDone := connHoldRead(t, server)
 		closed := make(chan error, 1)
 		go func() { closed <- server.CloseGracefully(CloseGoingAway, "bye", long) }()
+		connWaitCloseSent(t, server)
 		require.NoError(t, client.Close()) // never reads, never answers
 		connHangGuard(t, func() {
 			err := <-closed
 			require.Error(t, err)
 			require.NotErrorIs(t, err, errCloseTimeout)
 			require.Equal(t, <-readDone, err, "CloseGracefully reports what ended the read")
+		})
+	})
+	t.Run("peer gone without a reset", func(t *testing.T) {
+		t.Parallel()
+		client, server := connPair(t, nil, nil)
+		readDone := connHoldRead(t, server)
+		closed := make(chan error, 1)
+		go func() { closed <- server.CloseGracefully(CloseGoingAway, "bye", long) }()
+		connWaitCloseSent(t, server)
+		// FIN without a close frame: the read ends with 1006, which
+		// CloseGracefully must report, not only that the Conn closed.
+		require.NoError(t, client.NetConn().(*net.TCPConn).CloseWrite())
+		connHangGuard(t, func() {
+			err := <-closed
+			require.True(t, IsCloseError(err, CloseAbnormalClosure), "%v", err)
+			require.Equal(t, <-readDone, err)
 		})
 	})
 	t.Run("Conn closed", func(t *testing.T) {

@@ -394,11 +394,17 @@ func (c *Conn) releaseReadBuf() {
 // A peer that went away without a close frame yields a *CloseError with
 // CloseAbnormalClosure, as with gorilla.
 func (c *Conn) readFailed(err error) error {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+	eof := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+	if eof {
 		err = errUnexpectedEOF
+	}
+	// The read error first: a CloseGracefully waiting on this read must
+	// learn how the read ended, not only that the Conn closed.
+	c.endRead(err)
+	if eof {
 		c.closeNet()
 	}
-	return c.endRead(err)
+	return err
 }
 
 // failProtocol fails the connection because the peer broke the protocol.
