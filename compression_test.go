@@ -1116,8 +1116,10 @@ func TestCompressClientAgainstReference(t *testing.T) {
 							// In three writes: below the write buffer a
 							// NextWriter message is one frame, above it
 							// compressed fragments.
-							w, err := c.NextWriter(m.typ)
-							if err != nil {
+							// err is the loop's: w.Close's error below
+							// must reach the check after the if.
+							var w io.WriteCloser
+							if w, err = c.NextWriter(m.typ); err != nil {
 								return err
 							}
 							third := len(m.data) / 3

@@ -203,5 +203,4 @@ var (
 	errBadWriteOpCode = errors.New("websocket: bad write message type")
 	errWriteClosed    = errors.New("websocket: write closed")
 	errInvalidControl = errors.New("websocket: invalid control frame")
-	errReaderClosed   = errors.New("websocket: reader used after the message ended")
 )

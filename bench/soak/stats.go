@@ -70,16 +70,6 @@ func (t *tally) add(key string) {
 	t.mu.Unlock()
 }
 
-func (t *tally) total() int64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var n int64
-	for _, v := range t.m {
-		n += v
-	}
-	return n
-}
-
 // String lists the entries, most frequent first.
 func (t *tally) String() string {
 	t.mu.Lock()
