@@ -1324,3 +1324,57 @@ func TestConnControlTimeoutNotFatal(t *testing.T) {
 		}
 	}
 }
+
+// TestConnFrameLockDeadline checks the one rule for waiting on the frame
+// lock: a frame waits for it at most until the deadline that bounds its
+// write (a control frame's own, the data deadline for data frames), and a
+// frame without a deadline waits as long as the write ahead of it takes.
+// A wait that times out sends nothing and breaks nothing. Before, data
+// frames waited for the frame lock with no limit whatever the data
+// deadline (this test hung).
+func TestConnFrameLockDeadline(t *testing.T) {
+	t.Parallel()
+	nc := &connBlockingConn{armed: true, blocked: make(chan struct{}), released: make(chan struct{})}
+	c := newConn(nc, true, 0, 1024, nil, nil)
+	c.EnableConcurrentWriters()
+	w, err := c.NextWriter(BinaryMessage)
+	require.NoError(t, err)
+
+	// A ping without a deadline whose write stalls: it holds the frame
+	// lock until the network takes it.
+	stalled := make(chan error, 1)
+	go func() { stalled <- c.WriteControl(PingMessage, []byte("stalled"), time.Time{}) }()
+	<-nc.blocked
+	queued := make(chan error, 1)
+	go func() { queued <- c.WriteControl(PingMessage, []byte("queued"), time.Time{}) }()
+
+	connHangGuard(t, func() {
+		require.NoError(t, c.SetWriteDeadline(time.Now().Add(50*time.Millisecond)))
+		_, err := w.Write(make([]byte, 3000)) // more than the buffer: a fragment must go
+		var ne net.Error
+		require.ErrorAs(t, err, &ne, "a data frame behind the stalled ping")
+		require.True(t, ne.Timeout())
+
+		err = c.WriteControl(PongMessage, []byte("bounded"), time.Now().Add(50*time.Millisecond))
+		require.ErrorAs(t, err, &ne, "a control frame behind the stalled ping")
+		require.True(t, ne.Timeout())
+	})
+	require.Error(t, w.Close(), "the message that could not send its fragment")
+	require.NoError(t, c.SetWriteDeadline(time.Time{}))
+
+	close(nc.released)
+	connHangGuard(t, func() {
+		require.NoError(t, <-stalled)
+		require.NoError(t, <-queued, "a frame without a deadline waits its turn")
+	})
+	require.NoError(t, c.WriteMessage(TextMessage, []byte("after")), "timed-out waits broke nothing")
+
+	// On the wire: the two pings (in either order), then the message.
+	rc := newConn(&utFuzzConn{data: nc.out.Bytes()}, false, 0, 0, nil, nil)
+	var pings []string
+	rc.SetPingHandler(func(s string) error { pings = append(pings, s); return nil })
+	_, p, err := rc.ReadMessage()
+	require.NoError(t, err)
+	require.Equal(t, "after", string(p))
+	require.ElementsMatch(t, []string{"stalled", "queued"}, pings)
+}

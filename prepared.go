@@ -78,15 +78,8 @@ func (c *Conn) WritePreparedMessage(pm *PreparedMessage) error {
 
 // writeRaw writes the bytes of whole frames prepared in advance.
 func (c *Conn) writeRaw(frame []byte) error {
-	if err := lock(c.frameLock, c.dataDeadline()); err != nil {
-		return err
-	}
-	defer unlock(c.frameLock)
-	if err := c.beginFrame(c.dataDeadline()); err != nil {
-		return err
-	}
-	if _, err := c.conn.Write(frame); err != nil {
-		return c.writeFailed(err)
-	}
-	return nil
+	return c.sendFrame(c.dataDeadline(), false, func() (int64, error) {
+		n, err := c.conn.Write(frame)
+		return int64(n), err
+	})
 }

@@ -22,7 +22,12 @@ import (
 //
 // Both are one-slot channels so that a wait can honour a deadline. The
 // connection state they protect (writeErr, closeSent, appliedDeadline) is
-// guarded by frameLock.
+// guarded by frameLock. msgLock is always taken before frameLock.
+//
+// Every frame goes onto the wire through sendFrame, under one rule for
+// deadlines: the deadline that bounds a frame's write (a control frame's
+// own, or the data deadline of SetWriteDeadline) also bounds the wait for
+// frameLock, and a zero one waits as long as the write itself may.
 
 // lock takes the one-slot semaphore l, waiting until deadline at the most
 // (zero: no limit).
@@ -79,11 +84,43 @@ func (c *Conn) beginFrame(deadline time.Time) error {
 	return nil
 }
 
-// writeFailed records a network write error: the peer may have received a
-// partial frame, so no further frame can be written.
-func (c *Conn) writeFailed(err error) error {
+// sendFrame is the one way onto the wire. It takes frameLock, waiting at
+// most until deadline; checks that a frame may still be written and
+// applies deadline to the network connection (beginFrame); and calls
+// write, which puts one frame (or a prepared message's) on the wire through
+// c.conn and returns how many bytes it wrote. A failed write breaks the
+// write side for good, since the peer may hold part of a frame: every
+// later write returns the same error. The exception is a control frame
+// whose write timed out before any byte went out (a pong meeting a
+// congested socket): the stream is intact and later frames may go, where
+// gorilla would fail them all.
+//
+// write runs with frameLock held; callers build and mask their bytes
+// before calling, so that the lock covers the system calls only.
+func (c *Conn) sendFrame(deadline time.Time, control bool, write func() (int64, error)) error {
+	if err := lock(c.frameLock, deadline); err != nil {
+		return err
+	}
+	defer unlock(c.frameLock)
+	if err := c.beginFrame(deadline); err != nil {
+		return err
+	}
+	n, err := write()
+	if err == nil {
+		return nil
+	}
+	if control && unsentTimeout(n, err) {
+		return err
+	}
 	c.writeErr = err
 	return err
+}
+
+// unsentTimeout reports whether a write that wrote n bytes and failed with
+// err timed out before sending anything.
+func unsentTimeout(n int64, err error) bool {
+	var ne net.Error
+	return n == 0 && errors.As(err, &ne) && ne.Timeout()
 }
 
 // newMaskKey returns a fresh masking key. RFC 6455 section 5.3 asks for
@@ -112,15 +149,8 @@ func (c *Conn) WriteControl(messageType int, data []byte, deadline time.Time) er
 }
 
 func (c *Conn) writeControl(messageType int, data []byte, deadline time.Time) error {
-	if err := lock(c.frameLock, deadline); err != nil {
-		return err
-	}
-	defer unlock(c.frameLock)
-	if err := c.beginFrame(deadline); err != nil {
-		return err
-	}
 	masked := !c.isServer
-	key := [4]byte{}
+	var key [4]byte
 	if masked {
 		key = newMaskKey()
 	}
@@ -134,24 +164,19 @@ func (c *Conn) writeControl(messageType int, data []byte, deadline time.Time) er
 	if masked {
 		maskBytes(key, 0, b[hl:])
 	}
-	if messageType == CloseMessage {
-		c.closeSent.Store(true)
-	}
-	if n, err := c.conn.Write(b); err != nil {
-		var ne net.Error
-		if n == 0 && errors.As(err, &ne) && ne.Timeout() {
-			// Nothing went out (a pong or a close reply meeting a
-			// congested socket, say): the stream is intact, so this
-			// is not the connection's write error, and later frames
-			// may go. gorilla would fail every later write.
-			if messageType == CloseMessage {
-				c.closeSent.Store(false)
-			}
-			return err
+	closing := messageType == CloseMessage
+	return c.sendFrame(deadline, true, func() (int64, error) {
+		// Sent before the write: a reader that sees the peer's answer
+		// must find it set.
+		if closing {
+			c.closeSent.Store(true)
 		}
-		return c.writeFailed(err)
-	}
-	return nil
+		n, err := c.conn.Write(b)
+		if closing && err != nil && unsentTimeout(int64(n), err) {
+			c.closeSent.Store(false)
+		}
+		return int64(n), err
+	})
 }
 
 // getWriteBuffer returns a buffer with maxFrameHeaderSize bytes of room
@@ -182,13 +207,6 @@ func (c *Conn) putWriteBuffer(wb *buffer) {
 // the payload in place on the client side, and handing header and payload
 // to the network in one write.
 func (c *Conn) writeFrame(buf []byte, n int, fin bool, opcode, rsv byte) error {
-	if err := lock(c.frameLock, time.Time{}); err != nil {
-		return err
-	}
-	defer unlock(c.frameLock)
-	if err := c.beginFrame(c.dataDeadline()); err != nil {
-		return err
-	}
 	masked := !c.isServer
 	var key [4]byte
 	if masked {
@@ -197,10 +215,11 @@ func (c *Conn) writeFrame(buf []byte, n int, fin bool, opcode, rsv byte) error {
 	}
 	start := maxFrameHeaderSize - headerSize(n, masked)
 	appendFrameHeader(buf[start:start], fin, rsv, opcode, n, masked, key)
-	if _, err := c.conn.Write(buf[start : maxFrameHeaderSize+n]); err != nil {
-		return c.writeFailed(err)
-	}
-	return nil
+	frame := buf[start : maxFrameHeaderSize+n]
+	return c.sendFrame(c.dataDeadline(), false, func() (int64, error) {
+		m, err := c.conn.Write(frame)
+		return int64(m), err
+	})
 }
 
 // vectoredWrite is the scratch space of a vectored write, pooled so that
@@ -217,24 +236,14 @@ var vectoredWrites = sync.Pool{New: func() any { return new(vectoredWrite) }}
 // large for the write buffer: header and payload go to one vectored write,
 // and p is not copied.
 func (c *Conn) writeDirect(fin bool, opcode, rsv byte, p []byte) error {
-	if err := lock(c.frameLock, time.Time{}); err != nil {
-		return err
-	}
-	defer unlock(c.frameLock)
-	if err := c.beginFrame(c.dataDeadline()); err != nil {
-		return err
-	}
 	v := vectoredWrites.Get().(*vectoredWrite)
 	v.bufs[0] = appendFrameHeader(v.hdr[:0], fin, rsv, opcode, len(p), false, [4]byte{})
 	v.bufs[1] = p
 	v.vec = v.bufs[:]
-	_, err := v.vec.WriteTo(c.conn)
+	err := c.sendFrame(c.dataDeadline(), false, func() (int64, error) { return v.vec.WriteTo(c.conn) })
 	v.bufs[1], v.vec = nil, nil // do not keep the caller's slice
 	vectoredWrites.Put(v)
-	if err != nil {
-		return c.writeFailed(err)
-	}
-	return nil
+	return err
 }
 
 // writeLarge writes one uncompressed frame whose payload p is larger than
@@ -258,27 +267,24 @@ func (c *Conn) writeLarge(fin bool, opcode byte, p []byte) error {
 // the write buffer: the header and the payload, masked chunk by chunk
 // through buf, in as few writes as the buffer allows. p is not modified.
 func (c *Conn) writeMaskedLarge(buf []byte, fin bool, opcode, rsv byte, p []byte) error {
-	if err := lock(c.frameLock, time.Time{}); err != nil {
-		return err
-	}
-	defer unlock(c.frameLock)
-	if err := c.beginFrame(c.dataDeadline()); err != nil {
-		return err
-	}
 	key := newMaskKey()
-	b := appendFrameHeader(buf[:0], fin, rsv, opcode, len(p), true, key)
-	pos := 0
-	for len(p) > 0 {
-		n := copy(buf[len(b):cap(buf)], p)
-		chunk := buf[len(b) : len(b)+n]
-		pos = maskBytes(key, pos, chunk)
-		if _, err := c.conn.Write(buf[:len(b)+n]); err != nil {
-			return c.writeFailed(err)
+	hdr := appendFrameHeader(buf[:0], fin, rsv, opcode, len(p), true, key)
+	return c.sendFrame(c.dataDeadline(), false, func() (int64, error) {
+		var total int64
+		b, rest, pos := hdr, p, 0
+		for len(rest) > 0 {
+			n := copy(buf[len(b):cap(buf)], rest)
+			pos = maskBytes(key, pos, buf[len(b):len(b)+n])
+			m, err := c.conn.Write(buf[:len(b)+n])
+			total += int64(m)
+			if err != nil {
+				return total, err
+			}
+			rest = rest[n:]
+			b = buf[:0]
 		}
-		p = p[n:]
-		b = buf[:0]
-	}
-	return nil
+		return total, nil
+	})
 }
 
 // WriteMessage is a helper method for getting a writer using NextWriter,
