@@ -119,7 +119,6 @@ func (o *CompressionOptions) validate() error {
 // enableCompression sets c up for the negotiated parameters p, as the
 // server (isServer) or the client.
 func (c *Conn) enableCompression(p pmdParams, o *CompressionOptions) {
-	c.compressionNegotiated = true
 	c.writeCompress.Store(true)
 	c.compressThreshold = o.Threshold
 	if c.compressThreshold == 0 {
@@ -168,7 +167,7 @@ func (c *Conn) SetCompressionLevel(level int) error {
 
 // compressing reports whether the next message would be compressed.
 func (c *Conn) compressing() bool {
-	return c.compressionNegotiated && c.writeCompress.Load()
+	return c.deflate != nil && c.writeCompress.Load()
 }
 
 // compresses reports whether a whole message of n bytes is compressed.

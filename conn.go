@@ -37,20 +37,32 @@ type BufferPool interface {
 // NextWriter follows gorilla's rule (the next message closes a writer left
 // open) unless EnableConcurrentWriters was called or the Conn has seen
 // concurrent writes; see the package documentation. Close and
-// CloseGracefully may also be called
-// concurrently with everything else. The read methods (NextReader,
-// ReadMessage, ReadJSON, SetReadDeadline, SetReadLimit and the handler
-// setters) must be called by one goroutine at a time, as with gorilla.
+// CloseGracefully may also be called concurrently with everything else.
+// The read methods (NextReader, ReadMessage, ReadJSON, SetReadDeadline,
+// SetReadLimit and the handler setters) must be called by one goroutine
+// at a time, as with gorilla.
+//
+// Inside, locks are taken in this order only: readMu before frameLock (the
+// reader answers pings and closes), msgLock before frameLock (a message's
+// frames), msgLock before the compressor's own lock; closeWaitMu is taken
+// last and alone. The library starts no goroutine per connection: the only
+// ones are the compressor's idle timer (a time.AfterFunc that runs for a
+// moment a second or two after the last compressed message, to drop the
+// match index, and that Close stops) and, while DialContext runs, a
+// context.AfterFunc that ends a canceled handshake (stopped before
+// DialContext returns).
 type Conn struct {
+	// Set by the handshake, then read-only.
 	conn        net.Conn
 	isServer    bool
 	subprotocol string
+	extensions  string // the 101's Sec-WebSocket-Extensions, or ""
 
 	// Write side. msgLock (a one-slot semaphore, so that waits can time
 	// out) is held for a whole data message: by WriteMessage,
-	// WritePreparedMessage and by a NextWriter until its Close. frameMu is
-	// held for each frame put on the wire, so a control frame can go out
-	// between two fragments of a streamed message.
+	// WritePreparedMessage and by a NextWriter until its Close. frameLock
+	// is held for each frame put on the wire (sendFrame), so a control
+	// frame can go out between two fragments of a streamed message.
 	msgLock       chan struct{}
 	writeBufSize  int
 	writePool     BufferPool
@@ -62,11 +74,19 @@ type Conn struct {
 	appliedDeadline time.Time   // deadline last set on conn; guarded by frameLock
 
 	// writer is reused by NextWriter; guarded by msgLock and its own
-	// state (see messageWriter).
-	writer messageWriter
-	// concurrentWriters: gorilla's rule that a new message closes an
-	// idle writer no longer applies (see closeIdleWriter).
+	// state (see messageWriter). concurrentWriters: gorilla's rule that
+	// a new message closes an idle writer no longer applies (see
+	// closeIdleWriter).
+	writer            messageWriter
 	concurrentWriters atomic.Bool
+
+	// Write-side compression, when negotiated: deflate is guarded by
+	// msgLock; the settings the application changes at any time are
+	// atomic.
+	deflate           *deflater
+	writeCompress     atomic.Bool
+	compressionLevel  atomic.Int32
+	compressThreshold int // messages shorter than this go uncompressed
 
 	// Read side, owned by the single reading goroutine; readMu makes a
 	// second reader (CloseGracefully's drain) wait its turn.
@@ -77,6 +97,7 @@ type Conn struct {
 	readBufSize int
 	readErr     error
 	readLimit   int64
+	idle        *idleReader // buffer-free waits; nil where unsupported
 
 	// The frame being read.
 	frameLeft  int64 // payload bytes of the current data frame not yet read
@@ -93,41 +114,34 @@ type Conn struct {
 	readers    [2]messageReader
 	readerSlot uint8 // which of readers the next message gets
 
-	idle *idleReader // buffer-free waits; nil where unsupported
+	// Read-side compression, owned by the reader like the rest: inflate
+	// is non-nil exactly when compression was negotiated.
+	inflate       *inflateState
+	msgCompressed bool // the message being read has RSV1
 
-	// The application's handlers; nil means the default one.
+	// The application's handlers; nil means the default one. Set by the
+	// reading goroutine, as with gorilla.
 	handlePing  func(string) error
 	handlePong  func(string) error
 	handleClose func(int, string) error
 
-	// closeRecvd is set once a close frame from the peer has been read.
-	closeRecvd atomic.Bool
-	closed     atomic.Bool
+	// Closing (close.go). closeRecvd is set once the peer's close frame
+	// has been read; closed once the network connection is closed.
 	// Under closeWaitMu, what waiters on other goroutines learn of the
-	// connection's end. closeWait, made only when CloseGracefully has to
+	// connection's end: closeWait, made only when CloseGracefully has to
 	// wait for another goroutine's read, is closed when the read side
 	// ends (readEnded, with readEndErr: the peer's close or a failure) or
 	// writes are marked closed; closedCh, made only when a write has to
 	// wait for the message lock, is closed when writes are
 	// (writesClosed).
+	closeRecvd   atomic.Bool
+	closed       atomic.Bool
 	closeWaitMu  sync.Mutex
 	closeWait    chan struct{}
 	readEnded    bool
 	readEndErr   error
 	closedCh     chan struct{}
 	writesClosed bool
-
-	compressionNegotiated bool
-	inflate               *inflateState // when compression was negotiated
-	msgCompressed         bool          // the message being read has RSV1
-	writeCompress         atomic.Bool
-	compressionLevel      atomic.Int32
-	compressThreshold     int       // messages shorter than this go uncompressed
-	deflate               *deflater // when compression was negotiated; guarded by msgLock
-
-	// extensions is the Sec-WebSocket-Extensions value of the 101
-	// response, or "" when no extension was negotiated; for Extensions.
-	extensions string
 }
 
 // newConn wraps netConn, whose handshake is done, in a Conn. pending holds
@@ -210,157 +224,6 @@ func (c *Conn) UnderlyingConn() net.Conn { return c.conn }
 // from or writing to it directly corrupts the WebSocket stream.
 func (c *Conn) NetConn() net.Conn { return c.conn }
 
-// Close closes the underlying network connection without sending or waiting
-// for a close message. It is safe to call concurrently with any method and
-// more than once; calls after the first, and calls after the library closed
-// the connection itself (having failed it, or completed the closing
-// handshake as the server), return nil.
-func (c *Conn) Close() error {
-	if c.closed.Swap(true) {
-		return nil
-	}
-	err := c.conn.Close()
-	c.markWriteClosed()
-	if c.deflate != nil {
-		c.deflate.close()
-	}
-	return err
-}
-
-// closedChan returns a channel that is closed once the network connection
-// is closed and writes fail.
-func (c *Conn) closedChan() <-chan struct{} {
-	c.closeWaitMu.Lock()
-	defer c.closeWaitMu.Unlock()
-	if c.closedCh == nil {
-		c.closedCh = make(chan struct{})
-		if c.writesClosed {
-			close(c.closedCh)
-		}
-	}
-	return c.closedCh
-}
-
-// markWriteClosed makes further writes fail with net.ErrClosed. The
-// network connection must be closed first: a writer blocked in a write to
-// a peer that stopped reading holds frameLock until the close ends that
-// write.
-func (c *Conn) markWriteClosed() {
-	c.frameLock <- struct{}{}
-	if c.writeErr == nil {
-		c.writeErr = net.ErrClosed
-	}
-	unlock(c.frameLock)
-	c.closeWaitMu.Lock()
-	c.writesClosed = true
-	if c.closedCh != nil {
-		close(c.closedCh)
-	}
-	if c.closeWait != nil && !c.readEnded {
-		close(c.closeWait)
-	}
-	c.closeWaitMu.Unlock()
-}
-
-// CloseGracefully performs the closing handshake: it sends a close frame
-// with code and text, waits at most timeout for the peer's close frame, and
-// then closes the network connection. Data messages that arrive meanwhile
-// are discarded. If another goroutine is blocked in a read method, that
-// goroutine keeps reading and CloseGracefully waits for it to see the
-// peer's close. The returned error is nil when the peer answered in time.
-func (c *Conn) CloseGracefully(code int, text string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	err := c.WriteControl(CloseMessage, FormatCloseMessage(code, text), deadline)
-	if err != nil && !errors.Is(err, ErrCloseSent) {
-		c.Close()
-		if c.closeSent.Load() && c.closeRecvd.Load() {
-			// The handshake completed before this call, and a server
-			// Conn closed the network connection then; that is the
-			// error WriteControl met.
-			return nil
-		}
-		return err
-	}
-	if c.readMu.TryLock() {
-		// Nobody else reads: drain until the peer's close arrives. A
-		// reader that comes later waits for the drain and then sees
-		// its outcome.
-		c.conn.SetReadDeadline(deadline)
-		for c.readErr == nil {
-			c.nextReader()
-		}
-		readErr := c.readErr
-		c.readMu.Unlock()
-		err = nil
-		if !c.closeRecvd.Load() {
-			// The drain ended without the peer's close: the deadline
-			// passed, or the peer went away (a *CloseError with
-			// CloseAbnormalClosure).
-			err = readErr
-		}
-		c.Close()
-		return err
-	}
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	select {
-	case <-c.readEnd():
-		err = c.readEndError()
-	case <-t.C:
-		err = errCloseTimeout
-	}
-	c.Close()
-	return err
-}
-
-// readEnd returns a channel that is closed once the read side has ended
-// (the peer's close frame read, or the read failed) or the connection has
-// been closed.
-func (c *Conn) readEnd() <-chan struct{} {
-	c.closeWaitMu.Lock()
-	defer c.closeWaitMu.Unlock()
-	if c.closeWait == nil {
-		c.closeWait = make(chan struct{})
-		if c.readEnded || c.writesClosed {
-			close(c.closeWait)
-		}
-	}
-	return c.closeWait
-}
-
-// readEndError returns what CloseGracefully reports once readEnd is
-// closed: nil when the peer's close frame arrived, else the read's error,
-// or net.ErrClosed when the connection was closed first.
-func (c *Conn) readEndError() error {
-	if c.closeRecvd.Load() {
-		return nil
-	}
-	c.closeWaitMu.Lock()
-	defer c.closeWaitMu.Unlock()
-	if c.readEndErr != nil {
-		return c.readEndErr
-	}
-	return net.ErrClosed
-}
-
-// endRead makes err the permanent read error, and tells a CloseGracefully
-// waiting on another goroutine that the read side has ended. It returns
-// err.
-func (c *Conn) endRead(err error) error {
-	c.readErr = err
-	c.closeWaitMu.Lock()
-	if !c.readEnded {
-		c.readEnded, c.readEndErr = true, err
-		if c.closeWait != nil && !c.writesClosed {
-			close(c.closeWait)
-		}
-	}
-	c.closeWaitMu.Unlock()
-	return err
-}
-
-var errCloseTimeout = &netError{msg: "websocket: timed out waiting for the peer's close frame", timeout: true}
-
 // SetWriteDeadline sets the write deadline on the underlying network
 // connection for data messages. After a write has timed out, the websocket
 // state is corrupt and all future writes will return an error. A zero value
@@ -415,12 +278,6 @@ func (c *Conn) CloseHandler() func(code int, text string) error {
 // back to the peer.
 func (c *Conn) SetCloseHandler(h func(code int, text string) error) {
 	c.handleClose = h
-}
-
-func (c *Conn) defaultCloseHandler(code int, text string) error {
-	msg := FormatCloseMessage(code, "")
-	c.WriteControl(CloseMessage, msg, time.Now().Add(closeWriteWait))
-	return nil
 }
 
 // PingHandler returns the current ping handler.

@@ -29,7 +29,6 @@ func infPair(t *testing.T, takeover bool) (*Conn, net.Conn) {
 	srv, err := ln.Accept()
 	require.NoError(t, err)
 	c := newConn(srv, true, 0, 0, nil, nil)
-	c.compressionNegotiated = true
 	c.inflate = newInflateState(c, takeover, 15)
 	t.Cleanup(func() { c.Close(); raw.Close() })
 	return c, raw

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"math"
-	"time"
 )
 
 // messageReader is the io.Reader NextReader returns. A Conn owns two and
@@ -279,7 +278,7 @@ func (c *Conn) nextDataFrame() error {
 // allowedRSV returns the RSV bits a received frame may carry: none unless
 // an extension that defines them was negotiated.
 func (c *Conn) allowedRSV() byte {
-	if c.compressionNegotiated {
+	if c.inflate != nil {
 		return rsv1Bit
 	}
 	return 0
@@ -317,29 +316,7 @@ func (c *Conn) handleControl(h *frameHeader) error {
 			}
 		}
 	case opClose:
-		code, text, perr := parseClosePayload(p)
-		if perr != nil {
-			return c.failProtocol(perr)
-		}
-		c.closeRecvd.Store(true)
-		var err error = &CloseError{Code: code, Text: text}
-		var herr error
-		if c.handleClose == nil {
-			herr = c.defaultCloseHandler(code, text)
-		} else {
-			herr = c.handleClose(code, text)
-		}
-		if herr != nil {
-			err = herr
-		}
-		c.endRead(err)
-		// The closing handshake is complete once both close frames have
-		// passed; the server then closes TCP first (RFC 6455 section
-		// 7.1.1) so that the client is spared the TIME_WAIT.
-		if c.isServer && c.closeSent.Load() {
-			c.closeNet()
-		}
-		return err
+		return c.receiveClose(p)
 	}
 	return nil
 }
@@ -405,36 +382,6 @@ func (c *Conn) readFailed(err error) error {
 		c.closeNet()
 	}
 	return err
-}
-
-// failProtocol fails the connection because the peer broke the protocol.
-func (c *Conn) failProtocol(perr *ProtocolError) error {
-	reason := perr.Reason
-	if len(reason) > maxControlPayload-2 {
-		reason = reason[:maxControlPayload-2]
-	}
-	return c.fail(perr.Code, reason, perr)
-}
-
-// fail fails the connection (RFC 6455 section 7.1.7): it sends a close frame
-// with code and reason, best effort and bounded in time, closes the network
-// connection and makes err the permanent read error.
-func (c *Conn) fail(code int, reason string, err error) error {
-	c.endRead(err)
-	var payload [maxControlPayload]byte
-	payload[0], payload[1] = byte(code>>8), byte(code)
-	n := 2 + copy(payload[2:], reason)
-	c.writeControl(CloseMessage, payload[:n], time.Now().Add(closeWriteWait))
-	c.closeNet()
-	return err
-}
-
-// closeNet closes the network connection on the library's own account.
-func (c *Conn) closeNet() {
-	if !c.closed.Swap(true) {
-		c.conn.Close()
-		c.markWriteClosed()
-	}
 }
 
 // ReadMessage is a helper method for getting a reader using NextReader and
