@@ -179,55 +179,71 @@ func socks5Connect(conn net.Conn, user *url.Userinfo, addr string) (net.Conn, er
 	if err != nil {
 		return nil, fmt.Errorf("websocket: bad port in %q", addr)
 	}
+	if err := socks5Authenticate(conn, user); err != nil {
+		return nil, err
+	}
+	if err := socks5Request(conn, host, uint16(port)); err != nil {
+		return nil, err
+	}
+	return conn, nil
+}
 
+// socks5Authenticate runs the method negotiation and, when the proxy asks
+// for it, the user name and password exchange (RFC 1929).
+func socks5Authenticate(conn net.Conn, user *url.Userinfo) error {
 	var username, password string
 	if user != nil {
 		username = user.Username()
 		password, _ = user.Password()
 		if len(username) == 0 || len(username) > 255 || len(password) > 255 {
-			return nil, errors.New("websocket: SOCKS5 user name or password is empty or too long")
+			return errors.New("websocket: SOCKS5 user name or password is empty or too long")
 		}
 	}
-
-	buf := make([]byte, 0, 6+255)
+	buf := make([]byte, 0, 3+255+255)
 	buf = append(buf, socks5Version, 1, socks5AuthNone)
 	if user != nil {
 		buf = append(buf[:1], 2, socks5AuthNone, socks5AuthPassword)
 	}
 	if _, err := conn.Write(buf); err != nil {
-		return nil, err
+		return err
 	}
-	var reply [4]byte
-	if _, err := io.ReadFull(conn, reply[:2]); err != nil {
-		return nil, err
+	var reply [2]byte
+	if _, err := io.ReadFull(conn, reply[:]); err != nil {
+		return err
 	}
 	if reply[0] != socks5Version {
-		return nil, fmt.Errorf("%w: SOCKS version %d in reply", errProxyRefused, reply[0])
+		return fmt.Errorf("%w: SOCKS version %d in reply", errProxyRefused, reply[0])
 	}
 	switch reply[1] {
 	case socks5AuthNone:
+		return nil
 	case socks5AuthPassword:
 		if user == nil {
-			return nil, fmt.Errorf("%w: SOCKS5 proxy asked for a password that the proxy URL does not have", errProxyRefused)
+			return fmt.Errorf("%w: SOCKS5 proxy asked for a password that the proxy URL does not have", errProxyRefused)
 		}
 		buf = append(buf[:0], socks5PasswordVer, byte(len(username)))
 		buf = append(buf, username...)
 		buf = append(buf, byte(len(password)))
 		buf = append(buf, password...)
 		if _, err := conn.Write(buf); err != nil {
-			return nil, err
+			return err
 		}
-		if _, err := io.ReadFull(conn, reply[:2]); err != nil {
-			return nil, err
+		if _, err := io.ReadFull(conn, reply[:]); err != nil {
+			return err
 		}
 		if reply[1] != socks5PasswordOK {
-			return nil, fmt.Errorf("%w: SOCKS5 user name and password rejected", errProxyRefused)
+			return fmt.Errorf("%w: SOCKS5 user name and password rejected", errProxyRefused)
 		}
-	default:
-		return nil, fmt.Errorf("%w: no SOCKS5 authentication method acceptable", errProxyRefused)
+		return nil
 	}
+	return fmt.Errorf("%w: no SOCKS5 authentication method acceptable", errProxyRefused)
+}
 
-	buf = append(buf[:0], socks5Version, socks5CmdConnect, 0)
+// socks5Request sends the CONNECT request for host:port and reads the
+// reply, skipping the bound address it carries.
+func socks5Request(conn net.Conn, host string, port uint16) error {
+	buf := make([]byte, 0, 6+255)
+	buf = append(buf, socks5Version, socks5CmdConnect, 0)
 	if ip := net.ParseIP(host); ip != nil {
 		if ip4 := ip.To4(); ip4 != nil {
 			buf = append(buf, socks5AddrIPv4)
@@ -238,28 +254,29 @@ func socks5Connect(conn net.Conn, user *url.Userinfo, addr string) (net.Conn, er
 		}
 	} else {
 		if len(host) > 255 {
-			return nil, fmt.Errorf("websocket: host name too long for SOCKS5: %q", host)
+			return fmt.Errorf("websocket: host name too long for SOCKS5: %q", host)
 		}
 		buf = append(buf, socks5AddrDomain, byte(len(host)))
 		buf = append(buf, host...)
 	}
-	buf = binary.BigEndian.AppendUint16(buf, uint16(port))
+	buf = binary.BigEndian.AppendUint16(buf, port)
 	if _, err := conn.Write(buf); err != nil {
-		return nil, err
+		return err
 	}
 
-	if _, err := io.ReadFull(conn, reply[:4]); err != nil {
-		return nil, err
+	var reply [4]byte
+	if _, err := io.ReadFull(conn, reply[:]); err != nil {
+		return err
 	}
 	if reply[0] != socks5Version {
-		return nil, fmt.Errorf("%w: SOCKS version %d in reply", errProxyRefused, reply[0])
+		return fmt.Errorf("%w: SOCKS version %d in reply", errProxyRefused, reply[0])
 	}
 	if reply[1] != socks5ReplySucceeded {
 		text := socks5ReplyText[reply[1]]
 		if text == "" {
 			text = "reply code " + strconv.Itoa(int(reply[1]))
 		}
-		return nil, fmt.Errorf("%w: SOCKS5: %s", errProxyRefused, text)
+		return fmt.Errorf("%w: SOCKS5: %s", errProxyRefused, text)
 	}
 	// Skip the bound address, which a client has no use for.
 	var skip int
@@ -270,14 +287,12 @@ func socks5Connect(conn net.Conn, user *url.Userinfo, addr string) (net.Conn, er
 		skip = net.IPv6len + 2
 	case socks5AddrDomain:
 		if _, err := io.ReadFull(conn, reply[:1]); err != nil {
-			return nil, err
+			return err
 		}
 		skip = int(reply[0]) + 2
 	default:
-		return nil, fmt.Errorf("%w: SOCKS5 reply has address type %d", errProxyRefused, reply[3])
+		return fmt.Errorf("%w: SOCKS5 reply has address type %d", errProxyRefused, reply[3])
 	}
-	if _, err := io.CopyN(io.Discard, conn, int64(skip)); err != nil {
-		return nil, err
-	}
-	return conn, nil
+	_, err := io.CopyN(io.Discard, conn, int64(skip))
+	return err
 }

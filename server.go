@@ -159,6 +159,53 @@ func isValidFieldName(k string) bool {
 	return true
 }
 
+// checkRequest checks that r is a WebSocket opening handshake this
+// Upgrader accepts (RFC 6455 section 4.2.1) and that responseHeader is
+// usable; when it is not, it returns the HTTP status to answer with and
+// the reason, else status 0.
+func (u *Upgrader) checkRequest(r *http.Request, responseHeader http.Header) (status int, reason string) {
+	const notWebSocket = "websocket: the client is not using the websocket protocol: "
+
+	if r.Method != http.MethodGet {
+		return http.StatusMethodNotAllowed, notWebSocket + "request method is not GET"
+	}
+	if !r.ProtoAtLeast(1, 1) {
+		return http.StatusBadRequest, notWebSocket + "HTTP/1.1 or later required"
+	}
+	if !headerListContainsToken(r.Header, "Connection", "upgrade") {
+		return http.StatusBadRequest, notWebSocket + "'upgrade' token not found in 'Connection' header"
+	}
+	if !headerListContainsToken(r.Header, "Upgrade", "websocket") {
+		return http.StatusBadRequest, notWebSocket + "'websocket' token not found in 'Upgrade' header"
+	}
+	// RFC 6455 section 11.3.1 and 11.3.5: Sec-WebSocket-Key and
+	// Sec-WebSocket-Version must not appear more than once in a request
+	// (a comma makes a list, which counts as several).
+	if isRepeatedField(r.Header, "Sec-Websocket-Version") {
+		return http.StatusBadRequest, "websocket: not a websocket handshake: 'Sec-WebSocket-Version' header appears more than once"
+	}
+	if !headerListContainsToken(r.Header, "Sec-Websocket-Version", "13") {
+		return http.StatusUpgradeRequired, "websocket: unsupported version: 13 not found in 'Sec-Websocket-Version' header"
+	}
+	if headerHasField(responseHeader, "Sec-Websocket-Extensions") {
+		return http.StatusInternalServerError, "websocket: application specific 'Sec-WebSocket-Extensions' headers are unsupported"
+	}
+	checkOrigin := u.CheckOrigin
+	if checkOrigin == nil {
+		checkOrigin = checkSameOrigin
+	}
+	if !checkOrigin(r) {
+		return http.StatusForbidden, "websocket: request origin not allowed by Upgrader.CheckOrigin"
+	}
+	if isRepeatedField(r.Header, "Sec-Websocket-Key") {
+		return http.StatusBadRequest, "websocket: not a websocket handshake: 'Sec-WebSocket-Key' header appears more than once"
+	}
+	if !isValidChallengeKey(r.Header.Get("Sec-Websocket-Key")) {
+		return http.StatusBadRequest, "websocket: not a websocket handshake: 'Sec-WebSocket-Key' header must be Base64 encoded value of 16-byte in length"
+	}
+	return 0, ""
+}
+
 // Upgrade upgrades the HTTP server connection to the WebSocket protocol.
 //
 // responseHeader is added to the 101 response; use it for cookies
@@ -178,47 +225,10 @@ func isValidFieldName(k string) bool {
 // Bytes the client sent behind its request (frames pipelined before the
 // 101 arrived) are kept and are the first the returned Conn reads.
 func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeader http.Header) (*Conn, error) {
-	const notWebSocket = "websocket: the client is not using the websocket protocol: "
-
-	if r.Method != http.MethodGet {
-		return u.fail(w, r, http.StatusMethodNotAllowed, notWebSocket+"request method is not GET")
-	}
-	if !r.ProtoAtLeast(1, 1) {
-		return u.fail(w, r, http.StatusBadRequest, notWebSocket+"HTTP/1.1 or later required")
-	}
-	if !headerListContainsToken(r.Header, "Connection", "upgrade") {
-		return u.fail(w, r, http.StatusBadRequest, notWebSocket+"'upgrade' token not found in 'Connection' header")
-	}
-	if !headerListContainsToken(r.Header, "Upgrade", "websocket") {
-		return u.fail(w, r, http.StatusBadRequest, notWebSocket+"'websocket' token not found in 'Upgrade' header")
-	}
-	// RFC 6455 section 11.3.1 and 11.3.5: Sec-WebSocket-Key and
-	// Sec-WebSocket-Version must not appear more than once in a request
-	// (a comma makes a list, which counts as several).
-	if isRepeatedField(r.Header, "Sec-Websocket-Version") {
-		return u.fail(w, r, http.StatusBadRequest, "websocket: not a websocket handshake: 'Sec-WebSocket-Version' header appears more than once")
-	}
-	if !headerListContainsToken(r.Header, "Sec-Websocket-Version", "13") {
-		return u.fail(w, r, http.StatusUpgradeRequired, "websocket: unsupported version: 13 not found in 'Sec-Websocket-Version' header")
-	}
-	if headerHasField(responseHeader, "Sec-Websocket-Extensions") {
-		return u.fail(w, r, http.StatusInternalServerError, "websocket: application specific 'Sec-WebSocket-Extensions' headers are unsupported")
-	}
-	checkOrigin := u.CheckOrigin
-	if checkOrigin == nil {
-		checkOrigin = checkSameOrigin
-	}
-	if !checkOrigin(r) {
-		return u.fail(w, r, http.StatusForbidden, "websocket: request origin not allowed by Upgrader.CheckOrigin")
-	}
-	if isRepeatedField(r.Header, "Sec-Websocket-Key") {
-		return u.fail(w, r, http.StatusBadRequest, "websocket: not a websocket handshake: 'Sec-WebSocket-Key' header appears more than once")
+	if status, reason := u.checkRequest(r, responseHeader); status != 0 {
+		return u.fail(w, r, status, reason)
 	}
 	challengeKey := r.Header.Get("Sec-Websocket-Key")
-	if !isValidChallengeKey(challengeKey) {
-		return u.fail(w, r, http.StatusBadRequest, "websocket: not a websocket handshake: 'Sec-WebSocket-Key' header must be Base64 encoded value of 16-byte in length")
-	}
-
 	subprotocol := u.selectSubprotocol(r, responseHeader)
 
 	var (
