@@ -58,10 +58,6 @@ const (
 	// (RFC 6455 section 7.1.5: "no status code present").
 	abNoCode = 1005
 
-	// abIOWait bounds every socket read and write of the scripted peer,
-	// and so how long a case can hang on a peer that does not answer.
-	abIOWait = 20 * time.Second
-
 	// abQuietWait is how long a fail-fast case listens for an early close
 	// frame where no event can prove that the peer under test has read
 	// what was sent. It can only let a bad peer pass, never fail a good
@@ -818,7 +814,7 @@ const abRSV1 byte = 0x40
 // be masked and one from a client must be.
 func (p *abPeer) readFrame() (fin bool, rsv, op byte, payload []byte, err error) {
 	var hdr [8]byte
-	p.conn.SetReadDeadline(time.Now().Add(abIOWait))
+	p.conn.SetReadDeadline(time.Now().Add(testWait))
 	if _, err := io.ReadFull(p.br, hdr[:2]); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
 			err = errABClosed
@@ -855,7 +851,7 @@ func (p *abPeer) readFrame() (fin bool, rsv, op byte, payload []byte, err error)
 	payload = make([]byte, n)
 	for off := 0; off < len(payload); {
 		// The deadline is for progress: big frames take longer.
-		p.conn.SetReadDeadline(time.Now().Add(abIOWait))
+		p.conn.SetReadDeadline(time.Now().Add(testWait))
 		k, err := io.ReadFull(p.br, payload[off:min(len(payload), off+1<<20)])
 		off += k
 		if err != nil {
@@ -954,7 +950,7 @@ func (p *abPeer) write(b []byte, chop int) {
 	}
 	for len(b) > 0 && p.writeErr == nil {
 		n := min(chop, len(b))
-		p.conn.SetWriteDeadline(time.Now().Add(abIOWait))
+		p.conn.SetWriteDeadline(time.Now().Add(testWait))
 		if _, err := p.conn.Write(b[:n]); err != nil {
 			p.writeErr = err
 			p.t.Logf("write failed (the peer under test may have failed the connection): %v", err)
@@ -1155,7 +1151,7 @@ func abCheckEnd(t *testing.T, end abEnd, nc net.Conn, errc <-chan error) {
 	var err error
 	select {
 	case err = <-errc:
-	case <-time.After(abIOWait):
+	case <-time.After(testWait):
 		t.Fatal("the echo loop under test did not end")
 	}
 	if t.Failed() {

@@ -26,7 +26,7 @@ func abRunClientCase(t *testing.T, c abCase) {
 
 	errc := make(chan error, 1)
 	go func() {
-		d := Dialer{HandshakeTimeout: abIOWait}
+		d := Dialer{HandshakeTimeout: testWait}
 		conn, _, err := d.Dial("ws://"+ln.Addr().String()+"/runCase", nil)
 		if err != nil {
 			errc <- err
@@ -38,7 +38,7 @@ func abRunClientCase(t *testing.T, c abCase) {
 		errc <- abEchoLoop(conn)
 	}()
 
-	ln.(*net.TCPListener).SetDeadline(time.Now().Add(abIOWait))
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(testWait))
 	nc, err := ln.Accept()
 	require.NoError(t, err)
 	br := abServerHandshake(t, nc)
@@ -63,7 +63,7 @@ func abServerHandshake(t *testing.T, nc net.Conn) *bufio.Reader {
 // request, the Sec-WebSocket-Extensions response ("" for none).
 func abServerHandshakeExt(t *testing.T, nc net.Conn, respond func(*http.Request) string) *bufio.Reader {
 	t.Helper()
-	nc.SetDeadline(time.Now().Add(abIOWait))
+	nc.SetDeadline(time.Now().Add(testWait))
 	br := bufio.NewReaderSize(nc, 64<<10)
 	req, err := http.ReadRequest(br)
 	require.NoError(t, err)

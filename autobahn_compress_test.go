@@ -678,7 +678,7 @@ func abRunServerPMDCase(t *testing.T, v abPMDServerVariant, c abPMDCase) {
 	}))
 	defer srv.Close()
 
-	nc, err := net.DialTimeout("tcp", srv.Listener.Addr().String(), abIOWait)
+	nc, err := net.DialTimeout("tcp", srv.Listener.Addr().String(), testWait)
 	require.NoError(t, err)
 	defer nc.Close()
 	offers := abPMDParamSets[c.params].offers
@@ -736,7 +736,7 @@ func abRunClientPMDCase(t *testing.T, v abPMDClientVariant, c abPMDCase) {
 
 	errc := make(chan error, 1)
 	go func() {
-		d := Dialer{HandshakeTimeout: abIOWait, EnableCompression: true, Compression: v.opts}
+		d := Dialer{HandshakeTimeout: testWait, EnableCompression: true, Compression: v.opts}
 		conn, _, err := d.Dial("ws://"+ln.Addr().String()+"/runCase", nil)
 		if err != nil {
 			errc <- err
@@ -746,7 +746,7 @@ func abRunClientPMDCase(t *testing.T, v abPMDClientVariant, c abPMDCase) {
 		errc <- abEchoLoop(conn)
 	}()
 
-	ln.(*net.TCPListener).SetDeadline(time.Now().Add(abIOWait))
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(testWait))
 	nc, err := ln.Accept()
 	require.NoError(t, err)
 	defer nc.Close()

@@ -34,7 +34,7 @@ func abRunServerCase(t *testing.T, c abCase) {
 	}))
 	defer srv.Close()
 
-	nc, err := net.DialTimeout("tcp", srv.Listener.Addr().String(), abIOWait)
+	nc, err := net.DialTimeout("tcp", srv.Listener.Addr().String(), testWait)
 	require.NoError(t, err)
 	br := abClientHandshake(t, nc, srv.Listener.Addr().String())
 	newABPeer(t, nc, br, true).run(c)
@@ -64,7 +64,7 @@ func abClientHandshakeOffer(t *testing.T, nc net.Conn, host, offer string) (*buf
 	if offer != "" {
 		ext = "Sec-WebSocket-Extensions: " + offer + "\r\n"
 	}
-	nc.SetDeadline(time.Now().Add(abIOWait))
+	nc.SetDeadline(time.Now().Add(testWait))
 	_, err := fmt.Fprintf(nc, "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nOrigin: http://%s\r\n%s\r\n", host, key, host, ext)
 	require.NoError(t, err)

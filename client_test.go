@@ -29,10 +29,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// cliTestWait bounds every wait for an event in these tests; it is a
-// failure guard, never a delay.
-const cliTestWait = 10 * time.Second
-
 var errCliTestStop = errors.New("cliTest: dial stopped by the test")
 
 // cliTestServer is a raw TCP (optionally TLS) server on 127.0.0.1 whose
@@ -184,7 +180,7 @@ func cliTestRecv(t *testing.T, reqs <-chan *http.Request) *http.Request {
 	select {
 	case r := <-reqs:
 		return r
-	case <-time.After(cliTestWait):
+	case <-time.After(testWait):
 		t.Fatal("server did not receive a request")
 		return nil
 	}
@@ -286,7 +282,7 @@ func cliTestEchoServer(t *testing.T, tlsCfg *tls.Config, reqs chan<- *http.Reque
 
 func cliTestEcho(t *testing.T, ws *Conn) {
 	t.Helper()
-	require.NoError(t, ws.SetReadDeadline(time.Now().Add(cliTestWait)))
+	require.NoError(t, ws.SetReadDeadline(time.Now().Add(testWait)))
 	require.NoError(t, ws.WriteMessage(TextMessage, []byte("ping through")))
 	mt, p, err := ws.ReadMessage()
 	require.NoError(t, err)
@@ -615,7 +611,7 @@ func TestDialBadHandshake(t *testing.T) {
 			// discard loop ends.
 			select {
 			case <-closed:
-			case <-time.After(cliTestWait):
+			case <-time.After(testWait):
 				t.Fatal("client did not close the connection")
 			}
 		})
@@ -705,7 +701,7 @@ func TestDialSuccess(t *testing.T) {
 			assert.Equal(t, tt.wantProto, ws.Subprotocol())
 			assert.Equal(t, s.addr, ws.RemoteAddr().String())
 
-			require.NoError(t, ws.SetReadDeadline(time.Now().Add(cliTestWait)))
+			require.NoError(t, ws.SetReadDeadline(time.Now().Add(testWait)))
 			for _, want := range tt.wantMessages {
 				_, p, err := ws.ReadMessage()
 				require.NoError(t, err)
@@ -716,7 +712,7 @@ func TestDialSuccess(t *testing.T) {
 			select {
 			case g := <-got:
 				assert.Equal(t, "0x81 from client", g)
-			case <-time.After(cliTestWait):
+			case <-time.After(testWait):
 				t.Fatal("server did not receive the client frame")
 			}
 		})
@@ -855,7 +851,7 @@ func TestDialTLS(t *testing.T) {
 			select {
 			case got := <-sni:
 				assert.Equal(t, tt.wantSNI, got)
-			case <-time.After(cliTestWait):
+			case <-time.After(testWait):
 				t.Fatal("server saw no ClientHello")
 			}
 			if tt.cfg != nil {
@@ -989,7 +985,7 @@ func TestProxyConnectKeepsBufferedBytes(t *testing.T) {
 		io.WriteString(proxy, "later bytes")
 		proxy.Close()
 	}()
-	require.NoError(t, client.SetDeadline(time.Now().Add(cliTestWait)))
+	require.NoError(t, client.SetDeadline(time.Now().Add(testWait)))
 	tunnel, err := httpConnect(client, nil, "example.com:80", http.DefaultMaxHeaderBytes)
 	require.NoError(t, err)
 	all, err := io.ReadAll(tunnel)
@@ -1189,14 +1185,14 @@ func TestDialContextCancel(t *testing.T) {
 			}()
 			select {
 			case <-got:
-			case <-time.After(cliTestWait):
+			case <-time.After(testWait):
 				t.Fatal("server received nothing")
 			}
 			cancel()
 			var r result
 			select {
 			case r = <-done:
-			case <-time.After(cliTestWait):
+			case <-time.After(testWait):
 				t.Fatal("DialContext did not return after cancel")
 			}
 			require.Error(t, r.err)
@@ -1205,7 +1201,7 @@ func TestDialContextCancel(t *testing.T) {
 
 			// Nothing the dial started may outlive it; the server side of
 			// the connection ends once the client has closed it.
-			deadline := time.Now().Add(cliTestWait)
+			deadline := time.Now().Add(testWait)
 			n := runtime.NumGoroutine()
 			for n > before && time.Now().Before(deadline) {
 				runtime.Gosched()
@@ -1250,7 +1246,7 @@ func TestDialDeadlines(t *testing.T) {
 		}
 		select {
 		case <-release:
-		case <-time.After(cliTestWait):
+		case <-time.After(testWait):
 			return
 		}
 		c.Write(cliTestServerFrame(TextMessage, []byte("after cancel")))
@@ -1287,7 +1283,7 @@ func TestDialDeadlines(t *testing.T) {
 	// The context only governs the handshake.
 	cancel()
 	close(release)
-	require.NoError(t, ws.SetReadDeadline(time.Now().Add(cliTestWait)))
+	require.NoError(t, ws.SetReadDeadline(time.Now().Add(testWait)))
 	_, p, err := ws.ReadMessage()
 	require.NoError(t, err)
 	assert.Equal(t, "after cancel", string(p))

@@ -33,10 +33,6 @@ import (
 // compress/flate, never with the library's, so that the library is checked
 // against an independent reading of the RFCs.
 
-// czWait bounds every wait on the network, so that a broken library fails
-// a test instead of hanging it.
-const czWait = 10 * time.Second
-
 const czPMD = "permessage-deflate"
 
 // ---- an independent frame codec --------------------------------------------
@@ -484,7 +480,7 @@ func czRawDial(t *testing.T, srv *httptest.Server, ext ...string) (net.Conn, *bu
 	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close() })
-	require.NoError(t, conn.SetDeadline(time.Now().Add(czWait)))
+	require.NoError(t, conn.SetDeadline(time.Now().Add(testWait)))
 	var b strings.Builder
 	b.WriteString("GET /ws HTTP/1.1\r\nHost: " + srv.Listener.Addr().String() + "\r\n" +
 		"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n" +
@@ -521,7 +517,7 @@ func czRawAccept(ln net.Listener) (net.Conn, *bufio.Reader, *http.Request, error
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	conn.SetDeadline(time.Now().Add(czWait))
+	conn.SetDeadline(time.Now().Add(testWait))
 	br := bufio.NewReader(conn)
 	req, err := http.ReadRequest(br)
 	if err != nil {
@@ -1064,7 +1060,7 @@ func TestCompressDialResponse(t *testing.T) {
 				require.NoError(t, err)
 				require.Equal(t, r, p)
 			}
-			require.NoError(t, c.WriteControl(CloseMessage, FormatCloseMessage(CloseNormalClosure, ""), time.Now().Add(czWait)))
+			require.NoError(t, c.WriteControl(CloseMessage, FormatCloseMessage(CloseNormalClosure, ""), time.Now().Add(testWait)))
 			res := <-done
 			require.NoError(t, res.err)
 			require.Equal(t, msgs, res.got)
@@ -1148,7 +1144,7 @@ func TestCompressClientAgainstReference(t *testing.T) {
 			conn, br, req, err := czRawAccept(ln)
 			require.NoError(t, err)
 			defer conn.Close()
-			require.NoError(t, conn.SetDeadline(time.Now().Add(4*czWait)))
+			require.NoError(t, conn.SetDeadline(time.Now().Add(4*testWait)))
 			require.NoError(t, czRespond101(conn, req, tc.response))
 			ref := newCZRef(true, tc.bits)
 			var fragmented, compressed int
@@ -1247,7 +1243,7 @@ func TestCompressServerAgainstReference(t *testing.T) {
 				}()
 			})
 			conn, br, resp := czRawDial(t, srv, tc.offer)
-			require.NoError(t, conn.SetDeadline(time.Now().Add(4*czWait)))
+			require.NoError(t, conn.SetDeadline(time.Now().Add(4*testWait)))
 			p := czParseResponse(t, resp.Header.Get("Sec-Websocket-Extensions"))
 			require.True(t, p.clientTakeover)
 			require.GreaterOrEqual(t, p.clientBits, tc.bits)
@@ -1389,7 +1385,7 @@ func TestCompressEchoMatrix(t *testing.T) {
 						require.Equal(t, bits, p.serverBits)
 					}
 					czSendAndEcho(t, c, msgs, func(i int) bool { return i == 4 })
-					require.NoError(t, c.CloseGracefully(CloseNormalClosure, "", czWait))
+					require.NoError(t, c.CloseGracefully(CloseNormalClosure, "", testWait))
 
 					for _, fromServer := range []bool{false, true} {
 						wire, stats := czCheckDirection(t, tap, fromServer, takeover, bits, defaultCompressionThreshold, msgs)
@@ -1436,7 +1432,7 @@ func TestCompressStreamLarge(t *testing.T) {
 			srv := czServer(t, &Upgrader{EnableCompression: true, Compression: opts, WriteBufferSize: 2048}, czEcho)
 			c, tap, _ := czDialTapped(t, srv, &Dialer{EnableCompression: true, Compression: opts, WriteBufferSize: 4096})
 			czSendAndEcho(t, c, msgs, func(int) bool { return true })
-			require.NoError(t, c.CloseGracefully(CloseNormalClosure, "", czWait))
+			require.NoError(t, c.CloseGracefully(CloseNormalClosure, "", testWait))
 			for _, fromServer := range []bool{false, true} {
 				wire, _ := czCheckDirection(t, tap, fromServer, takeover, 15, defaultCompressionThreshold, msgs)
 				for i, m := range wire {
@@ -1516,7 +1512,7 @@ func TestCompressPrepared(t *testing.T) {
 			require.Equal(t, w.typ, typ, "%s: message %d", s.name, j)
 			require.True(t, bytes.Equal(w.data, p), "%s: message %d is %.60q", s.name, j, p)
 		}
-		require.NoError(t, clients[i].CloseGracefully(CloseNormalClosure, "", czWait))
+		require.NoError(t, clients[i].CloseGracefully(CloseNormalClosure, "", testWait))
 	}
 
 	wires := make([][]czWireMsg, len(servers))
@@ -1565,7 +1561,7 @@ func TestCompressPreparedClient(t *testing.T) {
 			require.NoError(t, err)
 			require.True(t, bytes.Equal(data, p))
 		}
-		require.NoError(t, c.CloseGracefully(CloseNormalClosure, "", czWait))
+		require.NoError(t, c.CloseGracefully(CloseNormalClosure, "", testWait))
 		want := []czMsg{{TextMessage, data}, {TextMessage, data}, {TextMessage, data}}
 		wire, _ := czCheckDirection(t, tap, false, takeover, 15, defaultCompressionThreshold, want)
 		if takeover {
@@ -1604,7 +1600,7 @@ func TestCompressEnableWriteCompression(t *testing.T) {
 				require.NoError(t, err)
 				require.True(t, bytes.Equal(m.data, p), "echo %d", i)
 			}
-			require.NoError(t, c.CloseGracefully(CloseNormalClosure, "", czWait))
+			require.NoError(t, c.CloseGracefully(CloseNormalClosure, "", testWait))
 			for _, fromServer := range []bool{false, true} {
 				wire := tap.messages(t, fromServer)
 				require.Len(t, wire, len(msgs))
@@ -1649,7 +1645,7 @@ func TestCompressSetCompressionLevel(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, bytes.Equal(msg, p), "echo %d", i)
 	}
-	require.NoError(t, c.CloseGracefully(CloseNormalClosure, "", czWait))
+	require.NoError(t, c.CloseGracefully(CloseNormalClosure, "", testWait))
 	wire, stats := czCheckDirection(t, tap, false, true, 15, defaultCompressionThreshold, msgs)
 	for i, level := range levels {
 		st := stats[i]
@@ -1697,7 +1693,7 @@ func TestCompressSetCompressionLevelConcurrent(t *testing.T) {
 	}
 	close(stop)
 	<-switched
-	require.NoError(t, c.CloseGracefully(CloseNormalClosure, "", czWait))
+	require.NoError(t, c.CloseGracefully(CloseNormalClosure, "", testWait))
 	wire := tap.messages(t, false)
 	require.Len(t, wire, len(msgs))
 	ref := newCZRef(true, 15)
@@ -1763,7 +1759,7 @@ func TestCompressThreshold(t *testing.T) {
 				require.NoError(t, err)
 				require.True(t, bytes.Equal(m.data, p))
 			}
-			require.NoError(t, c.CloseGracefully(CloseNormalClosure, "", czWait))
+			require.NoError(t, c.CloseGracefully(CloseNormalClosure, "", testWait))
 			// The server answers with WriteMessage: the threshold as it is.
 			czCheckDirection(t, tap, true, true, 15, tc.effective, msgs)
 			// A NextWriter message that overflowed the write buffer

@@ -25,9 +25,6 @@ import (
 
 // The Conn tests run our Dialer against our Upgrader over loopback TCP.
 
-// connWait guards reads against hangs; it is no performance bound.
-const connWait = 20 * time.Second
-
 // connPair returns both ends of a connection: client from our Dialer,
 // server from our Upgrader. Both are closed, and the server handler has
 // returned, when the test ends.
@@ -67,8 +64,8 @@ func connPair(t *testing.T, u *Upgrader, d *Dialer) (client, server *Conn) {
 	})
 	require.NoError(t, err)
 	require.NotNil(t, server)
-	require.NoError(t, client.SetReadDeadline(time.Now().Add(connWait)))
-	require.NoError(t, server.SetReadDeadline(time.Now().Add(connWait)))
+	require.NoError(t, client.SetReadDeadline(time.Now().Add(testWait)))
+	require.NoError(t, server.SetReadDeadline(time.Now().Add(testWait)))
 	return client, server
 }
 
@@ -173,7 +170,7 @@ func TestConnRoundTrip(t *testing.T) {
 				require.Equal(t, n, len(got))
 				require.True(t, bytes.Equal(msg, got), "size %d: content differs", n)
 			}
-			require.NoError(t, client.WriteControl(CloseMessage, FormatCloseMessage(CloseNormalClosure, ""), time.Now().Add(connWait)))
+			require.NoError(t, client.WriteControl(CloseMessage, FormatCloseMessage(CloseNormalClosure, ""), time.Now().Add(testWait)))
 			_, _, err := client.ReadMessage()
 			require.True(t, IsCloseError(err, CloseNormalClosure), "%v", err)
 			require.True(t, IsCloseError(<-echoDone, CloseNormalClosure))
@@ -390,7 +387,7 @@ func TestConnConcurrentWriters(t *testing.T) {
 
 			// The last message follows the last ping, so its pong has
 			// been sent; ending the connection stops the writer's read.
-			require.NoError(t, rc.CloseGracefully(CloseNormalClosure, "", connWait))
+			require.NoError(t, rc.CloseGracefully(CloseNormalClosure, "", testWait))
 			err := <-writerRead
 			require.True(t, IsCloseError(err, CloseNormalClosure), "%v", err)
 			require.Equal(t, goroutines*perG/4, pongs, "pongs received by the writer")
@@ -408,7 +405,7 @@ func connWriteAll(c *Conn, g, perG int) error {
 			return err
 		}
 		if seq%4 == 0 {
-			if err := c.WriteControl(PingMessage, []byte(fmt.Sprintf("%d:%d", g, seq)), time.Now().Add(connWait)); err != nil {
+			if err := c.WriteControl(PingMessage, []byte(fmt.Sprintf("%d:%d", g, seq)), time.Now().Add(testWait)); err != nil {
 				return fmt.Errorf("ping %d:%d: %w", g, seq, err)
 			}
 		}
@@ -507,7 +504,7 @@ func TestConnCloseGracefully(t *testing.T) {
 		client, server := connPair(t, nil, nil)
 		echoDone := connStartEcho(server)
 		require.NoError(t, client.WriteMessage(TextMessage, []byte("hi")))
-		require.NoError(t, client.CloseGracefully(CloseNormalClosure, "bye", connWait))
+		require.NoError(t, client.CloseGracefully(CloseNormalClosure, "bye", testWait))
 		var ce *CloseError
 		require.ErrorAs(t, <-echoDone, &ce)
 		require.Equal(t, CloseError{Code: CloseNormalClosure, Text: "bye"}, *ce)
@@ -525,7 +522,7 @@ func TestConnCloseGracefully(t *testing.T) {
 		client, server := connPair(t, nil, nil)
 		echoDone := connStartEcho(client)
 		require.NoError(t, server.WriteMessage(TextMessage, []byte("hi")))
-		require.NoError(t, server.CloseGracefully(CloseGoingAway, "restart", connWait))
+		require.NoError(t, server.CloseGracefully(CloseGoingAway, "restart", testWait))
 		var ce *CloseError
 		require.ErrorAs(t, <-echoDone, &ce)
 		require.Equal(t, CloseError{Code: CloseGoingAway, Text: "restart"}, *ce)
@@ -548,9 +545,9 @@ func TestConnCloseGracefully(t *testing.T) {
 				_, _, err := second.ReadMessage()
 				readDone <- err
 			}()
-			require.NoError(t, first.CloseGracefully(CloseNormalClosure, "", connWait))
+			require.NoError(t, first.CloseGracefully(CloseNormalClosure, "", testWait))
 			require.True(t, IsCloseError(<-readDone, CloseNormalClosure))
-			require.NoError(t, second.CloseGracefully(CloseNormalClosure, "", connWait))
+			require.NoError(t, second.CloseGracefully(CloseNormalClosure, "", testWait))
 			_, err := second.NetConn().Read(make([]byte, 1))
 			require.ErrorIs(t, err, net.ErrClosed)
 		})
@@ -619,7 +616,7 @@ func TestConnCloseGracefully(t *testing.T) {
 		case err := <-readErr:
 			t.Fatalf("first read: %v", err)
 		}
-		require.NoError(t, client.CloseGracefully(CloseNormalClosure, "", connWait))
+		require.NoError(t, client.CloseGracefully(CloseNormalClosure, "", testWait))
 		var ce *CloseError
 		require.ErrorAs(t, <-readErr, &ce)
 		require.Equal(t, CloseNormalClosure, ce.Code)
@@ -638,7 +635,7 @@ func TestConnGoroutineLeak(t *testing.T) {
 		echoDone := connStartEcho(server)
 		for i := 0; i < 10; i++ {
 			require.NoError(t, client.WriteMessage(BinaryMessage, make([]byte, i*1000)))
-			require.NoError(t, client.WriteControl(PingMessage, nil, time.Now().Add(connWait)))
+			require.NoError(t, client.WriteControl(PingMessage, nil, time.Now().Add(testWait)))
 			_, _, err := client.ReadMessage()
 			require.NoError(t, err)
 		}
@@ -647,7 +644,7 @@ func TestConnGoroutineLeak(t *testing.T) {
 		_, err = w.Write([]byte("unfinished"))
 		require.NoError(t, err)
 		require.NoError(t, w.Close())
-		require.NoError(t, client.CloseGracefully(CloseNormalClosure, "", connWait))
+		require.NoError(t, client.CloseGracefully(CloseNormalClosure, "", testWait))
 		require.Error(t, <-echoDone)
 	})
 	t.Run("abandoned", func(t *testing.T) {
@@ -692,7 +689,7 @@ func TestConnJoinMessages(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, want+"\r\n", got)
 	}
-	require.NoError(t, server.WriteControl(CloseMessage, FormatCloseMessage(CloseNormalClosure, ""), time.Now().Add(connWait)))
+	require.NoError(t, server.WriteControl(CloseMessage, FormatCloseMessage(CloseNormalClosure, ""), time.Now().Add(testWait)))
 	_, err := br.ReadString('\n')
 	require.True(t, IsCloseError(err, CloseNormalClosure), "%v", err)
 }
@@ -876,7 +873,7 @@ func TestConnControlWriterTooLong(t *testing.T) {
 func TestConnWriteArgs(t *testing.T) {
 	t.Parallel()
 	client, server := connPair(t, nil, nil)
-	deadline := time.Now().Add(connWait)
+	deadline := time.Now().Add(testWait)
 	require.Error(t, client.WriteControl(PingMessage, make([]byte, 126), deadline))
 	require.Error(t, client.WriteControl(TextMessage, []byte("x"), deadline))
 	require.Error(t, client.WriteMessage(0, []byte("x")))
@@ -925,7 +922,7 @@ func TestConnMessageLock(t *testing.T) {
 		require.ErrorAs(t, err, &ne, "%s while a message is open", name)
 		require.True(t, ne.Timeout(), "%s: %v", name, err)
 	}
-	require.NoError(t, client.WriteControl(PingMessage, []byte("between"), time.Now().Add(connWait)))
+	require.NoError(t, client.WriteControl(PingMessage, []byte("between"), time.Now().Add(testWait)))
 	require.NoError(t, client.SetWriteDeadline(time.Time{}))
 
 	_, err = w.Write(bytes.Repeat([]byte{2}, 10))
@@ -943,7 +940,7 @@ func TestConnMessageLock(t *testing.T) {
 }
 
 // connHangGuard runs f and fails the test if it has not returned in
-// connWait: f tests something that used to hang.
+// testWait: f tests something that used to hang.
 func connHangGuard(t *testing.T, f func()) {
 	t.Helper()
 	done := make(chan struct{})
@@ -953,7 +950,7 @@ func connHangGuard(t *testing.T, f func()) {
 	}()
 	select {
 	case <-done:
-	case <-time.After(connWait):
+	case <-time.After(testWait):
 		buf := make([]byte, 1<<20)
 		t.Fatalf("hung; goroutines:\n%s", buf[:runtime.Stack(buf, true)])
 	}
@@ -1008,7 +1005,7 @@ func TestConnGorillaWriterRule(t *testing.T) {
 								return
 							default:
 							}
-							if client.WriteControl(PingMessage, []byte("p"), time.Now().Add(connWait)) != nil {
+							if client.WriteControl(PingMessage, []byte("p"), time.Now().Add(testWait)) != nil {
 								return
 							}
 							runtime.Gosched()
@@ -1055,7 +1052,7 @@ func TestConnGorillaWriterRule(t *testing.T) {
 					require.NoError(t, err)
 					require.Equal(t, "end", string(p))
 					require.False(t, client.concurrentWriters.Load(), "a single writer with pings is not concurrent")
-					require.NoError(t, server.CloseGracefully(CloseNormalClosure, "", connWait))
+					require.NoError(t, server.CloseGracefully(CloseNormalClosure, "", testWait))
 					<-readDone
 				})
 			}
@@ -1207,7 +1204,7 @@ func connWaitCloseSent(t *testing.T, c *Conn) {
 // (the soak in bench/ found it).
 func TestConnCloseGracefullyReadEnds(t *testing.T) {
 	t.Parallel()
-	const long = time.Hour // the guard, connWait, fails long before
+	const long = time.Hour // the guard, testWait, fails long before
 	t.Run("peer gone", func(t *testing.T) {
 		t.Parallel()
 		client, server := connPair(t, nil, nil)
@@ -1305,7 +1302,7 @@ func TestConnControlTimeoutNotFatal(t *testing.T) {
 				t.Parallel()
 				nc := &connTimeoutConn{armed: true, n: tc.written}
 				c := newConn(nc, true, 0, 0, nil, nil)
-				err := c.WriteControl(mt, []byte("payload"), time.Now().Add(connWait))
+				err := c.WriteControl(mt, []byte("payload"), time.Now().Add(testWait))
 				var ne net.Error
 				require.ErrorAs(t, err, &ne)
 				require.True(t, ne.Timeout())

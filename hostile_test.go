@@ -52,10 +52,6 @@ import (
 // continuations, shorter waits for writes that cannot finish) or skip
 // (handshake requests over 1 MiB), each saying so.
 
-// hostileWait guards every wait of the suite against a hang; nothing
-// waits for it to pass.
-const hostileWait = 20 * time.Second
-
 // hostileStyle is how the application under attack runs its read loop.
 type hostileStyle struct {
 	name string
@@ -155,7 +151,7 @@ type hostilePeer struct {
 
 // write sends b, counting it as input to the Conn.
 func (p *hostilePeer) write(b []byte) error {
-	p.conn.SetWriteDeadline(time.Now().Add(hostileWait))
+	p.conn.SetWriteDeadline(time.Now().Add(testWait))
 	n, err := p.conn.Write(b)
 	p.sent += int64(n)
 	return err
@@ -188,7 +184,7 @@ func (p *hostilePeer) drain() {
 	go func() {
 		var d hostileDrained
 		defer func() { p.drained <- d }()
-		p.conn.SetReadDeadline(time.Now().Add(hostileWait))
+		p.conn.SetReadDeadline(time.Now().Add(testWait))
 		var h [14]byte
 		for {
 			if _, err := io.ReadFull(p.br, h[:2]); err != nil {
@@ -254,7 +250,7 @@ func (p *hostilePeer) wait() (hostileResult, hostileDrained) {
 	var res hostileResult
 	select {
 	case res = <-p.results:
-	case <-time.After(hostileWait):
+	case <-time.After(testWait):
 		buf := make([]byte, 1<<20)
 		p.t.Fatalf("the application did not return; goroutines:\n%s", buf[:runtime.Stack(buf, true)])
 	}
@@ -262,7 +258,7 @@ func (p *hostilePeer) wait() (hostileResult, hostileDrained) {
 	if p.drained != nil {
 		select {
 		case d = <-p.drained:
-		case <-time.After(hostileWait):
+		case <-time.After(testWait):
 			p.t.Fatal("the attacker's reader did not finish")
 		}
 	}
@@ -327,7 +323,7 @@ func hostileStartServer(t *testing.T, style hostileStyle, app hostileApp) *hosti
 	if app.compress {
 		req += "Sec-WebSocket-Extensions: " + hostilePMD + "\r\n"
 	}
-	nc.SetDeadline(time.Now().Add(hostileWait))
+	nc.SetDeadline(time.Now().Add(testWait))
 	_, err = io.WriteString(nc, req+"\r\n")
 	require.NoError(t, err)
 	br := bufio.NewReader(nc)
@@ -348,7 +344,7 @@ func hostileStartClient(t *testing.T, app hostileApp) *hostilePeer {
 	t.Cleanup(func() { l.Close() })
 	results := make(chan hostileResult, 2)
 	go func() {
-		d := Dialer{HandshakeTimeout: hostileWait, EnableCompression: app.compress}
+		d := Dialer{HandshakeTimeout: testWait, EnableCompression: app.compress}
 		c, _, err := d.Dial("ws://"+l.Addr().String()+"/ws", nil)
 		if err != nil {
 			results <- hostileResult{err: err}
@@ -356,11 +352,11 @@ func hostileStartClient(t *testing.T, app hostileApp) *hostilePeer {
 		}
 		runApp(app, c, results)
 	}()
-	require.NoError(t, l.(*net.TCPListener).SetDeadline(time.Now().Add(hostileWait)))
+	require.NoError(t, l.(*net.TCPListener).SetDeadline(time.Now().Add(testWait)))
 	nc, err := l.Accept()
 	require.NoError(t, err)
 	t.Cleanup(func() { nc.Close() })
-	nc.SetDeadline(time.Now().Add(hostileWait))
+	nc.SetDeadline(time.Now().Add(testWait))
 	br := bufio.NewReader(nc)
 	req, err := http.ReadRequest(br)
 	require.NoError(t, err)
@@ -559,7 +555,7 @@ func hostileRunOne(t *testing.T, side hostileSide, tc hostileCase) {
 // connections of a case are closed.
 func hostileNoLeak(t *testing.T, base int) {
 	t.Helper()
-	deadline := time.Now().Add(hostileWait)
+	deadline := time.Now().Add(testWait)
 	n := runtime.NumGoroutine()
 	for n > base && time.Now().Before(deadline) {
 		// Closed connections' goroutines end on their own; nothing
@@ -942,7 +938,7 @@ func TestHostileDialerEndlessHeader(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := Dialer{HandshakeTimeout: 2 * cliTestWait, MaxResponseHeaderBytes: tt.limit}
+			d := Dialer{HandshakeTimeout: 2 * testWait, MaxResponseHeaderBytes: tt.limit}
 			if tt.proxy {
 				d.Proxy = http.ProxyURL(&url.URL{Scheme: "http", Host: proxy.addr})
 			}
@@ -970,7 +966,7 @@ func TestHostileDialerEndlessHeader(t *testing.T) {
 		s := cliTestListen(t, nil, cliTestHandshake(nil, func(req *http.Request) []byte {
 			return cliTestAccept(req, "X-Big: "+big+"\r\n", cliTestServerFrame(opText, []byte("hi")))
 		}))
-		d := Dialer{HandshakeTimeout: cliTestWait, MaxResponseHeaderBytes: 64 << 10}
+		d := Dialer{HandshakeTimeout: testWait, MaxResponseHeaderBytes: 64 << 10}
 		ws, resp, err := d.Dial("ws://"+s.addr+"/", nil)
 		require.NoError(t, err)
 		defer ws.Close()
@@ -1059,7 +1055,7 @@ func TestHostileServerHandshake(t *testing.T) {
 			nc, err := net.Dial("tcp", srv.Listener.Addr().String())
 			require.NoError(t, err)
 			defer nc.Close()
-			nc.SetDeadline(time.Now().Add(hostileWait))
+			nc.SetDeadline(time.Now().Add(testWait))
 			request := []byte(tt.request)
 			var resp *http.Response
 			var readErr error
@@ -1144,7 +1140,7 @@ func TestHostileDialer(t *testing.T) {
 				io.Copy(io.Discard, c)
 			})
 			d := tt.d
-			d.HandshakeTimeout = hostileWait
+			d.HandshakeTimeout = testWait
 			var ws *Conn
 			var resp *http.Response
 			var err error

@@ -24,10 +24,6 @@ import (
 // application function, usually an echo loop, whose return value (the
 // error ReadMessage finally gave) the test checks.
 
-// protoWait bounds every wait so that a bug fails a test instead of hanging
-// the suite.
-const protoWait = 20 * time.Second
-
 // protoKey masks the frames of a raw client; deliberately not zero, so that
 // a peer that forgets to unmask sees garbage.
 var protoKey = [4]byte{0x37, 0xfa, 0x21, 0x3d}
@@ -77,7 +73,7 @@ func protoServe(t *testing.T, app func(c *Conn) error) *protoPeer {
 	nc, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
 	t.Cleanup(func() { nc.Close() })
-	require.NoError(t, nc.SetDeadline(time.Now().Add(protoWait)))
+	require.NoError(t, nc.SetDeadline(time.Now().Add(testWait)))
 
 	const key = "dGhlIHNhbXBsZSBub25jZQ=="
 	_, err = io.WriteString(nc, "GET /ws HTTP/1.1\r\nHost: "+addr+
@@ -110,7 +106,7 @@ func protoDialedPipelined(t *testing.T, app func(c *Conn) error, frames []protoF
 	stop := make(chan struct{})
 	t.Cleanup(func() { close(stop) })
 	go func() {
-		d := Dialer{HandshakeTimeout: protoWait}
+		d := Dialer{HandshakeTimeout: testWait}
 		c, _, err := d.Dial("ws://"+l.Addr().String()+"/ws", nil)
 		if err != nil {
 			appErr <- err
@@ -118,11 +114,11 @@ func protoDialedPipelined(t *testing.T, app func(c *Conn) error, frames []protoF
 		}
 		protoRun(c, app, appErr, stop)
 	}()
-	require.NoError(t, l.(*net.TCPListener).SetDeadline(time.Now().Add(protoWait)))
+	require.NoError(t, l.(*net.TCPListener).SetDeadline(time.Now().Add(testWait)))
 	nc, err := l.Accept()
 	require.NoError(t, err)
 	t.Cleanup(func() { nc.Close() })
-	require.NoError(t, nc.SetDeadline(time.Now().Add(protoWait)))
+	require.NoError(t, nc.SetDeadline(time.Now().Add(testWait)))
 	br := bufio.NewReader(nc)
 	req, err := http.ReadRequest(br)
 	require.NoError(t, err)
@@ -256,7 +252,7 @@ func (p *protoPeer) send(frames ...protoFrame) {
 	for _, f := range frames {
 		b = append(b, f.encode(p.client)...)
 	}
-	require.NoError(p.t, p.conn.SetWriteDeadline(time.Now().Add(protoWait)))
+	require.NoError(p.t, p.conn.SetWriteDeadline(time.Now().Add(testWait)))
 	_, err := p.conn.Write(b)
 	require.NoError(p.t, err)
 }
@@ -271,9 +267,9 @@ type protoRecv struct {
 	payload []byte
 }
 
-// readFrame reads one frame, waiting at most protoWait.
+// readFrame reads one frame, waiting at most testWait.
 func (p *protoPeer) readFrame() (protoRecv, error) {
-	if err := p.conn.SetReadDeadline(time.Now().Add(protoWait)); err != nil {
+	if err := p.conn.SetReadDeadline(time.Now().Add(testWait)); err != nil {
 		return protoRecv{}, err
 	}
 	var h [2]byte
@@ -357,7 +353,7 @@ func (p *protoPeer) expectClose() (code int, reason string) {
 // nothing more sent.
 func (p *protoPeer) expectEOF() {
 	p.t.Helper()
-	require.NoError(p.t, p.conn.SetReadDeadline(time.Now().Add(protoWait)))
+	require.NoError(p.t, p.conn.SetReadDeadline(time.Now().Add(testWait)))
 	b, err := p.br.ReadByte()
 	require.ErrorIs(p.t, err, io.EOF, "want the TCP connection closed, read byte %#x", b)
 }
@@ -381,7 +377,7 @@ func (p *protoPeer) result() error {
 	select {
 	case err := <-p.appErr:
 		return err
-	case <-time.After(protoWait):
+	case <-time.After(testWait):
 		p.t.Fatal("the application function did not return")
 		return nil
 	}
@@ -675,7 +671,7 @@ func TestProtoControlBetweenFragments(t *testing.T) {
 			select {
 			case s := <-pongs:
 				require.Equal(t, "q1", s)
-			case <-time.After(protoWait):
+			case <-time.After(testWait):
 				t.Fatal("pong handler not called")
 			}
 			require.Empty(t, pongs, "pong handler called more than once")
@@ -762,12 +758,12 @@ func TestProtoWriteAfterCloseSent(t *testing.T) {
 			t.Parallel()
 			writeErrs := make(chan error, 8)
 			p := side.start(t, func(c *Conn) error {
-				if err := c.WriteControl(CloseMessage, FormatCloseMessage(CloseGoingAway, "going"), time.Now().Add(protoWait)); err != nil {
+				if err := c.WriteControl(CloseMessage, FormatCloseMessage(CloseGoingAway, "going"), time.Now().Add(testWait)); err != nil {
 					return err
 				}
 				writeErrs <- c.WriteMessage(TextMessage, []byte("late"))
-				writeErrs <- c.WriteControl(PingMessage, nil, time.Now().Add(protoWait))
-				writeErrs <- c.WriteControl(CloseMessage, FormatCloseMessage(CloseNormalClosure, ""), time.Now().Add(protoWait))
+				writeErrs <- c.WriteControl(PingMessage, nil, time.Now().Add(testWait))
+				writeErrs <- c.WriteControl(CloseMessage, FormatCloseMessage(CloseNormalClosure, ""), time.Now().Add(testWait))
 				_, err := c.NextWriter(BinaryMessage)
 				writeErrs <- err
 				pm, err := NewPreparedMessage(TextMessage, []byte("prepared"))
@@ -1106,7 +1102,7 @@ func TestProtoCloseUnblocksWriter(t *testing.T) {
 				c := <-conns
 				// Once the first byte is here, the writer is inside the
 				// frame's write, which cannot finish.
-				require.NoError(t, p.conn.SetReadDeadline(time.Now().Add(protoWait)))
+				require.NoError(t, p.conn.SetReadDeadline(time.Now().Add(testWait)))
 				_, err := p.br.ReadByte()
 				require.NoError(t, err)
 				closed := make(chan error, 1)
@@ -1118,7 +1114,7 @@ func TestProtoCloseUnblocksWriter(t *testing.T) {
 				select {
 				case err := <-writeErr:
 					require.Error(t, err)
-				case <-time.After(protoWait):
+				case <-time.After(testWait):
 					t.Fatal("the blocked write did not end")
 				}
 				if how == "Close" {

@@ -23,7 +23,6 @@ import (
 const (
 	srvTestKey    = "dGhlIHNhbXBsZSBub25jZQ==" // RFC 6455 section 1.3
 	srvTestAccept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-	srvTestWait   = 10 * time.Second // guards against hangs only
 )
 
 type srvTestResult struct {
@@ -72,7 +71,7 @@ func srvTestNext(t *testing.T, results <-chan srvTestResult) srvTestResult {
 			t.Cleanup(func() { res.c.Close() })
 		}
 		return res
-	case <-time.After(srvTestWait):
+	case <-time.After(testWait):
 		t.Fatal("handler did not finish")
 		return srvTestResult{}
 	}
@@ -137,7 +136,7 @@ func srvTestDial(t *testing.T, addr string, data []byte) (net.Conn, *bufio.Reade
 	nc, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
 	t.Cleanup(func() { nc.Close() })
-	require.NoError(t, nc.SetDeadline(time.Now().Add(srvTestWait)))
+	require.NoError(t, nc.SetDeadline(time.Now().Add(testWait)))
 	_, err = nc.Write(data)
 	require.NoError(t, err)
 	return nc, bufio.NewReader(nc)
@@ -417,7 +416,7 @@ func TestUpgradePipelinedFrame(t *testing.T) {
 
 	res := srvTestNext(t, results)
 	require.NoError(t, res.err)
-	require.NoError(t, res.c.SetReadDeadline(time.Now().Add(srvTestWait)))
+	require.NoError(t, res.c.SetReadDeadline(time.Now().Add(testWait)))
 	mt, p, err := res.c.ReadMessage()
 	require.NoError(t, err)
 	assert.Equal(t, TextMessage, mt)
@@ -452,8 +451,8 @@ func srvTestTCPPair(t *testing.T) (client, server net.Conn) {
 	server = <-accepted
 	require.NotNil(t, server)
 	t.Cleanup(func() { client.Close(); server.Close() })
-	require.NoError(t, client.SetDeadline(time.Now().Add(srvTestWait)))
-	require.NoError(t, server.SetDeadline(time.Now().Add(srvTestWait)))
+	require.NoError(t, client.SetDeadline(time.Now().Add(testWait)))
+	require.NoError(t, server.SetDeadline(time.Now().Add(testWait)))
 	return client, server
 }
 
