@@ -1118,28 +1118,6 @@ func (p *abPeer) finish(end abEnd, closeWire []byte) {
 	}
 }
 
-// abEchoLoop is the echo of autobahn/server and autobahn/client: each
-// message is streamed into one of the same type. It returns the error that
-// ended the connection.
-func abEchoLoop(conn *Conn) error {
-	for {
-		mt, r, err := conn.NextReader()
-		if err != nil {
-			return err
-		}
-		w, err := conn.NextWriter(mt)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(w, r); err != nil {
-			return err
-		}
-		if err := w.Close(); err != nil {
-			return err
-		}
-	}
-}
-
 // abCheckEnd checks the error that ended the echo loop of the peer under
 // test against how the case ends. If the case failed already, it closes
 // nc so that the loop ends at once, and only logs the loop's error.

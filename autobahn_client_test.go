@@ -35,7 +35,7 @@ func abRunClientCase(t *testing.T, c abCase) {
 		// As in autobahn/client: the connection is closed once the
 		// echo loop is done.
 		defer conn.Close()
-		errc <- abEchoLoop(conn)
+		errc <- echoStreamed(conn)
 	}()
 
 	ln.(*net.TCPListener).SetDeadline(time.Now().Add(testWait))

@@ -674,7 +674,7 @@ func abRunServerPMDCase(t *testing.T, v abPMDServerVariant, c abPMDCase) {
 			return
 		}
 		defer conn.Close()
-		errc <- abEchoLoop(conn)
+		errc <- echoStreamed(conn)
 	}))
 	defer srv.Close()
 
@@ -743,7 +743,7 @@ func abRunClientPMDCase(t *testing.T, v abPMDClientVariant, c abPMDCase) {
 			return
 		}
 		defer conn.Close()
-		errc <- abEchoLoop(conn)
+		errc <- echoStreamed(conn)
 	}()
 
 	ln.(*net.TCPListener).SetDeadline(time.Now().Add(testWait))

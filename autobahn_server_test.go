@@ -30,7 +30,7 @@ func abRunServerCase(t *testing.T, c abCase) {
 			return
 		}
 		defer conn.Close()
-		errc <- abEchoLoop(conn)
+		errc <- echoStreamed(conn)
 	}))
 	defer srv.Close()
 

@@ -401,6 +401,16 @@ func czCorpus(seed uint64, n int) []czMsg {
 
 // ---- servers and peers -----------------------------------------------------
 
+// czServed adapts an echo loop to czServer's handler: it runs once the
+// upgrade has worked.
+func czServed(echo func(*Conn) error) func(*Conn, error) {
+	return func(c *Conn, err error) {
+		if err == nil {
+			echo(c)
+		}
+	}
+}
+
 // czServer serves upgrades with u on a loopback server and gives each
 // upgraded Conn, or Upgrade's error, to handle in the handler's goroutine.
 // When the test ends the server and the Conns are closed and every handler
@@ -439,37 +449,6 @@ func czServer(t *testing.T, u *Upgrader, handle func(c *Conn, err error)) *httpt
 }
 
 func czURL(srv *httptest.Server) string { return "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws" }
-
-// czEcho echoes every message, streaming it through NextReader, NextWriter
-// and io.Copy, until the connection fails.
-func czEcho(c *Conn, err error) {
-	for err == nil {
-		var typ int
-		var r io.Reader
-		if typ, r, err = c.NextReader(); err != nil {
-			return
-		}
-		var w io.WriteCloser
-		if w, err = c.NextWriter(typ); err != nil {
-			return
-		}
-		if _, err = io.Copy(w, r); err != nil {
-			return
-		}
-		err = w.Close()
-	}
-}
-
-// czEchoWhole echoes every message with ReadMessage and WriteMessage.
-func czEchoWhole(c *Conn, err error) {
-	for err == nil {
-		var typ int
-		var p []byte
-		if typ, p, err = c.ReadMessage(); err == nil {
-			err = c.WriteMessage(typ, p)
-		}
-	}
-}
 
 // czRawDial opens a raw TCP connection to srv and sends an upgrade request
 // with the given Sec-WebSocket-Extensions lines. It returns the connection
@@ -753,7 +732,9 @@ func TestCompressHandshakeServer(t *testing.T) {
 					extensions <- c.Extensions()
 				}
 				upgraded <- err
-				czEchoWhole(c, err)
+				if err == nil {
+					echoWhole(c)
+				}
 			})
 			conn, br, resp := czRawDial(t, srv, tc.offer...)
 			require.NoError(t, <-upgraded, "an offer never fails the upgrade")
@@ -1371,7 +1352,9 @@ func TestCompressEchoMatrix(t *testing.T) {
 							err = c.SetCompressionLevel(0)
 						}
 						close(levelSet)
-						czEcho(c, err)
+						if err == nil {
+							echoStreamed(c)
+						}
 					})
 					c, tap, resp := czDialTapped(t, srv, &Dialer{EnableCompression: true, Compression: opts})
 					<-levelSet
@@ -1429,7 +1412,7 @@ func TestCompressStreamLarge(t *testing.T) {
 	for _, takeover := range []bool{true, false} {
 		t.Run(fmt.Sprintf("takeover=%v", takeover), func(t *testing.T) {
 			opts := CompressionOptions{ServerNoContextTakeover: !takeover, ClientNoContextTakeover: !takeover}
-			srv := czServer(t, &Upgrader{EnableCompression: true, Compression: opts, WriteBufferSize: 2048}, czEcho)
+			srv := czServer(t, &Upgrader{EnableCompression: true, Compression: opts, WriteBufferSize: 2048}, czServed(echoStreamed))
 			c, tap, _ := czDialTapped(t, srv, &Dialer{EnableCompression: true, Compression: opts, WriteBufferSize: 4096})
 			czSendAndEcho(t, c, msgs, func(int) bool { return true })
 			require.NoError(t, c.CloseGracefully(CloseNormalClosure, "", testWait))
@@ -1500,7 +1483,7 @@ func TestCompressPrepared(t *testing.T) {
 				c.SetCompressionLevel(0)
 			}
 			c.WritePreparedMessage(pm)
-			czEcho(c, nil)
+			echoStreamed(c)
 		})
 		clients[i], taps[i], _ = czDialTapped(t, srv, &Dialer{EnableCompression: true})
 	}
@@ -1552,7 +1535,7 @@ func TestCompressPreparedClient(t *testing.T) {
 	data := czText(rand.New(rand.NewPCG(13, 13)), 2000)
 	pm, err := NewPreparedMessage(TextMessage, data)
 	require.NoError(t, err)
-	srv := czServer(t, &Upgrader{EnableCompression: true}, czEcho)
+	srv := czServer(t, &Upgrader{EnableCompression: true}, czServed(echoStreamed))
 	for _, takeover := range []bool{true, false} {
 		c, tap, _ := czDialTapped(t, srv, &Dialer{EnableCompression: true, Compression: CompressionOptions{ClientNoContextTakeover: !takeover}})
 		for i := 0; i < 3; i++ {
@@ -1633,7 +1616,7 @@ func TestCompressSetCompressionLevel(t *testing.T) {
 	for i := range msgs {
 		msgs[i] = czMsg{TextMessage, msg}
 	}
-	srv := czServer(t, &Upgrader{EnableCompression: true, Compression: CompressionOptions{ServerNoContextTakeover: true}}, czEchoWhole)
+	srv := czServer(t, &Upgrader{EnableCompression: true, Compression: CompressionOptions{ServerNoContextTakeover: true}}, czServed(echoWhole))
 	c, tap, _ := czDialTapped(t, srv, &Dialer{EnableCompression: true})
 	for _, bad := range []int{-3, 10, 100} {
 		require.Error(t, c.SetCompressionLevel(bad))
@@ -1668,7 +1651,7 @@ func TestCompressSetCompressionLevel(t *testing.T) {
 func TestCompressSetCompressionLevelConcurrent(t *testing.T) {
 	// SetCompressionLevel and EnableWriteCompression race with the writes
 	// they affect; every message must still arrive intact.
-	srv := czServer(t, &Upgrader{EnableCompression: true}, czEchoWhole)
+	srv := czServer(t, &Upgrader{EnableCompression: true}, czServed(echoWhole))
 	c, tap, _ := czDialTapped(t, srv, &Dialer{EnableCompression: true})
 	stop := make(chan struct{})
 	switched := make(chan struct{})
@@ -1722,7 +1705,7 @@ func TestCompressThreshold(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := CompressionOptions{Threshold: tc.threshold}
-			srv := czServer(t, &Upgrader{EnableCompression: true, Compression: opts}, czEchoWhole)
+			srv := czServer(t, &Upgrader{EnableCompression: true, Compression: opts}, czServed(echoWhole))
 			c, tap, _ := czDialTapped(t, srv, &Dialer{EnableCompression: true, Compression: opts})
 			rng := rand.New(rand.NewPCG(29, 29))
 			var msgs []czMsg

@@ -69,27 +69,6 @@ func connPair(t *testing.T, u *Upgrader, d *Dialer) (client, server *Conn) {
 	return client, server
 }
 
-// connEcho echoes data messages until a read fails, and returns that error.
-func connEcho(c *Conn) error {
-	for {
-		mt, p, err := c.ReadMessage()
-		if err != nil {
-			return err
-		}
-		if err := c.WriteMessage(mt, p); err != nil {
-			return err
-		}
-	}
-}
-
-// connStartEcho runs connEcho on c and returns a channel carrying its
-// result.
-func connStartEcho(c *Conn) <-chan error {
-	done := make(chan error, 1)
-	go func() { done <- connEcho(c) }()
-	return done
-}
-
 // connText returns n bytes of random valid UTF-8 mixing one- to four-byte
 // characters. Characters are drawn from a table of 256, one random byte
 // each; past 1 MiB the text continues with rotations of its first MiB
@@ -153,7 +132,7 @@ func TestConnRoundTrip(t *testing.T) {
 		t.Run(fmt.Sprintf("type %d", mt), func(t *testing.T) {
 			t.Parallel()
 			client, server := connPair(t, nil, nil)
-			echoDone := connStartEcho(server)
+			echoDone := startEcho(server)
 			rng := rand.New(rand.NewPCG(1, uint64(mt)))
 			for _, n := range []int{0, 1, 125, 126, 65535, 65536, 1 << 20, 16 << 20} {
 				var msg []byte
@@ -213,7 +192,7 @@ func TestConnStreamFragments(t *testing.T) {
 				if err := w.Close(); err != nil {
 					return err
 				}
-				return protoEcho(c)
+				return echoWhole(c)
 			})
 			var got []byte
 			frames := 0
@@ -242,7 +221,7 @@ func TestConnStreamFragments(t *testing.T) {
 func TestConnStreamRoundTrip(t *testing.T) {
 	t.Parallel()
 	client, server := connPair(t, nil, &Dialer{WriteBufferSize: 1500})
-	connStartEcho(server)
+	startEcho(server)
 	msg := connText(rand.New(rand.NewPCG(5, 6)), 1<<20)
 
 	w, err := client.NextWriter(TextMessage)
@@ -502,7 +481,7 @@ func TestConnCloseGracefully(t *testing.T) {
 	t.Run("peer answers", func(t *testing.T) {
 		t.Parallel()
 		client, server := connPair(t, nil, nil)
-		echoDone := connStartEcho(server)
+		echoDone := startEcho(server)
 		require.NoError(t, client.WriteMessage(TextMessage, []byte("hi")))
 		require.NoError(t, client.CloseGracefully(CloseNormalClosure, "bye", testWait))
 		var ce *CloseError
@@ -520,7 +499,7 @@ func TestConnCloseGracefully(t *testing.T) {
 	t.Run("peer answers/server side", func(t *testing.T) {
 		t.Parallel()
 		client, server := connPair(t, nil, nil)
-		echoDone := connStartEcho(client)
+		echoDone := startEcho(client)
 		require.NoError(t, server.WriteMessage(TextMessage, []byte("hi")))
 		require.NoError(t, server.CloseGracefully(CloseGoingAway, "restart", testWait))
 		var ce *CloseError
@@ -597,7 +576,7 @@ func TestConnCloseGracefully(t *testing.T) {
 				echoDone <- err
 				return
 			}
-			echoDone <- connEcho(server)
+			echoDone <- echoWhole(server)
 		}()
 		first := make(chan struct{})
 		readErr := make(chan error, 1)
@@ -632,7 +611,7 @@ func TestConnGoroutineLeak(t *testing.T) {
 	base := runtime.NumGoroutine()
 	t.Run("work", func(t *testing.T) {
 		client, server := connPair(t, nil, nil)
-		echoDone := connStartEcho(server)
+		echoDone := startEcho(server)
 		for i := 0; i < 10; i++ {
 			require.NoError(t, client.WriteMessage(BinaryMessage, make([]byte, i*1000)))
 			require.NoError(t, client.WriteControl(PingMessage, nil, time.Now().Add(testWait)))
@@ -703,7 +682,7 @@ func TestConnJSON(t *testing.T) {
 		Attrs map[string]string `json:"attrs"`
 	}
 	client, server := connPair(t, nil, nil)
-	connStartEcho(server)
+	startEcho(server)
 	want := payload{Name: "wsforge ✓", N: 42, Tags: []string{"a", "b"}, Attrs: map[string]string{"k": "v"}}
 	require.NoError(t, client.WriteJSON(want))
 	var got payload

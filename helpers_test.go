@@ -1,6 +1,9 @@
 package websocket
 
-import "time"
+import (
+	"io"
+	"time"
+)
 
 // The test kit: what the package's tests share.
 
@@ -10,3 +13,48 @@ import "time"
 // for it to pass, and it is long enough to hold on a loaded machine under
 // the race detector.
 const testWait = 20 * time.Second
+
+// echoWhole echoes every data message with ReadMessage and WriteMessage
+// until a read fails, and returns that read's error. A failed write does
+// not stop it: the tests look at how the read ended (the peer's close, a
+// protocol error, the peer gone), which follows.
+func echoWhole(c *Conn) error {
+	for {
+		mt, p, err := c.ReadMessage()
+		if err != nil {
+			return err
+		}
+		c.WriteMessage(mt, p)
+	}
+}
+
+// echoStreamed echoes every data message by streaming it from NextReader
+// into NextWriter (io.Copy, so the writer's ReadFrom), as autobahn/server
+// and autobahn/client do, so that fragmentation is exercised both ways. It
+// returns the error that ended the loop.
+func echoStreamed(c *Conn) error {
+	for {
+		mt, r, err := c.NextReader()
+		if err != nil {
+			return err
+		}
+		w, err := c.NextWriter(mt)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(w, r); err != nil {
+			return err
+		}
+		if err := w.Close(); err != nil {
+			return err
+		}
+	}
+}
+
+// startEcho runs echoWhole on c in a goroutine and returns a channel that
+// carries its result.
+func startEcho(c *Conn) <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- echoWhole(c) }()
+	return done
+}

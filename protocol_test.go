@@ -144,24 +144,11 @@ func protoRun(c *Conn, app func(c *Conn) error, appErr chan<- error, stop <-chan
 	c.Close()
 }
 
-// protoEcho echoes every data message and returns the error ReadMessage
-// finally gave. Write errors do not stop it: the read error is what the
-// tests look at.
-func protoEcho(c *Conn) error {
-	for {
-		mt, p, err := c.ReadMessage()
-		if err != nil {
-			return err
-		}
-		c.WriteMessage(mt, p)
-	}
-}
-
 // protoEchoWith runs setup on the Conn, then echoes.
 func protoEchoWith(setup func(c *Conn)) func(c *Conn) error {
 	return func(c *Conn) error {
 		setup(c)
-		return protoEcho(c)
+		return echoWhole(c)
 	}
 }
 
@@ -471,7 +458,7 @@ func TestProtoLengthForms(t *testing.T) {
 	for _, side := range protoSides {
 		t.Run(side.name, func(t *testing.T) {
 			t.Parallel()
-			p := side.start(t, protoEcho)
+			p := side.start(t, echoWhole)
 			for _, tc := range cases {
 				payload := make([]byte, tc.n)
 				for i := range payload {
@@ -533,7 +520,7 @@ func TestProtoBadFrames(t *testing.T) {
 	for _, side := range protoSides {
 		t.Run(side.name+"/continuation after complete message", func(t *testing.T) {
 			t.Parallel()
-			p := side.start(t, protoEcho)
+			p := side.start(t, echoWhole)
 			p.send(protoF(opText, true, "a"), protoF(opContinuation, true, "b"))
 			p.expectData(opText, []byte("a"))
 			p.expectFailed(CloseProtocolError)
@@ -586,7 +573,7 @@ func TestProtoInvalidUTF8FailFast(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(side.name+"/"+tc.name, func(t *testing.T) {
 				t.Parallel()
-				p := side.start(t, protoEcho)
+				p := side.start(t, echoWhole)
 				p.send(tc.frame)
 				p.expectFailed(CloseInvalidFramePayloadData)
 			})
@@ -602,7 +589,7 @@ func TestProtoValidUTF8Fragments(t *testing.T) {
 	for _, side := range protoSides {
 		t.Run(side.name, func(t *testing.T) {
 			t.Parallel()
-			p := side.start(t, protoEcho)
+			p := side.start(t, echoWhole)
 			for cut := 0; cut <= len(text); cut++ {
 				p.send(protoF(opText, false, text[:cut]), protoF(opContinuation, false, ""), protoF(opContinuation, true, text[cut:]))
 				p.expectData(opText, []byte(text))
@@ -628,7 +615,7 @@ func TestProtoPing(t *testing.T) {
 	for _, side := range protoSides {
 		t.Run(side.name, func(t *testing.T) {
 			t.Parallel()
-			p := side.start(t, protoEcho)
+			p := side.start(t, echoWhole)
 			for _, data := range [][]byte{payload, nil, []byte("x")} {
 				p.send(protoFrame{op: opPing, fin: true, payload: data})
 				f := p.next()
@@ -709,7 +696,7 @@ func TestProtoClose(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(side.name+"/"+tc.name, func(t *testing.T) {
 				t.Parallel()
-				p := side.start(t, protoEcho)
+				p := side.start(t, echoWhole)
 				p.send(protoFrame{op: opClose, fin: true, payload: tc.payload})
 				if tc.fail != 0 {
 					p.expectFailed(tc.fail)
@@ -739,7 +726,7 @@ func TestProtoDataAfterClose(t *testing.T) {
 	for _, side := range protoSides {
 		t.Run(side.name, func(t *testing.T) {
 			t.Parallel()
-			p := side.start(t, protoEcho)
+			p := side.start(t, echoWhole)
 			p.send(protoF(opText, true, "before"))
 			p.expectData(opText, []byte("before"))
 			p.send(protoClose(1000, ""), protoF(opText, true, "after"), protoF(opPing, true, "late"))
@@ -773,7 +760,7 @@ func TestProtoWriteAfterCloseSent(t *testing.T) {
 				writeErrs <- c.WritePreparedMessage(pm)
 				close(writeErrs)
 				// The echo loop's writes fail too.
-				return protoEcho(c)
+				return echoWhole(c)
 			})
 			code, reason := p.expectClose()
 			require.Equal(t, CloseGoingAway, code)
@@ -978,7 +965,7 @@ func TestProtoByteByByte(t *testing.T) {
 	for _, side := range protoSides {
 		t.Run(side.name, func(t *testing.T) {
 			t.Parallel()
-			p := side.start(t, protoEcho)
+			p := side.start(t, echoWhole)
 			long := bytes.Repeat([]byte("é"), 100)
 			// A 64-bit length is minimal only from 65536 on: the
 			// header and the start of that payload go byte by byte,
@@ -1019,7 +1006,7 @@ func TestProtoHugeClaimNoLimit(t *testing.T) {
 	for _, side := range protoSides {
 		t.Run(side.name, func(t *testing.T) {
 			t.Parallel()
-			p := side.start(t, protoEcho)
+			p := side.start(t, echoWhole)
 			p.send(protoFrame{op: opBinary, fin: true, payload: make([]byte, 1000), declare: true, declLen: 1 << 40})
 			require.NoError(t, p.conn.(*net.TCPConn).CloseWrite())
 			p.expectEOF()
@@ -1073,7 +1060,7 @@ func TestProtoCloseMidMessage(t *testing.T) {
 	for _, side := range protoSides {
 		t.Run(side.name, func(t *testing.T) {
 			t.Parallel()
-			p := side.start(t, protoEcho)
+			p := side.start(t, echoWhole)
 			p.send(protoF(opText, false, "unfinished"), protoClose(CloseGoingAway, "gone"))
 			p.expectClosedBy(CloseGoingAway, "gone")
 		})
@@ -1132,7 +1119,7 @@ func TestProtoCloseUnblocksWriter(t *testing.T) {
 // TCP segment as its 101 response reach the client Conn.
 func TestProtoClientPipelined(t *testing.T) {
 	t.Parallel()
-	p := protoDialedPipelined(t, protoEcho, []protoFrame{
+	p := protoDialedPipelined(t, echoWhole, []protoFrame{
 		protoF(opText, true, "right behind the 101"),
 		protoF(opPing, true, "pp"),
 		{op: opBinary, fin: true, payload: bytes.Repeat([]byte{7}, 10000)},

@@ -14,7 +14,7 @@ import (
 func TestStreamRelayOneFrame(t *testing.T) {
 	for _, side := range protoSides {
 		t.Run(side.name, func(t *testing.T) {
-			p := side.start(t, abEchoLoop) // io.Copy from NextReader to NextWriter
+			p := side.start(t, echoStreamed) // io.Copy from NextReader to NextWriter
 			for _, n := range []int{0, 100, 4096, 4097, 100 << 10} {
 				msg := bytes.Repeat([]byte{'x'}, n)
 				p.send(protoF(opBinary, true, string(msg)))
