@@ -174,7 +174,7 @@ func TestConnTextGenerator(t *testing.T) {
 func TestConnStreamFragments(t *testing.T) {
 	t.Parallel()
 	msg := connBinary(rand.New(rand.NewPCG(3, 4)), 1<<20)
-	for _, side := range protoSides {
+	for _, side := range rawSides {
 		t.Run(side.name, func(t *testing.T) {
 			t.Parallel()
 			p := side.start(t, func(c *Conn) error {
@@ -533,7 +533,7 @@ func TestConnCloseGracefully(t *testing.T) {
 	}
 
 	// A raw peer that reads the close frame and never answers.
-	for _, side := range protoSides {
+	for _, side := range rawSides {
 		t.Run("silent peer/"+side.name, func(t *testing.T) {
 			t.Parallel()
 			p := side.start(t, func(c *Conn) error {
@@ -555,12 +555,12 @@ func TestConnCloseGracefully(t *testing.T) {
 	// it passes even on a loaded machine.
 	t.Run("chatty peer", func(t *testing.T) {
 		t.Parallel()
-		p := protoServe(t, func(c *Conn) error {
+		p := serveRaw(t, func(c *Conn) error {
 			return c.CloseGracefully(CloseNormalClosure, "", 2*time.Second)
 		})
 		code, _ := p.expectClose()
 		require.Equal(t, CloseNormalClosure, code)
-		p.send(protoF(opText, true, "still talking"), protoF(opPing, true, ""))
+		p.send(rawF(opText, true, "still talking"), rawF(opPing, true, ""))
 		p.expectEOF()
 		var ne net.Error
 		require.ErrorAs(t, p.result(), &ne)

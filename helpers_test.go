@@ -14,6 +14,13 @@ import (
 // the race detector.
 const testWait = 20 * time.Second
 
+// sampleKey is the Sec-WebSocket-Key of RFC 6455 section 1.3's example,
+// and sampleAccept the Sec-WebSocket-Accept that answers it.
+const (
+	sampleKey    = "dGhlIHNhbXBsZSBub25jZQ=="
+	sampleAccept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+)
+
 // echoWhole echoes every data message with ReadMessage and WriteMessage
 // until a read fails, and returns that read's error. A failed write does
 // not stop it: the tests look at how the read ended (the peer's close, a

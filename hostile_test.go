@@ -114,157 +114,6 @@ func (a hostileApp) run(c *Conn) error {
 	}
 }
 
-// hostileResult is how the application's read loop ended.
-type hostileResult struct {
-	err      error
-	panicked any
-	stack    string
-}
-
-// runApp runs app on c, recovering a panic so that it fails the test
-// instead of the test binary, and reports the outcome.
-func runApp(app hostileApp, c *Conn, results chan<- hostileResult) {
-	var res hostileResult
-	defer func() {
-		if v := recover(); v != nil {
-			buf := make([]byte, 16<<10)
-			res = hostileResult{panicked: v, stack: string(buf[:runtime.Stack(buf, false)])}
-		}
-		c.Close()
-		results <- res
-	}()
-	res.err = app.run(c)
-}
-
-// hostilePeer is the attacker's end of a connection.
-type hostilePeer struct {
-	t      *testing.T
-	conn   net.Conn
-	br     *bufio.Reader
-	client bool // the attacker plays the client: it masks its frames
-	sent   int64
-	// results carries the application's outcome.
-	results chan hostileResult
-	// drained carries what drain read, when it was started.
-	drained chan hostileDrained
-}
-
-// write sends b, counting it as input to the Conn.
-func (p *hostilePeer) write(b []byte) error {
-	p.conn.SetWriteDeadline(time.Now().Add(testWait))
-	n, err := p.conn.Write(b)
-	p.sent += int64(n)
-	return err
-}
-
-// encode returns frames as the attacker sends them.
-func (p *hostilePeer) encode(frames ...protoFrame) []byte {
-	var b []byte
-	for _, f := range frames {
-		b = append(b, f.encode(p.client)...)
-	}
-	return b
-}
-
-// hostileDrained is what the attacker read from the Conn.
-type hostileDrained struct {
-	data  int64 // payload bytes of data frames
-	pongs int
-	// closeCode is the code of the close frame that ended the reading,
-	// CloseNoStatusReceived for an empty one, or 0 when the connection
-	// ended without one.
-	closeCode int
-	err       error // what ended the reading when no close frame did
-}
-
-// drain reads what the Conn sends, discarding data, until a close frame
-// arrives or the connection ends, in a goroutine of its own.
-func (p *hostilePeer) drain() {
-	p.drained = make(chan hostileDrained, 1)
-	go func() {
-		var d hostileDrained
-		defer func() { p.drained <- d }()
-		p.conn.SetReadDeadline(time.Now().Add(testWait))
-		var h [14]byte
-		for {
-			if _, err := io.ReadFull(p.br, h[:2]); err != nil {
-				d.err = err
-				return
-			}
-			n := int64(h[1] & 0x7f)
-			ext := 0
-			switch n {
-			case 126:
-				ext = 2
-			case 127:
-				ext = 8
-			}
-			if h[1]&0x80 != 0 {
-				ext += 4
-			}
-			if _, err := io.ReadFull(p.br, h[2:2+ext]); err != nil {
-				d.err = err
-				return
-			}
-			switch n {
-			case 126:
-				n = int64(binary.BigEndian.Uint16(h[2:]))
-			case 127:
-				n = int64(binary.BigEndian.Uint64(h[2:]))
-			}
-			op := h[0] & 0xf
-			if op != opClose {
-				if _, err := io.CopyN(io.Discard, p.br, n); err != nil {
-					d.err = err
-					return
-				}
-				switch op {
-				case opPong:
-					d.pongs++
-				case opText, opBinary, opContinuation:
-					d.data += n
-				}
-				continue
-			}
-			payload := make([]byte, n)
-			if _, err := io.ReadFull(p.br, payload); err != nil {
-				d.err = err
-				return
-			}
-			if h[1]&0x80 != 0 {
-				key := [4]byte(h[2+ext-4 : 2+ext])
-				maskBytes(key, 0, payload)
-			}
-			d.closeCode = CloseNoStatusReceived
-			if n >= 2 {
-				d.closeCode = int(binary.BigEndian.Uint16(payload))
-			}
-			return
-		}
-	}()
-}
-
-// wait returns the application's outcome and what drain read.
-func (p *hostilePeer) wait() (hostileResult, hostileDrained) {
-	p.t.Helper()
-	var res hostileResult
-	select {
-	case res = <-p.results:
-	case <-time.After(testWait):
-		buf := make([]byte, 1<<20)
-		p.t.Fatalf("the application did not return; goroutines:\n%s", buf[:runtime.Stack(buf, true)])
-	}
-	var d hostileDrained
-	if p.drained != nil {
-		select {
-		case d = <-p.drained:
-		case <-time.After(testWait):
-			p.t.Fatal("the attacker's reader did not finish")
-		}
-	}
-	return res, d
-}
-
 // hostileSide is the role of the Conn under attack.
 type hostileSide struct {
 	name   string
@@ -280,95 +129,16 @@ var hostileSides = []hostileSide{
 	{"client", false, hostileStyle{}},
 }
 
-// The raw client's handshake, and the extension parameters both raw ends
-// use: no context takeover, so the attacker compresses each message alone.
-const (
-	hostileKey = "dGhlIHNhbXBsZSBub25jZQ=="
-	hostilePMD = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
-)
-
 // start puts a Conn running app on side opposite a raw attacker, the
-// handshake done.
-func (side hostileSide) start(t *testing.T, app hostileApp) *hostilePeer {
+// handshake done. The Conn is closed as soon as app returns, as a program
+// would.
+func (side hostileSide) start(t *testing.T, app hostileApp) *rawPeer {
 	t.Helper()
+	o := rawOptions{compress: app.compress, separate: side.style.separate, closeOnReturn: true}
 	if side.server {
-		return hostileStartServer(t, side.style, app)
+		return serveRawWith(t, app.run, o)
 	}
-	return hostileStartClient(t, app)
-}
-
-func hostileStartServer(t *testing.T, style hostileStyle, app hostileApp) *hostilePeer {
-	t.Helper()
-	results := make(chan hostileResult, 2)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u := Upgrader{EnableCompression: app.compress}
-		c, err := u.Upgrade(w, r, nil)
-		if err != nil {
-			results <- hostileResult{err: err}
-			return
-		}
-		if style.separate {
-			go runApp(app, c, results)
-			return
-		}
-		runApp(app, c, results)
-	}))
-	t.Cleanup(srv.Close)
-	nc, err := net.Dial("tcp", srv.Listener.Addr().String())
-	require.NoError(t, err)
-	t.Cleanup(func() { nc.Close() })
-	req := "GET /ws HTTP/1.1\r\nHost: " + srv.Listener.Addr().String() +
-		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + hostileKey +
-		"\r\nSec-WebSocket-Version: 13\r\n"
-	if app.compress {
-		req += "Sec-WebSocket-Extensions: " + hostilePMD + "\r\n"
-	}
-	nc.SetDeadline(time.Now().Add(testWait))
-	_, err = io.WriteString(nc, req+"\r\n")
-	require.NoError(t, err)
-	br := bufio.NewReader(nc)
-	resp, err := http.ReadResponse(br, nil)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
-	if app.compress {
-		require.Contains(t, resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate")
-	}
-	nc.SetDeadline(time.Time{})
-	return &hostilePeer{t: t, conn: nc, br: br, client: true, results: results}
-}
-
-func hostileStartClient(t *testing.T, app hostileApp) *hostilePeer {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { l.Close() })
-	results := make(chan hostileResult, 2)
-	go func() {
-		d := Dialer{HandshakeTimeout: testWait, EnableCompression: app.compress}
-		c, _, err := d.Dial("ws://"+l.Addr().String()+"/ws", nil)
-		if err != nil {
-			results <- hostileResult{err: err}
-			return
-		}
-		runApp(app, c, results)
-	}()
-	require.NoError(t, l.(*net.TCPListener).SetDeadline(time.Now().Add(testWait)))
-	nc, err := l.Accept()
-	require.NoError(t, err)
-	t.Cleanup(func() { nc.Close() })
-	nc.SetDeadline(time.Now().Add(testWait))
-	br := bufio.NewReader(nc)
-	req, err := http.ReadRequest(br)
-	require.NoError(t, err)
-	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
-		computeAcceptKey(req.Header.Get("Sec-WebSocket-Key")) + "\r\n"
-	if app.compress {
-		resp += "Sec-WebSocket-Extensions: " + hostilePMD + "\r\n"
-	}
-	_, err = io.WriteString(nc, resp+"\r\n")
-	require.NoError(t, err)
-	nc.SetDeadline(time.Time{})
-	return &hostilePeer{t: t, conn: nc, br: br, client: false, results: results}
+	return dialRawWith(t, app.run, o)
 }
 
 // hostileCost is what an attack cost the process.
@@ -456,7 +226,7 @@ type hostileOutcome struct {
 	echoed int64
 }
 
-func (o hostileOutcome) check(t *testing.T, res hostileResult, d hostileDrained) {
+func (o hostileOutcome) check(t *testing.T, res appResult, d rawDrained) {
 	t.Helper()
 	require.Nil(t, res.panicked, "panic in the application's goroutine (with the read loop in a goroutine of its own, the process would die):\n%s", res.stack)
 	err := res.err
@@ -482,7 +252,7 @@ func (o hostileOutcome) check(t *testing.T, res hostileResult, d hostileDrained)
 	default:
 		t.Fatalf("unknown outcome kind %q", o.kind)
 	}
-	if d != (hostileDrained{}) || o.peerCode != 0 {
+	if d != (rawDrained{}) || o.peerCode != 0 {
 		assert.Equal(t, o.peerCode, d.closeCode, "close code the attacker received (reading ended by %v)", d.err)
 	}
 	if o.echoed > 0 {
@@ -496,10 +266,10 @@ type hostileCase struct {
 	app  hostileApp
 	// build returns the attacker's bytes for a peer (they depend on its
 	// masking); it runs before the measurement.
-	build func(p *hostilePeer) []byte
+	build func(p *rawPeer) []byte
 	// after, if set, runs once the bytes are written, still measured:
 	// for attacks that end by going away.
-	after  func(p *hostilePeer)
+	after  func(p *rawPeer)
 	noRead bool // the attacker never reads
 	want   hostileOutcome
 	budget hostileBudget
@@ -526,8 +296,8 @@ func hostileRunOne(t *testing.T, side hostileSide, tc hostileCase) {
 	t.Run("attack", func(t *testing.T) {
 		p := side.start(t, tc.app)
 		attack := tc.build(p)
-		var res hostileResult
-		var d hostileDrained
+		var res appResult
+		var d rawDrained
 		var writeErr error
 		cost := hostileMeasure(func() {
 			if !tc.noRead {
@@ -575,17 +345,17 @@ func hostileNoLeak(t *testing.T, base int) {
 // sent as op and continuation frames of size bytes, then the frames in
 // after. between, if set, goes after every fragment but the last. The
 // middle fragments encode alike, so they are encoded once.
-func hostileFragments(op byte, total, size int, fill byte, between []protoFrame, after ...protoFrame) func(p *hostilePeer) []byte {
-	return func(p *hostilePeer) []byte {
+func hostileFragments(op byte, total, size int, fill byte, between []rawFrame, after ...rawFrame) func(p *rawPeer) []byte {
+	return func(p *rawPeer) []byte {
 		payload := bytes.Repeat([]byte{fill}, size)
-		mid := append(p.encode(protoFrame{op: opContinuation, payload: payload}), p.encode(between...)...)
+		mid := append(p.encode(rawFrame{op: opContinuation, payload: payload}), p.encode(between...)...)
 		n := (total + size - 1) / size // fragments
-		b := append(p.encode(protoFrame{op: op, payload: payload}), p.encode(between...)...)
+		b := append(p.encode(rawFrame{op: op, payload: payload}), p.encode(between...)...)
 		if n > 2 {
 			b = append(b, bytes.Repeat(mid, n-2)...)
 		}
 		last := total - (n-1)*size
-		b = append(b, p.encode(protoFrame{op: opContinuation, fin: true, payload: payload[:last]})...)
+		b = append(b, p.encode(rawFrame{op: opContinuation, fin: true, payload: payload[:last]})...)
 		return append(b, p.encode(after...)...)
 	}
 }
@@ -609,18 +379,18 @@ func hostileDeflate(payload []byte, level int) []byte {
 
 // closeFrame is the attacker's normal close, after an attack that the
 // Conn must survive.
-var hostileBye = protoClose(CloseNormalClosure, "bye")
+var hostileBye = rawClose(CloseNormalClosure, "bye")
 
 // hostileCloseWrite ends the attacker's side of the stream: the peer has
 // vanished.
-func hostileCloseWrite(p *hostilePeer) {
+func hostileCloseWrite(p *rawPeer) {
 	p.conn.(*net.TCPConn).CloseWrite()
 }
 
 // declared is a frame header that announces n payload bytes and sends
 // the payload given.
-func declared(op byte, fin bool, n uint64, payload []byte) protoFrame {
-	return protoFrame{op: op, fin: fin, declare: true, declLen: n, payload: payload}
+func declared(op byte, fin bool, n uint64, payload []byte) rawFrame {
+	return rawFrame{op: op, fin: fin, declare: true, declLen: n, payload: payload}
 }
 
 // The attacks.
@@ -643,9 +413,9 @@ func hostileSurvived(echoed int64) hostileOutcome {
 	return hostileOutcome{peerCode: CloseNormalClosure, kind: "close", code: CloseNormalClosure, echoed: echoed}
 }
 
-func frames(fs ...[]protoFrame) func(p *hostilePeer) []byte {
-	return func(p *hostilePeer) []byte {
-		var all []protoFrame
+func frames(fs ...[]rawFrame) func(p *rawPeer) []byte {
+	return func(p *rawPeer) []byte {
+		var all []rawFrame
 		for _, f := range fs {
 			all = append(all, f...)
 		}
@@ -653,7 +423,7 @@ func frames(fs ...[]protoFrame) func(p *hostilePeer) []byte {
 	}
 }
 
-func one(f ...protoFrame) []protoFrame { return f }
+func one(f ...rawFrame) []rawFrame { return f }
 
 // hostileLengthsCases announce lengths up to 2^63-1, alone, summed over
 // fragments and on compressed frames: the Conn must neither allocate what
@@ -662,7 +432,7 @@ func hostileLengthsCases() []hostileCase {
 	const huge = 1<<63 - 1
 	some := bytes.Repeat([]byte("x"), 1000)
 	text := bytes.Repeat([]byte("abcdefgh"), 8<<10) // 64 KiB: fills an inflater's window
-	compressedHuge := func(fin bool) protoFrame {
+	compressedHuge := func(fin bool) rawFrame {
 		f := declared(opBinary, fin, huge, hostileDeflate(text, flate.BestSpeed))
 		f.rsv = rsv1Bit
 		return f
@@ -685,10 +455,10 @@ func hostileLengthsCases() []hostileCase {
 		{name: "final frame of 2^63-1 bytes", app: echo, build: frames(one(declared(opBinary, true, huge, some))), after: hostileCloseWrite, want: hostileVanished},
 		{name: "unfinished text frame of 2^63-1 bytes", app: echo, build: frames(one(declared(opText, false, huge, some))), after: hostileCloseWrite, want: hostileVanished},
 		{name: "unfinished frame of 2^63-1 bytes, limit", app: limited, build: frames(one(declared(opBinary, false, huge, some))), want: hostileFailed(CloseMessageTooBig)},
-		{name: "continuation of 2^63-1 bytes", app: echo, build: frames(one(protoF(opBinary, false, "0123456789"), declared(opContinuation, true, huge, some))), after: hostileCloseWrite, want: hostileVanished},
-		{name: "continuation of 2^63-1 bytes, limit", app: limited, build: frames(one(protoF(opBinary, false, "0123456789"), declared(opContinuation, true, huge, some))), want: hostileFailed(CloseMessageTooBig)},
+		{name: "continuation of 2^63-1 bytes", app: echo, build: frames(one(rawF(opBinary, false, "0123456789"), declared(opContinuation, true, huge, some))), after: hostileCloseWrite, want: hostileVanished},
+		{name: "continuation of 2^63-1 bytes, limit", app: limited, build: frames(one(rawF(opBinary, false, "0123456789"), declared(opContinuation, true, huge, some))), want: hostileFailed(CloseMessageTooBig)},
 		{name: "length with the top bit set", app: echo, build: frames(one(declared(opBinary, false, 1<<63, nil))), want: hostileFailed(CloseProtocolError)},
-		{name: "length of 1 in 64 bits", app: echo, build: frames(one(protoFrame{op: opBinary, fin: true, form: 64, payload: []byte("x")})), want: hostileFailed(CloseProtocolError)},
+		{name: "length of 1 in 64 bits", app: echo, build: frames(one(rawFrame{op: opBinary, fin: true, form: 64, payload: []byte("x")})), want: hostileFailed(CloseProtocolError)},
 		{name: "ping of 2^63-1 bytes", app: echo, build: frames(one(declared(opPing, true, huge, some))), want: hostileFailed(CloseProtocolError)},
 		{name: "close of 2^63-1 bytes", app: echo, build: frames(one(declared(opClose, true, huge, some))), want: hostileFailed(CloseProtocolError)},
 		{name: "compressed final frame of 2^63-1 bytes", app: hostileApp{echo: true, compress: true}, build: frames(one(compressedHuge(true))), after: hostileCloseWrite, want: hostileVanished},
@@ -712,14 +482,14 @@ func hostileFragmentationCases() []hostileCase {
 	if testing.Short() {
 		nEmpty = 100_000
 	}
-	empties := func(p *hostilePeer) []byte {
-		b := p.encode(protoF(opBinary, false, "x"))
-		empty := p.encode(protoFrame{op: opContinuation})
+	empties := func(p *rawPeer) []byte {
+		b := p.encode(rawF(opBinary, false, "x"))
+		empty := p.encode(rawFrame{op: opContinuation})
 		b = append(b, bytes.Repeat(empty, nEmpty)...)
-		return append(b, p.encode(protoF(opContinuation, true, "y"), hostileBye)...)
+		return append(b, p.encode(rawF(opContinuation, true, "y"), hostileBye)...)
 	}
 	pingBudget := hostileBudget{allocBase: 1 << 20, allocPerByte: 24, cpuBase: 100 * time.Millisecond, cpuPerByte: 400 * time.Microsecond}
-	ping := []protoFrame{{op: opPing, fin: true, payload: bytes.Repeat([]byte{'i'}, 125)}}
+	ping := []rawFrame{{op: opPing, fin: true, payload: bytes.Repeat([]byte{'i'}, 125)}}
 	return []hostileCase{
 		// Issue 13's second finding: 1.3 GiB allocated and 2 s of CPU.
 		{name: "1 MiB in 16-byte fragments", app: hostileApp{echo: true}, build: hostileFragments(opBinary, mib, 16, 'a', nil, hostileBye), want: hostileSurvived(mib)},
@@ -745,16 +515,16 @@ func hostileFloodsCases() []hostileCase {
 	if testing.Short() {
 		nPings = 5_000
 	}
-	pings := func(p *hostilePeer) []byte {
-		ping := p.encode(protoFrame{op: opPing, fin: true, payload: bytes.Repeat([]byte{'p'}, 125)})
+	pings := func(p *rawPeer) []byte {
+		ping := p.encode(rawFrame{op: opPing, fin: true, payload: bytes.Repeat([]byte{'p'}, 125)})
 		return append(bytes.Repeat(ping, nPings), p.encode(hostileBye)...)
 	}
 	// Each ping costs a pong, a system call: budgeted as such.
 	pingBudget := hostileBudget{allocBase: 1 << 20, allocPerByte: 24, cpuBase: 100 * time.Millisecond, cpuPerByte: 400 * time.Microsecond}
-	var afterClose []protoFrame
+	var afterClose []rawFrame
 	afterClose = append(afterClose, hostileBye)
 	for range 10_000 {
-		afterClose = append(afterClose, hostileBye, protoF(opPing, true, "after"), protoF(opBinary, true, "after"), protoF(opContinuation, false, "x"))
+		afterClose = append(afterClose, hostileBye, rawF(opPing, true, "after"), rawF(opBinary, true, "after"), rawF(opContinuation, false, "x"))
 	}
 	return []hostileCase{
 		// Once the pongs fill the socket, one waits out its deadline and
@@ -773,16 +543,16 @@ func TestHostileFloods(t *testing.T) {
 // compressed messages cut into tiny fragments.
 func hostileCompressionCases() []hostileCase {
 	const mib = 1 << 20
-	compressed := func(op byte, payload []byte) protoFrame {
-		return protoFrame{op: op, fin: true, rsv: rsv1Bit, payload: payload}
+	compressed := func(op byte, payload []byte) rawFrame {
+		return rawFrame{op: op, fin: true, rsv: rsv1Bit, payload: payload}
 	}
 	bomb64 := hostileDeflate(make([]byte, 64*mib), flate.BestCompression)
 	bomb16 := hostileDeflate(make([]byte, 16*mib), flate.BestCompression)
 	text := bytes.Repeat([]byte(`{"id":12345,"name":"wsforge","tags":["a","b"]} `), 4000)
 	deflated := hostileDeflate(text, flate.BestSpeed)
-	var tiny []protoFrame
+	var tiny []rawFrame
 	for i, b := range deflated {
-		f := protoFrame{op: opContinuation, fin: i == len(deflated)-1, payload: []byte{b}}
+		f := rawFrame{op: opContinuation, fin: i == len(deflated)-1, payload: []byte{b}}
 		if i == 0 {
 			f.op, f.rsv = opText, rsv1Bit
 		}
@@ -805,7 +575,7 @@ func hostileCompressionCases() []hostileCase {
 		{name: "compressed text, 1-byte fragments, NextReader", app: hostileApp{echo: true, compress: true, reader: true}, build: frames(tiny, one(hostileBye)), want: hostileSurvived(-1), budget: bombBudget},
 		{name: "RSV1 without negotiation", app: hostileApp{echo: true}, build: frames(one(compressed(opBinary, deflated))), want: hostileFailed(CloseProtocolError)},
 		{name: "RSV1 on a ping", app: hostileApp{echo: true, compress: true}, build: frames(one(compressed(opPing, []byte{0x02, 0x00}))), want: hostileFailed(CloseProtocolError)},
-		{name: "RSV1 on a continuation", app: hostileApp{echo: true, compress: true}, build: frames(one(protoF(opBinary, false, "a"), compressed(opContinuation, deflated))), want: hostileFailed(CloseProtocolError)},
+		{name: "RSV1 on a continuation", app: hostileApp{echo: true, compress: true}, build: frames(one(rawF(opBinary, false, "a"), compressed(opContinuation, deflated))), want: hostileFailed(CloseProtocolError)},
 	}
 }
 
@@ -816,13 +586,13 @@ func TestHostileCompression(t *testing.T) {
 // hostileVanishCases end the connection in the middle of every part of a
 // frame: the Conn reports CloseAbnormalClosure and keeps nothing.
 func hostileVanishCases() []hostileCase {
-	cut := func(f protoFrame, n int) func(p *hostilePeer) []byte {
-		return func(p *hostilePeer) []byte { return p.encode(f)[:n] }
+	cut := func(f rawFrame, n int) func(p *rawPeer) []byte {
+		return func(p *rawPeer) []byte { return p.encode(f)[:n] }
 	}
-	big := protoFrame{op: opBinary, fin: true, payload: make([]byte, 100000)}
-	text := protoFrame{op: opText, fin: false, payload: []byte("héllo")}
-	compressed := protoFrame{op: opText, fin: true, rsv: rsv1Bit, payload: hostileDeflate(bytes.Repeat([]byte("hello "), 10000), flate.BestSpeed)}
-	reset := func(p *hostilePeer) {
+	big := rawFrame{op: opBinary, fin: true, payload: make([]byte, 100000)}
+	text := rawFrame{op: opText, fin: false, payload: []byte("héllo")}
+	compressed := rawFrame{op: opText, fin: true, rsv: rsv1Bit, payload: hostileDeflate(bytes.Repeat([]byte("hello "), 10000), flate.BestSpeed)}
+	reset := func(p *rawPeer) {
 		p.conn.(*net.TCPConn).SetLinger(0)
 		p.conn.Close()
 	}
@@ -833,7 +603,7 @@ func hostileVanishCases() []hostileCase {
 		{name: "in the payload", app: hostileApp{echo: true}, build: cut(big, 5000), after: hostileCloseWrite, want: hostileVanished},
 		{name: "in the payload, NextReader", app: hostileApp{echo: true, reader: true}, build: cut(big, 5000), after: hostileCloseWrite, want: hostileVanished},
 		{name: "between fragments", app: hostileApp{echo: true}, build: frames(one(text)), after: hostileCloseWrite, want: hostileVanished},
-		{name: "in a control frame", app: hostileApp{echo: true}, build: cut(protoF(opPing, true, "ping payload"), 9), after: hostileCloseWrite, want: hostileVanished},
+		{name: "in a control frame", app: hostileApp{echo: true}, build: cut(rawF(opPing, true, "ping payload"), 9), after: hostileCloseWrite, want: hostileVanished},
 		{name: "in a compressed message", app: hostileApp{echo: true, compress: true}, build: cut(compressed, 20), after: hostileCloseWrite, want: hostileVanished},
 		{name: "reset in the payload", app: hostileApp{echo: true}, build: cut(big, 5000), after: reset, noRead: true, want: hostileOutcome{kind: "net"}},
 	}
@@ -995,7 +765,7 @@ type hostileHTTPLimits struct {
 // those bytes.
 func TestHostileServerHandshake(t *testing.T) {
 	valid := "GET /ws HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: " + hostileKey + "\r\nSec-WebSocket-Version: 13\r\n"
+		"Sec-WebSocket-Key: " + sampleKey + "\r\nSec-WebSocket-Version: 13\r\n"
 	fields := func(name, value string, n int) string {
 		return strings.Repeat(name+": "+value+"\r\n", n)
 	}
@@ -1026,9 +796,9 @@ func TestHostileServerHandshake(t *testing.T) {
 		{name: "20,000 extension header fields", u: Upgrader{EnableCompression: true}, request: valid + fields("Sec-WebSocket-Extensions", "x-unknown; a=b", 20000) + "\r\n", status: http.StatusSwitchingProtocols, notInResp: "Sec-Websocket-Extensions"},
 		{name: "malformed extension header", u: Upgrader{EnableCompression: true}, request: valid + "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=\"1\\\r\n\r\n", status: http.StatusSwitchingProtocols, notInResp: "permessage-deflate"},
 		{name: "50,000 subprotocols", u: Upgrader{Subprotocols: []string{"chat"}}, request: valid + "Sec-WebSocket-Protocol: " + list("p", 50000) + ", chat\r\n\r\n", status: http.StatusSwitchingProtocols, inResp: "Sec-Websocket-Protocol: chat"},
-		{name: "Sec-WebSocket-Key twice", request: valid + "Sec-WebSocket-Key: " + hostileKey + "\r\n\r\n", status: http.StatusBadRequest},
+		{name: "Sec-WebSocket-Key twice", request: valid + "Sec-WebSocket-Key: " + sampleKey + "\r\n\r\n", status: http.StatusBadRequest},
 		{name: "Sec-WebSocket-Version twice", request: valid + "Sec-WebSocket-Version: 13\r\n\r\n", status: http.StatusBadRequest},
-		{name: "key of 10,000 bytes", request: strings.Replace(valid, hostileKey, strings.Repeat("A", 10000), 1) + "\r\n", status: http.StatusBadRequest},
+		{name: "key of 10,000 bytes", request: strings.Replace(valid, sampleKey, strings.Repeat("A", 10000), 1) + "\r\n", status: http.StatusBadRequest},
 		{name: "headers that never end, ReadHeaderTimeout", server: hostileHTTPLimits{ReadHeaderTimeout: 200 * time.Millisecond}, request: valid + "X-Slow: ", status: 0},
 	}
 	for _, tt := range tests {
@@ -1122,8 +892,8 @@ func TestHostileDialer(t *testing.T) {
 			return append([]byte("HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n"), bytes.Repeat([]byte("1\r\nx\r\n"), 100000)...)
 		}, wantErr: ErrBadHandshake, wantResp: true},
 		{name: "garbage after the 101", respond: accept("", bytes.Repeat([]byte{0xff}, 100))},
-		{name: "masked frame after the 101", respond: accept("", protoF(opText, true, "masked").encode(true))},
-		{name: "non-minimal length after the 101", respond: accept("", protoFrame{op: opText, fin: true, form: 16, payload: []byte("x")}.encode(false))},
+		{name: "masked frame after the 101", respond: accept("", rawF(opText, true, "masked").encode(true))},
+		{name: "non-minimal length after the 101", respond: accept("", rawFrame{op: opText, fin: true, form: 16, payload: []byte("x")}.encode(false))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1187,7 +957,7 @@ func FuzzConnStream(f *testing.F) {
 				if tc.serverOnly && !isServer {
 					continue
 				}
-				stream := tc.build(&hostilePeer{client: isServer})
+				stream := tc.build(&rawPeer{client: isServer})
 				if len(stream) > 16<<10 {
 					stream = stream[:16<<10]
 				}

@@ -20,11 +20,6 @@ import (
 // The handshake tests speak raw HTTP over loopback TCP, so that they
 // depend on nothing but the server side.
 
-const (
-	srvTestKey    = "dGhlIHNhbXBsZSBub25jZQ==" // RFC 6455 section 1.3
-	srvTestAccept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-)
-
 type srvTestResult struct {
 	c   *Conn
 	err error
@@ -92,7 +87,7 @@ func (q srvTestReq) text(host string) string {
 		{"Connection", "Upgrade"},
 		{"Upgrade", "websocket"},
 		{"Sec-WebSocket-Version", "13"},
-		{"Sec-WebSocket-Key", srvTestKey},
+		{"Sec-WebSocket-Key", sampleKey},
 	}
 	var extra []string
 	for name := range q.set {
@@ -190,7 +185,7 @@ func srvTestKeyOf(n int) string {
 }
 
 func TestComputeAcceptKey(t *testing.T) {
-	assert.Equal(t, srvTestAccept, computeAcceptKey(srvTestKey))
+	assert.Equal(t, sampleAccept, computeAcceptKey(sampleKey))
 }
 
 func TestUpgradeRejects(t *testing.T) {
@@ -214,7 +209,7 @@ func TestUpgradeRejects(t *testing.T) {
 		{"no version", srvTestReq{set: map[string]string{"Sec-WebSocket-Version": ""}}, nil, http.StatusUpgradeRequired, "version"},
 		{"no key", srvTestReq{set: map[string]string{"Sec-WebSocket-Key": ""}}, nil, http.StatusBadRequest, "Sec-WebSocket-Key"},
 		// RFC 6455 section 11.3.1 and 11.3.5: each at most once.
-		{"key twice", srvTestReq{add: [][2]string{{"Sec-WebSocket-Key", srvTestKey}}}, nil, http.StatusBadRequest, "'Sec-WebSocket-Key' header appears more than once"},
+		{"key twice", srvTestReq{add: [][2]string{{"Sec-WebSocket-Key", sampleKey}}}, nil, http.StatusBadRequest, "'Sec-WebSocket-Key' header appears more than once"},
 		{"key twice, other value", srvTestReq{add: [][2]string{{"Sec-WebSocket-Key", srvTestKeyOf(16)}}}, nil, http.StatusBadRequest, "'Sec-WebSocket-Key' header appears more than once"},
 		{"version twice", srvTestReq{add: [][2]string{{"Sec-WebSocket-Version", "13"}}}, nil, http.StatusBadRequest, "'Sec-WebSocket-Version' header appears more than once"},
 		{"version list", srvTestReq{set: map[string]string{"Sec-WebSocket-Version": "13, 8"}}, nil, http.StatusBadRequest, "'Sec-WebSocket-Version' header appears more than once"},
@@ -263,7 +258,7 @@ func TestUpgradeAccepts(t *testing.T) {
 			raw, resp := srvTestHandshake(t, addr, tt.req)
 			assert.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
 			assert.True(t, strings.HasPrefix(raw, "HTTP/1.1 101 Switching Protocols\r\n"), raw)
-			assert.Contains(t, raw, "\r\nSec-WebSocket-Accept: "+srvTestAccept+"\r\n")
+			assert.Contains(t, raw, "\r\nSec-WebSocket-Accept: "+sampleAccept+"\r\n")
 			assert.Equal(t, "websocket", resp.Header.Get("Upgrade"))
 			assert.Equal(t, "Upgrade", resp.Header.Get("Connection"))
 			assert.Empty(t, resp.Header.Values("Sec-WebSocket-Protocol"))
@@ -495,7 +490,7 @@ func TestUpgradeNoHijacker(t *testing.T) {
 	r.Header.Set("Connection", "Upgrade")
 	r.Header.Set("Upgrade", "websocket")
 	r.Header.Set("Sec-WebSocket-Version", "13")
-	r.Header.Set("Sec-WebSocket-Key", srvTestKey)
+	r.Header.Set("Sec-WebSocket-Key", sampleKey)
 	w := httptest.NewRecorder()
 	c, err := (&Upgrader{}).Upgrade(w, r, nil)
 	assert.Nil(t, c)
@@ -516,7 +511,7 @@ func TestUpgradeHandshakeTimeout(t *testing.T) {
 	r.Header.Set("Connection", "Upgrade")
 	r.Header.Set("Upgrade", "websocket")
 	r.Header.Set("Sec-WebSocket-Version", "13")
-	r.Header.Set("Sec-WebSocket-Key", srvTestKey)
+	r.Header.Set("Sec-WebSocket-Key", sampleKey)
 	w := &srvTestHijacker{ResponseRecorder: httptest.NewRecorder(), conn: server, br: bufio.NewReader(server)}
 
 	c, err := (&Upgrader{HandshakeTimeout: 20 * time.Millisecond}).Upgrade(w, r, nil)

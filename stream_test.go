@@ -12,17 +12,17 @@ import (
 // one frame, as long as it is within maxStreamFrame, whatever the write
 // buffer size; larger ones go out in frames of maxStreamFrame.
 func TestStreamRelayOneFrame(t *testing.T) {
-	for _, side := range protoSides {
+	for _, side := range rawSides {
 		t.Run(side.name, func(t *testing.T) {
 			p := side.start(t, echoStreamed) // io.Copy from NextReader to NextWriter
 			for _, n := range []int{0, 100, 4096, 4097, 100 << 10} {
 				msg := bytes.Repeat([]byte{'x'}, n)
-				p.send(protoF(opBinary, true, string(msg)))
+				p.send(rawF(opBinary, true, string(msg)))
 				p.expectData(opBinary, msg)
 			}
 			// Past maxStreamFrame: fragments of at most that size.
 			big := bytes.Repeat([]byte{'y'}, maxStreamFrame+1000)
-			p.send(protoF(opText, true, string(big)))
+			p.send(rawF(opText, true, string(big)))
 			var got []byte
 			for i := 0; ; i++ {
 				f := p.next()
