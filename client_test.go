@@ -31,10 +31,10 @@ import (
 
 var errCliTestStop = errors.New("cliTest: dial stopped by the test")
 
-// cliTestServer is a raw TCP (optionally TLS) server on 127.0.0.1 whose
+// rawServer is a raw TCP (optionally TLS) server on 127.0.0.1 whose
 // connections are handled by a test script. Cleanup closes the listener and
 // every connection and waits for all handler goroutines.
-type cliTestServer struct {
+type rawServer struct {
 	ln    net.Listener
 	addr  string
 	wg    sync.WaitGroup
@@ -42,14 +42,14 @@ type cliTestServer struct {
 	conns map[net.Conn]struct{}
 }
 
-func cliTestListen(t *testing.T, tlsCfg *tls.Config, handle func(c net.Conn)) *cliTestServer {
+func startRawServer(t *testing.T, tlsCfg *tls.Config, handle func(c net.Conn)) *rawServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
 	}
-	s := &cliTestServer{ln: ln, addr: ln.Addr().String(), conns: map[net.Conn]struct{}{}}
+	s := &rawServer{ln: ln, addr: ln.Addr().String(), conns: map[net.Conn]struct{}{}}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -78,7 +78,7 @@ func cliTestListen(t *testing.T, tlsCfg *tls.Config, handle func(c net.Conn)) *c
 	return s
 }
 
-func (s *cliTestServer) close() {
+func (s *rawServer) close() {
 	s.ln.Close()
 	s.mu.Lock()
 	for c := range s.conns {
@@ -88,10 +88,10 @@ func (s *cliTestServer) close() {
 	s.wg.Wait()
 }
 
-// cliTestHandshake returns a connection handler that reads the upgrade
+// handshakeHandler returns a connection handler that reads the upgrade
 // request, reports it on reqs (if not nil), writes what respond returns in a
 // single write, and then discards input until the client closes.
-func cliTestHandshake(reqs chan<- *http.Request, respond func(req *http.Request) []byte) func(c net.Conn) {
+func handshakeHandler(reqs chan<- *http.Request, respond func(req *http.Request) []byte) func(c net.Conn) {
 	return func(c net.Conn) {
 		br := bufio.NewReader(c)
 		req, err := http.ReadRequest(br)
@@ -108,10 +108,10 @@ func cliTestHandshake(reqs chan<- *http.Request, respond func(req *http.Request)
 	}
 }
 
-// cliTestAccept returns a valid 101 response to req, with extra header
+// acceptResponse returns a valid 101 response to req, with extra header
 // lines (each ending in CRLF) and then tail, the bytes that follow the
 // response in the same write.
-func cliTestAccept(req *http.Request, extra string, tail []byte) []byte {
+func acceptResponse(req *http.Request, extra string, tail []byte) []byte {
 	var b bytes.Buffer
 	b.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n")
 	b.WriteString("Sec-WebSocket-Accept: " + computeAcceptKey(req.Header.Get("Sec-Websocket-Key")) + "\r\n")
@@ -121,9 +121,9 @@ func cliTestAccept(req *http.Request, extra string, tail []byte) []byte {
 	return b.Bytes()
 }
 
-// cliTestServerFrame encodes an unmasked (server to client) frame with FIN
+// unmaskedFrame encodes an unmasked (server to client) frame with FIN
 // set.
-func cliTestServerFrame(opcode byte, payload []byte) []byte {
+func unmaskedFrame(opcode byte, payload []byte) []byte {
 	b := []byte{0x80 | opcode}
 	switch n := len(payload); {
 	case n < 126:
@@ -138,9 +138,9 @@ func cliTestServerFrame(opcode byte, payload []byte) []byte {
 	return append(b, payload...)
 }
 
-// cliTestReadClientFrame reads one frame that must be masked, as RFC 6455
+// readClientFrame reads one frame that must be masked, as RFC 6455
 // requires of clients, and returns its first byte and unmasked payload.
-func cliTestReadClientFrame(r io.Reader) (byte0 byte, payload []byte, err error) {
+func readClientFrame(r io.Reader) (byte0 byte, payload []byte, err error) {
 	var h [14]byte
 	if _, err := io.ReadFull(r, h[:2]); err != nil {
 		return 0, nil, err
@@ -175,7 +175,7 @@ func cliTestReadClientFrame(r io.Reader) (byte0 byte, payload []byte, err error)
 	return h[0], payload, nil
 }
 
-func cliTestRecv(t *testing.T, reqs <-chan *http.Request) *http.Request {
+func recvRequest(t *testing.T, reqs <-chan *http.Request) *http.Request {
 	t.Helper()
 	select {
 	case r := <-reqs:
@@ -186,9 +186,9 @@ func cliTestRecv(t *testing.T, reqs <-chan *http.Request) *http.Request {
 	}
 }
 
-// cliTestCert returns httptest's certificate (valid for 127.0.0.1, ::1 and
+// testCert returns httptest's certificate (valid for 127.0.0.1, ::1 and
 // example.com) and a pool that trusts it.
-func cliTestCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
+func testCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
 	s := httptest.NewTLSServer(http.NotFoundHandler())
 	defer s.Close()
@@ -197,13 +197,13 @@ func cliTestCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	return s.TLS.Certificates[0], pool
 }
 
-func cliTestBasic(user, pass string) string {
+func basicAuth(user, pass string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
 }
 
-// cliTestPipe copies both ways between a and b until either side ends,
+// pipeConns copies both ways between a and b until either side ends,
 // then closes both.
-func cliTestPipe(a, b net.Conn, aReader io.Reader) {
+func pipeConns(a, b net.Conn, aReader io.Reader) {
 	done := make(chan struct{}, 2)
 	go func() {
 		io.Copy(b, aReader)
@@ -219,12 +219,12 @@ func cliTestPipe(a, b net.Conn, aReader io.Reader) {
 	<-done
 }
 
-// cliTestConnectProxy starts an HTTP CONNECT proxy that requires the
+// startConnectProxy starts an HTTP CONNECT proxy that requires the
 // Proxy-Authorization value wantAuth (none if empty), reports the CONNECT
 // target on targets and tunnels every accepted CONNECT to backend,
 // whatever host was asked for.
-func cliTestConnectProxy(t *testing.T, backend, wantAuth string, targets chan<- string) *cliTestServer {
-	return cliTestListen(t, nil, func(c net.Conn) {
+func startConnectProxy(t *testing.T, backend, wantAuth string, targets chan<- string) *rawServer {
+	return startRawServer(t, nil, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		req, err := http.ReadRequest(br)
 		if err != nil {
@@ -250,14 +250,14 @@ func cliTestConnectProxy(t *testing.T, backend, wantAuth string, targets chan<- 
 			bc.Close()
 			return
 		}
-		cliTestPipe(c, bc, br)
+		pipeConns(c, bc, br)
 	})
 }
 
-// cliTestEchoServer upgrades every connection and echoes one text message
+// startEchoServer upgrades every connection and echoes one text message
 // back, so that a dial through a proxy or TLS can be checked end to end.
-func cliTestEchoServer(t *testing.T, tlsCfg *tls.Config, reqs chan<- *http.Request) *cliTestServer {
-	return cliTestListen(t, tlsCfg, func(c net.Conn) {
+func startEchoServer(t *testing.T, tlsCfg *tls.Config, reqs chan<- *http.Request) *rawServer {
+	return startRawServer(t, tlsCfg, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		req, err := http.ReadRequest(br)
 		if err != nil {
@@ -266,21 +266,21 @@ func cliTestEchoServer(t *testing.T, tlsCfg *tls.Config, reqs chan<- *http.Reque
 		if reqs != nil {
 			reqs <- req
 		}
-		if _, err := c.Write(cliTestAccept(req, "", nil)); err != nil {
+		if _, err := c.Write(acceptResponse(req, "", nil)); err != nil {
 			return
 		}
-		b0, p, err := cliTestReadClientFrame(br)
+		b0, p, err := readClientFrame(br)
 		if err != nil || b0 != 0x81 {
 			return
 		}
-		if _, err := c.Write(cliTestServerFrame(TextMessage, p)); err != nil {
+		if _, err := c.Write(unmaskedFrame(TextMessage, p)); err != nil {
 			return
 		}
 		io.Copy(io.Discard, br)
 	})
 }
 
-func cliTestEcho(t *testing.T, ws *Conn) {
+func checkEcho(t *testing.T, ws *Conn) {
 	t.Helper()
 	require.NoError(t, ws.SetReadDeadline(time.Now().Add(testWait)))
 	require.NoError(t, ws.WriteMessage(TextMessage, []byte("ping through")))
@@ -338,8 +338,8 @@ func TestDialURLAddress(t *testing.T) {
 
 func TestDialURLRequestLine(t *testing.T) {
 	reqs := make(chan *http.Request, 1)
-	s := cliTestListen(t, nil, cliTestHandshake(reqs, func(req *http.Request) []byte {
-		return cliTestAccept(req, "", nil)
+	s := startRawServer(t, nil, handshakeHandler(reqs, func(req *http.Request) []byte {
+		return acceptResponse(req, "", nil)
 	}))
 	tests := []struct {
 		name     string
@@ -352,8 +352,8 @@ func TestDialURLRequestLine(t *testing.T) {
 		{name: "no path", url: "ws://" + s.addr, wantURI: "/", wantHost: s.addr},
 		{name: "path and query", url: "ws://" + s.addr + "/chat/room?id=7&x=a%20b#frag", wantURI: "/chat/room?id=7&x=a%20b", wantHost: s.addr},
 		{name: "escaped path", url: "ws://" + s.addr + "/a%2Fb", wantURI: "/a%2Fb", wantHost: s.addr},
-		{name: "userinfo", url: "ws://alice:s%40cret@" + s.addr + "/", wantURI: "/", wantHost: s.addr, wantAuth: cliTestBasic("alice", "s@cret")},
-		{name: "user only", url: "ws://bob@" + s.addr + "/", wantURI: "/", wantHost: s.addr, wantAuth: cliTestBasic("bob", "")},
+		{name: "userinfo", url: "ws://alice:s%40cret@" + s.addr + "/", wantURI: "/", wantHost: s.addr, wantAuth: basicAuth("alice", "s@cret")},
+		{name: "user only", url: "ws://bob@" + s.addr + "/", wantURI: "/", wantHost: s.addr, wantAuth: basicAuth("bob", "")},
 		{
 			name: "explicit Authorization wins over userinfo", url: "ws://alice:pw@" + s.addr + "/",
 			header:  http.Header{"Authorization": {"Bearer tok"}},
@@ -370,7 +370,7 @@ func TestDialURLRequestLine(t *testing.T) {
 			require.NoError(t, err)
 			defer ws.Close()
 			assert.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
-			req := cliTestRecv(t, reqs)
+			req := recvRequest(t, reqs)
 			assert.Equal(t, http.MethodGet, req.Method)
 			assert.Equal(t, "HTTP/1.1", req.Proto)
 			assert.Equal(t, tt.wantURI, req.RequestURI)
@@ -382,8 +382,8 @@ func TestDialURLRequestLine(t *testing.T) {
 
 func TestDialRequestHeaders(t *testing.T) {
 	reqs := make(chan *http.Request, 1)
-	s := cliTestListen(t, nil, cliTestHandshake(reqs, func(req *http.Request) []byte {
-		return cliTestAccept(req, "", nil)
+	s := startRawServer(t, nil, handshakeHandler(reqs, func(req *http.Request) []byte {
+		return acceptResponse(req, "", nil)
 	}))
 	wsURL := "ws://" + s.addr + "/"
 
@@ -391,7 +391,7 @@ func TestDialRequestHeaders(t *testing.T) {
 		ws, _, err := (&Dialer{}).Dial(wsURL, nil)
 		require.NoError(t, err)
 		defer ws.Close()
-		req := cliTestRecv(t, reqs)
+		req := recvRequest(t, reqs)
 		assert.Equal(t, []string{"websocket"}, req.Header["Upgrade"])
 		assert.Equal(t, []string{"Upgrade"}, req.Header["Connection"])
 		assert.Equal(t, []string{"13"}, req.Header["Sec-Websocket-Version"])
@@ -406,7 +406,7 @@ func TestDialRequestHeaders(t *testing.T) {
 			ws, _, err := (&Dialer{}).Dial(wsURL, nil)
 			require.NoError(t, err)
 			ws.Close()
-			keys[cliTestRecv(t, reqs).Header.Get("Sec-Websocket-Key")] = true
+			keys[recvRequest(t, reqs).Header.Get("Sec-Websocket-Key")] = true
 		}
 		assert.Len(t, keys, 3)
 	})
@@ -422,7 +422,7 @@ func TestDialRequestHeaders(t *testing.T) {
 		ws, _, err := (&Dialer{}).Dial(wsURL, h)
 		require.NoError(t, err)
 		defer ws.Close()
-		req := cliTestRecv(t, reqs)
+		req := recvRequest(t, reqs)
 		assert.Equal(t, "https://example.com", req.Header.Get("Origin"))
 		assert.Equal(t, "a=1; b=2", req.Header.Get("Cookie"))
 		assert.Equal(t, "Bearer xyz", req.Header.Get("Authorization"))
@@ -434,7 +434,7 @@ func TestDialRequestHeaders(t *testing.T) {
 		ws, _, err := (&Dialer{Subprotocols: []string{"v2.proto", "v1.proto"}}).Dial(wsURL, nil)
 		require.NoError(t, err)
 		defer ws.Close()
-		assert.Equal(t, []string{"v2.proto", "v1.proto"}, Subprotocols(cliTestRecv(t, reqs)))
+		assert.Equal(t, []string{"v2.proto", "v1.proto"}, Subprotocols(recvRequest(t, reqs)))
 	})
 }
 
@@ -539,7 +539,7 @@ func TestDialBadHandshake(t *testing.T) {
 			// RFC 6455 section 11.3.3: at most once.
 			name: "101 with Accept twice",
 			respond: func(req *http.Request) []byte {
-				return cliTestAccept(req, "Sec-WebSocket-Accept: "+computeAcceptKey(req.Header.Get("Sec-Websocket-Key"))+"\r\n", nil)
+				return acceptResponse(req, "Sec-WebSocket-Accept: "+computeAcceptKey(req.Header.Get("Sec-Websocket-Key"))+"\r\n", nil)
 			},
 			wantStatus: 101,
 		},
@@ -554,14 +554,14 @@ func TestDialBadHandshake(t *testing.T) {
 			name:         "subprotocol not offered",
 			subprotocols: []string{"chat"},
 			respond: func(req *http.Request) []byte {
-				return cliTestAccept(req, "Sec-WebSocket-Protocol: superchat\r\n", nil)
+				return acceptResponse(req, "Sec-WebSocket-Protocol: superchat\r\n", nil)
 			},
 			wantStatus: 101,
 		},
 		{
 			name: "subprotocol when none offered",
 			respond: func(req *http.Request) []byte {
-				return cliTestAccept(req, "Sec-WebSocket-Protocol: chat\r\n", nil)
+				return acceptResponse(req, "Sec-WebSocket-Protocol: chat\r\n", nil)
 			},
 			wantStatus: 101,
 		},
@@ -569,21 +569,21 @@ func TestDialBadHandshake(t *testing.T) {
 			name:         "two subprotocols chosen",
 			subprotocols: []string{"chat", "superchat"},
 			respond: func(req *http.Request) []byte {
-				return cliTestAccept(req, "Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Protocol: superchat\r\n", nil)
+				return acceptResponse(req, "Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Protocol: superchat\r\n", nil)
 			},
 			wantStatus: 101,
 		},
 		{
 			name: "extension not offered",
 			respond: func(req *http.Request) []byte {
-				return cliTestAccept(req, "Sec-WebSocket-Extensions: x-custom; level=2\r\n", nil)
+				return acceptResponse(req, "Sec-WebSocket-Extensions: x-custom; level=2\r\n", nil)
 			},
 			wantStatus: 101,
 		},
 		{
 			name: "permessage-deflate not offered",
 			respond: func(req *http.Request) []byte {
-				return cliTestAccept(req, "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n", nil)
+				return acceptResponse(req, "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n", nil)
 			},
 			wantStatus: 101,
 		},
@@ -591,9 +591,9 @@ func TestDialBadHandshake(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			closed := make(chan struct{})
-			s := cliTestListen(t, nil, func(c net.Conn) {
+			s := startRawServer(t, nil, func(c net.Conn) {
 				defer close(closed)
-				cliTestHandshake(nil, tt.respond)(c)
+				handshakeHandler(nil, tt.respond)(c)
 			})
 			d := &Dialer{Subprotocols: tt.subprotocols}
 			ws, resp, err := d.Dial("ws://"+s.addr+"/", nil)
@@ -635,7 +635,7 @@ func TestDialSuccess(t *testing.T) {
 			name:         "subprotocol chosen and frame behind the 101",
 			subprotocols: []string{"chat", "superchat"},
 			extra:        "Sec-WebSocket-Protocol: superchat\r\n",
-			tail:         cliTestServerFrame(TextMessage, []byte("hello")),
+			tail:         unmaskedFrame(TextMessage, []byte("hello")),
 			wantProto:    "superchat",
 			wantMessages: []string{"hello"},
 		},
@@ -655,33 +655,33 @@ func TestDialSuccess(t *testing.T) {
 		},
 		{
 			name:         "two frames behind the 101",
-			tail:         append(cliTestServerFrame(TextMessage, []byte("one")), cliTestServerFrame(BinaryMessage, []byte("two"))...),
+			tail:         append(unmaskedFrame(TextMessage, []byte("one")), unmaskedFrame(BinaryMessage, []byte("two"))...),
 			wantMessages: []string{"one", "two"},
 		},
 		{
 			name:         "message larger than the read buffer behind the 101",
 			readBufSize:  512,
-			tail:         cliTestServerFrame(BinaryMessage, big),
+			tail:         unmaskedFrame(BinaryMessage, big),
 			wantMessages: []string{string(big)},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := make(chan string, 1)
-			s := cliTestListen(t, nil, func(c net.Conn) {
+			s := startRawServer(t, nil, func(c net.Conn) {
 				br := bufio.NewReader(c)
 				req, err := http.ReadRequest(br)
 				if err != nil {
 					return
 				}
-				resp := cliTestAccept(req, tt.extra, tt.tail)
+				resp := acceptResponse(req, tt.extra, tt.tail)
 				if tt.respond != nil {
 					resp = tt.respond(req)
 				}
 				if _, err := c.Write(resp); err != nil {
 					return
 				}
-				b0, p, err := cliTestReadClientFrame(br)
+				b0, p, err := readClientFrame(br)
 				if err != nil {
 					got <- "error: " + err.Error()
 					return
@@ -720,14 +720,14 @@ func TestDialSuccess(t *testing.T) {
 }
 
 func TestDialNilDialerAndNewClient(t *testing.T) {
-	s := cliTestEchoServer(t, nil, nil)
+	s := startEchoServer(t, nil, nil)
 
 	t.Run("nil Dialer", func(t *testing.T) {
 		var d *Dialer
 		ws, _, err := d.Dial("ws://"+s.addr+"/", nil)
 		require.NoError(t, err)
 		defer ws.Close()
-		cliTestEcho(t, ws)
+		checkEcho(t, ws)
 	})
 
 	t.Run("DefaultDialer", func(t *testing.T) {
@@ -736,7 +736,7 @@ func TestDialNilDialerAndNewClient(t *testing.T) {
 		ws, _, err := DefaultDialer.Dial("ws://"+s.addr+"/", nil)
 		require.NoError(t, err)
 		defer ws.Close()
-		cliTestEcho(t, ws)
+		checkEcho(t, ws)
 	})
 
 	t.Run("NewClient", func(t *testing.T) {
@@ -749,14 +749,14 @@ func TestDialNilDialerAndNewClient(t *testing.T) {
 		defer ws.Close()
 		assert.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
 		assert.Same(t, nc, ws.NetConn())
-		cliTestEcho(t, ws)
+		checkEcho(t, ws)
 	})
 }
 
 func TestDialNetDialSelection(t *testing.T) {
-	cert, pool := cliTestCert(t)
-	plain := cliTestEchoServer(t, nil, nil)
-	secure := cliTestEchoServer(t, &tls.Config{Certificates: []tls.Certificate{cert}}, nil)
+	cert, pool := testCert(t)
+	plain := startEchoServer(t, nil, nil)
+	secure := startEchoServer(t, &tls.Config{Certificates: []tls.Certificate{cert}}, nil)
 
 	var called []string
 	netDial := func(network, addr string) (net.Conn, error) {
@@ -799,16 +799,16 @@ func TestDialNetDialSelection(t *testing.T) {
 			require.NoError(t, err)
 			defer ws.Close()
 			assert.Equal(t, tt.want, called)
-			cliTestEcho(t, ws)
+			checkEcho(t, ws)
 		})
 	}
 }
 
 func TestDialTLS(t *testing.T) {
-	cert, pool := cliTestCert(t)
+	cert, pool := testCert(t)
 	sni := make(chan string, 1)
 	reqs := make(chan *http.Request, 1)
-	s := cliTestEchoServer(t, &tls.Config{
+	s := startEchoServer(t, &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 			sni <- hello.ServerName
@@ -866,17 +866,17 @@ func TestDialTLS(t *testing.T) {
 			defer ws.Close()
 			_, isTLS := ws.NetConn().(*tls.Conn)
 			assert.True(t, isTLS)
-			assert.Equal(t, tt.wantHost, cliTestRecv(t, reqs).Host)
-			cliTestEcho(t, ws)
+			assert.Equal(t, tt.wantHost, recvRequest(t, reqs).Host)
+			checkEcho(t, ws)
 		})
 	}
 }
 
 func TestDialHTTPProxy(t *testing.T) {
-	cert, pool := cliTestCert(t)
+	cert, pool := testCert(t)
 	reqs := make(chan *http.Request, 1)
-	backend := cliTestEchoServer(t, nil, reqs)
-	tlsBackend := cliTestEchoServer(t, &tls.Config{Certificates: []tls.Certificate{cert}}, reqs)
+	backend := startEchoServer(t, nil, reqs)
+	tlsBackend := startEchoServer(t, &tls.Config{Certificates: []tls.Certificate{cert}}, reqs)
 
 	tests := []struct {
 		name       string
@@ -891,7 +891,7 @@ func TestDialHTTPProxy(t *testing.T) {
 	}{
 		{name: "no auth", backend: backend.addr, url: "ws://" + backend.addr + "/", wantTarget: backend.addr},
 		{
-			name: "basic auth", backend: backend.addr, wantAuth: cliTestBasic("user", "p:ss"),
+			name: "basic auth", backend: backend.addr, wantAuth: basicAuth("user", "p:ss"),
 			proxyUser: url.UserPassword("user", "p:ss"), url: "ws://" + backend.addr + "/", wantTarget: backend.addr,
 		},
 		{
@@ -903,19 +903,19 @@ func TestDialHTTPProxy(t *testing.T) {
 			url: "wss://example.com/", cfg: &tls.Config{RootCAs: pool}, wantTarget: "example.com:443",
 		},
 		{
-			name: "wrong credentials", backend: backend.addr, wantAuth: cliTestBasic("user", "right"),
+			name: "wrong credentials", backend: backend.addr, wantAuth: basicAuth("user", "right"),
 			proxyUser: url.UserPassword("user", "wrong"), url: "ws://" + backend.addr + "/",
 			wantErr: errProxyRefused, wantErrStr: "407 Proxy Authentication Required",
 		},
 		{
-			name: "missing credentials", backend: backend.addr, wantAuth: cliTestBasic("user", "right"),
+			name: "missing credentials", backend: backend.addr, wantAuth: basicAuth("user", "right"),
 			url: "ws://" + backend.addr + "/", wantErr: errProxyRefused, wantErrStr: "407",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			targets := make(chan string, 1)
-			p := cliTestConnectProxy(t, tt.backend, tt.wantAuth, targets)
+			p := startConnectProxy(t, tt.backend, tt.wantAuth, targets)
 			proxyURL := &url.URL{Scheme: "http", Host: p.addr, User: tt.proxyUser}
 			d := &Dialer{Proxy: http.ProxyURL(proxyURL), TLSClientConfig: tt.cfg}
 			ws, resp, err := d.Dial(tt.url, nil)
@@ -929,8 +929,8 @@ func TestDialHTTPProxy(t *testing.T) {
 			require.NoError(t, err)
 			defer ws.Close()
 			assert.Equal(t, tt.wantTarget, <-targets)
-			cliTestRecv(t, reqs)
-			cliTestEcho(t, ws)
+			recvRequest(t, reqs)
+			checkEcho(t, ws)
 		})
 	}
 
@@ -966,8 +966,8 @@ func TestDialHTTPProxy(t *testing.T) {
 		ws, _, err := d.Dial("ws://"+backend.addr+"/", nil)
 		require.NoError(t, err)
 		defer ws.Close()
-		cliTestRecv(t, reqs)
-		cliTestEcho(t, ws)
+		recvRequest(t, reqs)
+		checkEcho(t, ws)
 	})
 }
 
@@ -993,11 +993,11 @@ func TestProxyConnectKeepsBufferedBytes(t *testing.T) {
 	assert.Equal(t, "early bytes|later bytes", string(all))
 }
 
-// cliTestSocks5Proxy is a SOCKS5 server that optionally requires a user
+// startSocks5Proxy is a SOCKS5 server that optionally requires a user
 // name and password, reports the requested address and connects every
 // request to backend.
-func cliTestSocks5Proxy(t *testing.T, backend, user, pass string, targets chan<- string) *cliTestServer {
-	return cliTestListen(t, nil, func(c net.Conn) {
+func startSocks5Proxy(t *testing.T, backend, user, pass string, targets chan<- string) *rawServer {
+	return startRawServer(t, nil, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		var h [2]byte
 		if _, err := io.ReadFull(br, h[:]); err != nil || h[0] != 5 {
@@ -1067,13 +1067,13 @@ func cliTestSocks5Proxy(t *testing.T, backend, user, pass string, targets chan<-
 		}
 		// Bound address as a domain name, to exercise that reply form.
 		c.Write([]byte{5, 0, 0, 3, 4, 'p', 'r', 'x', 'y', 0x1f, 0x90})
-		cliTestPipe(c, bc, br)
+		pipeConns(c, bc, br)
 	})
 }
 
 func TestDialSOCKS5Proxy(t *testing.T) {
 	reqs := make(chan *http.Request, 1)
-	backend := cliTestEchoServer(t, nil, reqs)
+	backend := startEchoServer(t, nil, reqs)
 	tests := []struct {
 		name       string
 		user, pass string // required by the proxy
@@ -1092,7 +1092,7 @@ func TestDialSOCKS5Proxy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			targets := make(chan string, 1)
-			p := cliTestSocks5Proxy(t, backend.addr, tt.user, tt.pass, targets)
+			p := startSocks5Proxy(t, backend.addr, tt.user, tt.pass, targets)
 			d := &Dialer{Proxy: http.ProxyURL(&url.URL{Scheme: "socks5", Host: p.addr, User: tt.proxyUser})}
 			ws, _, err := d.Dial(tt.url, nil)
 			if tt.wantErr {
@@ -1103,17 +1103,17 @@ func TestDialSOCKS5Proxy(t *testing.T) {
 			require.NoError(t, err)
 			defer ws.Close()
 			assert.Equal(t, tt.wantTarget, <-targets)
-			cliTestRecv(t, reqs)
-			cliTestEcho(t, ws)
+			recvRequest(t, reqs)
+			checkEcho(t, ws)
 		})
 	}
 }
 
-// cliTestSilentServer accepts connections, reports when the first bytes
+// startSilentServer accepts connections, reports when the first bytes
 // of one arrive, and never answers.
-func cliTestSilentServer(t *testing.T) (*cliTestServer, <-chan struct{}) {
+func startSilentServer(t *testing.T) (*rawServer, <-chan struct{}) {
 	got := make(chan struct{}, 4)
-	s := cliTestListen(t, nil, func(c net.Conn) {
+	s := startRawServer(t, nil, func(c net.Conn) {
 		var b [1]byte
 		if _, err := c.Read(b[:]); err != nil {
 			return
@@ -1127,8 +1127,8 @@ func cliTestSilentServer(t *testing.T) (*cliTestServer, <-chan struct{}) {
 	return s, got
 }
 
-// cliTestHangCases are the handshake stages a silent peer can stall.
-func cliTestHangCases(silent string) []struct {
+// hangCases are the handshake stages a silent peer can stall.
+func hangCases(silent string) []struct {
 	name string
 	url  string
 	d    Dialer
@@ -1146,8 +1146,8 @@ func cliTestHangCases(silent string) []struct {
 }
 
 func TestDialHandshakeTimeout(t *testing.T) {
-	s, _ := cliTestSilentServer(t)
-	for _, tt := range cliTestHangCases(s.addr) {
+	s, _ := startSilentServer(t)
+	for _, tt := range hangCases(s.addr) {
 		t.Run(tt.name, func(t *testing.T) {
 			d := tt.d
 			d.HandshakeTimeout = 100 * time.Millisecond
@@ -1168,8 +1168,8 @@ func TestDialHandshakeTimeout(t *testing.T) {
 }
 
 func TestDialContextCancel(t *testing.T) {
-	s, got := cliTestSilentServer(t)
-	for _, tt := range cliTestHangCases(s.addr) {
+	s, got := startSilentServer(t)
+	for _, tt := range hangCases(s.addr) {
 		t.Run(tt.name, func(t *testing.T) {
 			before := runtime.NumGoroutine()
 			ctx, cancel := context.WithCancel(context.Background())
@@ -1219,14 +1219,14 @@ func TestDialContextCancel(t *testing.T) {
 	})
 }
 
-// cliTestDeadlineConn records the deadlines set on a connection.
-type cliTestDeadlineConn struct {
+// dialDeadlineConn records the deadlines set on a connection.
+type dialDeadlineConn struct {
 	net.Conn
 	mu        sync.Mutex
 	deadlines []time.Time
 }
 
-func (c *cliTestDeadlineConn) SetDeadline(t time.Time) error {
+func (c *dialDeadlineConn) SetDeadline(t time.Time) error {
 	c.mu.Lock()
 	c.deadlines = append(c.deadlines, t)
 	c.mu.Unlock()
@@ -1235,13 +1235,13 @@ func (c *cliTestDeadlineConn) SetDeadline(t time.Time) error {
 
 func TestDialDeadlines(t *testing.T) {
 	release := make(chan struct{})
-	s := cliTestListen(t, nil, func(c net.Conn) {
+	s := startRawServer(t, nil, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		req, err := http.ReadRequest(br)
 		if err != nil {
 			return
 		}
-		if _, err := c.Write(cliTestAccept(req, "", nil)); err != nil {
+		if _, err := c.Write(acceptResponse(req, "", nil)); err != nil {
 			return
 		}
 		select {
@@ -1249,11 +1249,11 @@ func TestDialDeadlines(t *testing.T) {
 		case <-time.After(testWait):
 			return
 		}
-		c.Write(cliTestServerFrame(TextMessage, []byte("after cancel")))
+		c.Write(unmaskedFrame(TextMessage, []byte("after cancel")))
 		io.Copy(io.Discard, br)
 	})
 
-	var rec *cliTestDeadlineConn
+	var rec *dialDeadlineConn
 	d := &Dialer{
 		HandshakeTimeout: time.Minute,
 		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -1262,7 +1262,7 @@ func TestDialDeadlines(t *testing.T) {
 			if err != nil {
 				return nil, err
 			}
-			rec = &cliTestDeadlineConn{Conn: c}
+			rec = &dialDeadlineConn{Conn: c}
 			return rec, nil
 		},
 	}
@@ -1292,11 +1292,11 @@ func TestDialDeadlines(t *testing.T) {
 func TestDialCookieJar(t *testing.T) {
 	reqs := make(chan *http.Request, 1)
 	var refuse atomic.Bool
-	s := cliTestListen(t, nil, cliTestHandshake(reqs, func(req *http.Request) []byte {
+	s := startRawServer(t, nil, handshakeHandler(reqs, func(req *http.Request) []byte {
 		if refuse.Load() {
 			return []byte("HTTP/1.1 403 Forbidden\r\nSet-Cookie: denied=yes\r\nContent-Length: 0\r\n\r\n")
 		}
-		return cliTestAccept(req, "Set-Cookie: session=abc; Path=/\r\n", nil)
+		return acceptResponse(req, "Set-Cookie: session=abc; Path=/\r\n", nil)
 	}))
 	jar, err := cookiejar.New(nil)
 	require.NoError(t, err)
@@ -1308,7 +1308,7 @@ func TestDialCookieJar(t *testing.T) {
 	ws, resp, err := d.Dial("ws://"+s.addr+"/", nil)
 	require.NoError(t, err)
 	ws.Close()
-	assert.Equal(t, "1", mustCookie(t, cliTestRecv(t, reqs), "pre"))
+	assert.Equal(t, "1", mustCookie(t, recvRequest(t, reqs), "pre"))
 	require.Len(t, resp.Cookies(), 1)
 
 	cookies := map[string]string{}
@@ -1322,7 +1322,7 @@ func TestDialCookieJar(t *testing.T) {
 	refuse.Store(true)
 	_, _, err = d.Dial("ws://"+s.addr+"/", nil)
 	require.True(t, err == ErrBadHandshake)
-	req := cliTestRecv(t, reqs)
+	req := recvRequest(t, reqs)
 	assert.Equal(t, "abc", mustCookie(t, req, "session"))
 	assert.Equal(t, "1", mustCookie(t, req, "pre"))
 	names := map[string]bool{}
@@ -1340,8 +1340,8 @@ func mustCookie(t *testing.T, req *http.Request, name string) string {
 }
 
 func TestDialTrace(t *testing.T) {
-	cert, pool := cliTestCert(t)
-	s := cliTestEchoServer(t, &tls.Config{Certificates: []tls.Certificate{cert}}, nil)
+	cert, pool := testCert(t)
+	s := startEchoServer(t, &tls.Config{Certificates: []tls.Certificate{cert}}, nil)
 	var events []string
 	var mu sync.Mutex
 	add := func(e string) {

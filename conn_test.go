@@ -10,8 +10,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -25,56 +23,12 @@ import (
 
 // The Conn tests run our Dialer against our Upgrader over loopback TCP.
 
-// connPair returns both ends of a connection: client from our Dialer,
-// server from our Upgrader. Both are closed, and the server handler has
-// returned, when the test ends.
-func connPair(t *testing.T, u *Upgrader, d *Dialer) (client, server *Conn) {
-	t.Helper()
-	if u == nil {
-		u = &Upgrader{}
-	}
-	if d == nil {
-		d = &Dialer{}
-	}
-	servers := make(chan *Conn, 1)
-	stop := make(chan struct{})
-	handlerDone := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer close(handlerDone)
-		c, err := u.Upgrade(w, r, nil)
-		if err != nil {
-			close(servers)
-			return
-		}
-		defer c.Close()
-		servers <- c
-		<-stop
-	}))
-	client, _, err := d.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/ws", nil)
-	if err == nil {
-		server = <-servers
-	}
-	t.Cleanup(func() {
-		close(stop)
-		if client != nil {
-			client.Close()
-		}
-		<-handlerDone
-		srv.Close()
-	})
-	require.NoError(t, err)
-	require.NotNil(t, server)
-	require.NoError(t, client.SetReadDeadline(time.Now().Add(testWait)))
-	require.NoError(t, server.SetReadDeadline(time.Now().Add(testWait)))
-	return client, server
-}
-
-// connText returns n bytes of random valid UTF-8 mixing one- to four-byte
+// randomText returns n bytes of random valid UTF-8 mixing one- to four-byte
 // characters. Characters are drawn from a table of 256, one random byte
 // each; past 1 MiB the text continues with rotations of its first MiB
 // starting at random characters, which keeps it valid and unrepetitive
 // at a fraction of the cost under -race.
-func connText(rng *rand.Rand, n int) []byte {
+func randomText(rng *rand.Rand, n int) []byte {
 	ranges := [][2]rune{{0x20, 0x7e}, {0x80, 0x7ff}, {0x800, 0xd7ff}, {0xe000, 0xfffd}, {0x10000, 0x10ffff}}
 	var table [256][]byte
 	for i := range table {
@@ -112,7 +66,7 @@ func connText(rng *rand.Rand, n int) []byte {
 	return b
 }
 
-func connBinary(rng *rand.Rand, n int) []byte {
+func randomBinary(rng *rand.Rand, n int) []byte {
 	b := make([]byte, n)
 	for i := 0; i+8 <= n; i += 8 {
 		v := rng.Uint64()
@@ -131,15 +85,15 @@ func TestConnRoundTrip(t *testing.T) {
 	for _, mt := range []int{TextMessage, BinaryMessage} {
 		t.Run(fmt.Sprintf("type %d", mt), func(t *testing.T) {
 			t.Parallel()
-			client, server := connPair(t, nil, nil)
+			client, server := newPair(t, nil, nil)
 			echoDone := startEcho(server)
 			rng := rand.New(rand.NewPCG(1, uint64(mt)))
 			for _, n := range []int{0, 1, 125, 126, 65535, 65536, 1 << 20, 16 << 20} {
 				var msg []byte
 				if mt == TextMessage {
-					msg = connText(rng, n)
+					msg = randomText(rng, n)
 				} else {
-					msg = connBinary(rng, n)
+					msg = randomBinary(rng, n)
 				}
 				require.Len(t, msg, n)
 				require.NoError(t, client.WriteMessage(mt, msg), "size %d", n)
@@ -161,7 +115,7 @@ func TestConnTextGenerator(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(7, 8))
 	for _, n := range []int{0, 1, 2, 3, 4, 5, 1000, 1<<20 + 3, 3<<20 + 1} {
-		b := connText(rng, n)
+		b := randomText(rng, n)
 		require.Len(t, b, n)
 		require.True(t, utf8.Valid(b), "size %d", n)
 	}
@@ -173,7 +127,7 @@ func TestConnTextGenerator(t *testing.T) {
 // continuations, FIN only on the last.
 func TestConnStreamFragments(t *testing.T) {
 	t.Parallel()
-	msg := connBinary(rand.New(rand.NewPCG(3, 4)), 1<<20)
+	msg := randomBinary(rand.New(rand.NewPCG(3, 4)), 1<<20)
 	for _, side := range rawSides {
 		t.Run(side.name, func(t *testing.T) {
 			t.Parallel()
@@ -220,9 +174,9 @@ func TestConnStreamFragments(t *testing.T) {
 // and ReadFrom, and reads them back through NextReader.
 func TestConnStreamRoundTrip(t *testing.T) {
 	t.Parallel()
-	client, server := connPair(t, nil, &Dialer{WriteBufferSize: 1500})
+	client, server := newPair(t, nil, &Dialer{WriteBufferSize: 1500})
 	startEcho(server)
-	msg := connText(rand.New(rand.NewPCG(5, 6)), 1<<20)
+	msg := randomText(rand.New(rand.NewPCG(5, 6)), 1<<20)
 
 	w, err := client.NextWriter(TextMessage)
 	require.NoError(t, err)
@@ -256,18 +210,18 @@ func TestConnStreamRoundTrip(t *testing.T) {
 	require.True(t, bytes.Equal(append([]byte(strings.Repeat("s", 5000)), msg...), got), "WriteString and ReadFrom message differs")
 }
 
-// connMsg is what the concurrent writers send: who sent it, its place in
+// numberedMsg is what the concurrent writers send: who sent it, its place in
 // the sender's sequence, and data whose content and checksum the reader
 // can recompute.
-type connMsg struct {
+type numberedMsg struct {
 	G    int    `json:"g"`
 	Seq  int    `json:"s"`
 	Data string `json:"d"`
 	Sum  uint32 `json:"c"`
 }
 
-// connLetters is random text the concurrent writers' data is cut from.
-var connLetters = func() string {
+// msgLetters is random text the concurrent writers' data is cut from.
+var msgLetters = func() string {
 	rng := rand.New(rand.NewPCG(9, 10))
 	const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 	b := make([]byte, 1<<16)
@@ -277,19 +231,19 @@ var connLetters = func() string {
 	return string(b)
 }()
 
-// connMsgData returns the data of message seq of goroutine g: up to 3000
-// bytes from a place in connLetters that depends on both.
-func connMsgData(g, seq int) string {
+// msgData returns the data of message seq of goroutine g: up to 3000
+// bytes from a place in msgLetters that depends on both.
+func msgData(g, seq int) string {
 	h := uint64(g)*0x9e3779b97f4a7c15 ^ uint64(seq)*0xc2b2ae3d27d4eb4f
 	h ^= h >> 29
 	n := int(h % 3000)
-	off := int(h>>16) % (len(connLetters) - n)
-	return connLetters[off : off+n]
+	off := int(h>>16) % (len(msgLetters) - n)
+	return msgLetters[off : off+n]
 }
 
-func connMakeMsg(g, seq int) connMsg {
-	d := connMsgData(g, seq)
-	return connMsg{G: g, Seq: seq, Data: d, Sum: crc32.ChecksumIEEE([]byte(d))}
+func makeMsg(g, seq int) numberedMsg {
+	d := msgData(g, seq)
+	return numberedMsg{G: g, Seq: seq, Data: d, Sum: crc32.ChecksumIEEE([]byte(d))}
 }
 
 // TestConnConcurrentWriters has 16 goroutines write 200 messages each on
@@ -304,7 +258,7 @@ func TestConnConcurrentWriters(t *testing.T) {
 	const goroutines, perG = 16, 200
 	for _, writerSide := range []string{"client", "server"} {
 		t.Run(writerSide+" writes", func(t *testing.T) {
-			client, server := connPair(t, &Upgrader{WriteBufferSize: 1024}, &Dialer{WriteBufferSize: 1024})
+			client, server := newPair(t, &Upgrader{WriteBufferSize: 1024}, &Dialer{WriteBufferSize: 1024})
 			wc, rc := client, server
 			if writerSide == "server" {
 				wc, rc = server, client
@@ -339,7 +293,7 @@ func TestConnConcurrentWriters(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					writeErrs <- connWriteAll(wc, g, perG)
+					writeErrs <- writeAll(wc, g, perG)
 				}()
 			}
 
@@ -348,13 +302,13 @@ func TestConnConcurrentWriters(t *testing.T) {
 				mt, p, err := rc.ReadMessage()
 				require.NoError(t, err, "message %d", i)
 				require.Equal(t, TextMessage, mt)
-				var m connMsg
+				var m numberedMsg
 				require.NoError(t, json.Unmarshal(p, &m), "message %d: %.60q", i, p)
 				require.True(t, m.G >= 0 && m.G < goroutines, "goroutine id %d", m.G)
 				require.Equal(t, next[m.G], m.Seq, "sequence of goroutine %d", m.G)
 				next[m.G]++
 				require.Equal(t, crc32.ChecksumIEEE([]byte(m.Data)), m.Sum, "checksum of %d:%d", m.G, m.Seq)
-				require.Equal(t, connMsgData(m.G, m.Seq), m.Data, "data of %d:%d", m.G, m.Seq)
+				require.Equal(t, msgData(m.G, m.Seq), m.Data, "data of %d:%d", m.G, m.Seq)
 			}
 			wg.Wait()
 			close(writeErrs)
@@ -374,11 +328,11 @@ func TestConnConcurrentWriters(t *testing.T) {
 	}
 }
 
-// connWriteAll writes the perG messages of goroutine g, each with a write
+// writeAll writes the perG messages of goroutine g, each with a write
 // method chosen by turn, plus a ping before every fourth.
-func connWriteAll(c *Conn, g, perG int) error {
+func writeAll(c *Conn, g, perG int) error {
 	for seq := 0; seq < perG; seq++ {
-		m := connMakeMsg(g, seq)
+		m := makeMsg(g, seq)
 		b, err := json.Marshal(m)
 		if err != nil {
 			return err
@@ -427,7 +381,7 @@ func connWriteAll(c *Conn, g, perG int) error {
 func TestConnConcurrentStreams(t *testing.T) {
 	t.Parallel()
 	const goroutines, perG, size = 4, 8, 20000
-	client, server := connPair(t, nil, &Dialer{WriteBufferSize: 1024})
+	client, server := newPair(t, nil, &Dialer{WriteBufferSize: 1024})
 	client.EnableConcurrentWriters()
 	var wg sync.WaitGroup
 	errs := make(chan error, goroutines)
@@ -480,7 +434,7 @@ func TestConnCloseGracefully(t *testing.T) {
 
 	t.Run("peer answers", func(t *testing.T) {
 		t.Parallel()
-		client, server := connPair(t, nil, nil)
+		client, server := newPair(t, nil, nil)
 		echoDone := startEcho(server)
 		require.NoError(t, client.WriteMessage(TextMessage, []byte("hi")))
 		require.NoError(t, client.CloseGracefully(CloseNormalClosure, "bye", testWait))
@@ -498,7 +452,7 @@ func TestConnCloseGracefully(t *testing.T) {
 
 	t.Run("peer answers/server side", func(t *testing.T) {
 		t.Parallel()
-		client, server := connPair(t, nil, nil)
+		client, server := newPair(t, nil, nil)
 		echoDone := startEcho(client)
 		require.NoError(t, server.WriteMessage(TextMessage, []byte("hi")))
 		require.NoError(t, server.CloseGracefully(CloseGoingAway, "restart", testWait))
@@ -514,7 +468,7 @@ func TestConnCloseGracefully(t *testing.T) {
 	for _, closer := range []string{"client", "server"} {
 		t.Run("after the peer's close/"+closer+" closes first", func(t *testing.T) {
 			t.Parallel()
-			client, server := connPair(t, nil, nil)
+			client, server := newPair(t, nil, nil)
 			first, second := client, server
 			if closer == "server" {
 				first, second = server, client
@@ -569,7 +523,7 @@ func TestConnCloseGracefully(t *testing.T) {
 
 	t.Run("reader blocked", func(t *testing.T) {
 		t.Parallel()
-		client, server := connPair(t, nil, nil)
+		client, server := newPair(t, nil, nil)
 		echoDone := make(chan error, 1)
 		go func() {
 			if err := server.WriteMessage(TextMessage, []byte("hello")); err != nil {
@@ -610,7 +564,7 @@ func TestConnGoroutineLeak(t *testing.T) {
 	runtime.GC()
 	base := runtime.NumGoroutine()
 	t.Run("work", func(t *testing.T) {
-		client, server := connPair(t, nil, nil)
+		client, server := newPair(t, nil, nil)
 		echoDone := startEcho(server)
 		for i := 0; i < 10; i++ {
 			require.NoError(t, client.WriteMessage(BinaryMessage, make([]byte, i*1000)))
@@ -628,7 +582,7 @@ func TestConnGoroutineLeak(t *testing.T) {
 	})
 	t.Run("abandoned", func(t *testing.T) {
 		// Closed without a closing handshake, mid-message.
-		client, server := connPair(t, nil, nil)
+		client, server := newPair(t, nil, nil)
 		done := make(chan error, 1)
 		go func() {
 			_, _, err := server.ReadMessage()
@@ -646,7 +600,7 @@ func TestConnGoroutineLeak(t *testing.T) {
 
 func TestConnJoinMessages(t *testing.T) {
 	t.Parallel()
-	client, server := connPair(t, nil, nil)
+	client, server := newPair(t, nil, nil)
 	lines := []string{"one", "", "two words", "ünïcode", strings.Repeat("long", 3000)}
 	go func() {
 		for _, l := range lines {
@@ -681,7 +635,7 @@ func TestConnJSON(t *testing.T) {
 		Tags  []string          `json:"tags"`
 		Attrs map[string]string `json:"attrs"`
 	}
-	client, server := connPair(t, nil, nil)
+	client, server := newPair(t, nil, nil)
 	startEcho(server)
 	want := payload{Name: "wsforge ✓", N: 42, Tags: []string{"a", "b"}, Attrs: map[string]string{"k": "v"}}
 	require.NoError(t, client.WriteJSON(want))
@@ -732,7 +686,7 @@ func TestConnJSON(t *testing.T) {
 // nothing; one kept across two further NextReader calls is not covered.)
 func TestConnStaleReader(t *testing.T) {
 	t.Parallel()
-	client, server := connPair(t, nil, nil)
+	client, server := newPair(t, nil, nil)
 	msgs := []string{"first", "second", "third", "fourth", "fifth"}
 	for _, m := range msgs {
 		require.NoError(t, server.WriteMessage(TextMessage, []byte(m)))
@@ -762,7 +716,7 @@ func TestConnStaleReader(t *testing.T) {
 // can neither write into nor close the current one.
 func TestConnStaleWriter(t *testing.T) {
 	t.Parallel()
-	client, server := connPair(t, nil, nil)
+	client, server := newPair(t, nil, nil)
 	msgs := []string{"one", "two", "three", "four"}
 	var prev io.WriteCloser
 	for _, m := range msgs {
@@ -793,7 +747,7 @@ func TestConnStaleWriter(t *testing.T) {
 // exceeds 125 bytes instead of going out as an invalid frame.
 func TestConnControlWriterTooLong(t *testing.T) {
 	t.Parallel()
-	client, server := connPair(t, nil, nil)
+	client, server := newPair(t, nil, nil)
 	readDone := make(chan error, 1)
 	var pings []string
 	server.SetPingHandler(func(s string) error { pings = append(pings, s); return nil })
@@ -851,7 +805,7 @@ func TestConnControlWriterTooLong(t *testing.T) {
 // harming the connection.
 func TestConnWriteArgs(t *testing.T) {
 	t.Parallel()
-	client, server := connPair(t, nil, nil)
+	client, server := newPair(t, nil, nil)
 	deadline := time.Now().Add(testWait)
 	require.Error(t, client.WriteControl(PingMessage, make([]byte, 126), deadline))
 	require.Error(t, client.WriteControl(TextMessage, []byte("x"), deadline))
@@ -876,7 +830,7 @@ func TestConnWriteArgs(t *testing.T) {
 // their write deadline passes) and control frames do not.
 func TestConnMessageLock(t *testing.T) {
 	t.Parallel()
-	client, server := connPair(t, nil, &Dialer{WriteBufferSize: 1024})
+	client, server := newPair(t, nil, &Dialer{WriteBufferSize: 1024})
 	client.EnableConcurrentWriters()
 	var pings []string
 	server.SetPingHandler(func(s string) error { pings = append(pings, s); return nil })
@@ -918,23 +872,6 @@ func TestConnMessageLock(t *testing.T) {
 	require.Equal(t, "after", string(p))
 }
 
-// connHangGuard runs f and fails the test if it has not returned in
-// testWait: f tests something that used to hang.
-func connHangGuard(t *testing.T, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	select {
-	case <-done:
-	case <-time.After(testWait):
-		buf := make([]byte, 1<<20)
-		t.Fatalf("hung; goroutines:\n%s", buf[:runtime.Stack(buf, true)])
-	}
-}
-
 // TestConnGorillaWriterRule checks gorilla's documented rule, which
 // programs written for gorilla may rely on: NextWriter (and every other
 // data write) closes the writer the application left open, sending its
@@ -973,7 +910,7 @@ func TestConnGorillaWriterRule(t *testing.T) {
 			for _, firstSize := range []int{5, 3000} { // 3000: fragments already sent
 				t.Run(fmt.Sprintf("%s/compress=%v/first=%d", name, compress, firstSize), func(t *testing.T) {
 					t.Parallel()
-					client, server := connPair(t, &Upgrader{EnableCompression: compress}, &Dialer{WriteBufferSize: 1024, EnableCompression: compress})
+					client, server := newPair(t, &Upgrader{EnableCompression: compress}, &Dialer{WriteBufferSize: 1024, EnableCompression: compress})
 					stopPings := make(chan struct{})
 					pingsDone := make(chan struct{})
 					go func() {
@@ -997,7 +934,7 @@ func TestConnGorillaWriterRule(t *testing.T) {
 					}()
 
 					first := bytes.Repeat([]byte("f"), firstSize)
-					connHangGuard(t, func() {
+					hangGuard(t, func() {
 						for round := 0; round < 3; round++ {
 							w, err := client.NextWriter(BinaryMessage)
 							require.NoError(t, err)
@@ -1039,9 +976,9 @@ func TestConnGorillaWriterRule(t *testing.T) {
 	}
 }
 
-// connBlockingConn is a net.Conn whose writes block, once armed, until
+// blockingConn is a net.Conn whose writes block, once armed, until
 // released, reporting that one has started.
-type connBlockingConn struct {
+type blockingConn struct {
 	utDiscardConn
 	mu       sync.Mutex
 	out      bytes.Buffer
@@ -1050,7 +987,7 @@ type connBlockingConn struct {
 	released chan struct{} // closed to let writes through
 }
 
-func (c *connBlockingConn) Write(p []byte) (int, error) {
+func (c *blockingConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	armed := c.armed
 	c.armed = false
@@ -1071,7 +1008,7 @@ func (c *connBlockingConn) Write(p []byte) (int, error) {
 // mode holds other writers only until the Conn is closed.
 func TestConnConcurrentWritersDetected(t *testing.T) {
 	t.Parallel()
-	nc := &connBlockingConn{armed: true, blocked: make(chan struct{}), released: make(chan struct{})}
+	nc := &blockingConn{armed: true, blocked: make(chan struct{}), released: make(chan struct{})}
 	c := newConn(nc, true, 0, 1024, nil, nil)
 	streamed := func(b byte) []byte { return bytes.Repeat([]byte{b}, 5000) }
 
@@ -1102,13 +1039,13 @@ func TestConnConcurrentWritersDetected(t *testing.T) {
 		}
 		bDone <- err
 	}()
-	connHangGuard(t, func() {
+	hangGuard(t, func() {
 		for !c.concurrentWriters.Load() {
 			runtime.Gosched() // B's arrival is what sets it
 		}
 	})
 	close(nc.released)
-	connHangGuard(t, func() {
+	hangGuard(t, func() {
 		require.NoError(t, <-aDone)
 		require.NoError(t, <-bDone)
 	})
@@ -1135,13 +1072,13 @@ func TestConnConcurrentWritersDetected(t *testing.T) {
 	waitErr := make(chan error, 1)
 	go func() { waitErr <- c.WriteMessage(TextMessage, []byte("waits")) }()
 	require.NoError(t, c.Close())
-	connHangGuard(t, func() { require.ErrorIs(t, <-waitErr, net.ErrClosed) })
+	hangGuard(t, func() { require.ErrorIs(t, <-waitErr, net.ErrClosed) })
 }
 
-// connHoldRead starts a goroutine reading c until it fails, and returns
+// holdRead starts a goroutine reading c until it fails, and returns
 // once that goroutine holds the read lock (is blocked in the read), so
 // that CloseGracefully must wait for it rather than read itself.
-func connHoldRead(t *testing.T, c *Conn) <-chan error {
+func holdRead(t *testing.T, c *Conn) <-chan error {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() {
@@ -1152,7 +1089,7 @@ func connHoldRead(t *testing.T, c *Conn) <-chan error {
 			}
 		}
 	}()
-	connHangGuard(t, func() {
+	hangGuard(t, func() {
 		for c.readMu.TryLock() {
 			c.readMu.Unlock()
 			runtime.Gosched()
@@ -1161,11 +1098,11 @@ func connHoldRead(t *testing.T, c *Conn) <-chan error {
 	return done
 }
 
-// connWaitCloseSent returns once c has sent its close frame, so that what
+// waitCloseSent returns once c has sent its close frame, so that what
 // the test does next meets a CloseGracefully that is waiting.
-func connWaitCloseSent(t *testing.T, c *Conn) {
+func waitCloseSent(t *testing.T, c *Conn) {
 	t.Helper()
-	connHangGuard(t, func() {
+	hangGuard(t, func() {
 		for !c.closeSent.Load() {
 			runtime.Gosched()
 		}
@@ -1186,13 +1123,13 @@ func TestConnCloseGracefullyReadEnds(t *testing.T) {
 	const long = time.Hour // the guard, testWait, fails long before
 	t.Run("peer gone", func(t *testing.T) {
 		t.Parallel()
-		client, server := connPair(t, nil, nil)
-		readDone := connHoldRead(t, server)
+		client, server := newPair(t, nil, nil)
+		readDone := holdRead(t, server)
 		closed := make(chan error, 1)
 		go func() { closed <- server.CloseGracefully(CloseGoingAway, "bye", long) }()
-		connWaitCloseSent(t, server)
+		waitCloseSent(t, server)
 		require.NoError(t, client.Close()) // never reads, never answers
-		connHangGuard(t, func() {
+		hangGuard(t, func() {
 			err := <-closed
 			require.Error(t, err)
 			require.NotErrorIs(t, err, errCloseTimeout)
@@ -1201,15 +1138,15 @@ func TestConnCloseGracefullyReadEnds(t *testing.T) {
 	})
 	t.Run("peer gone without a reset", func(t *testing.T) {
 		t.Parallel()
-		client, server := connPair(t, nil, nil)
-		readDone := connHoldRead(t, server)
+		client, server := newPair(t, nil, nil)
+		readDone := holdRead(t, server)
 		closed := make(chan error, 1)
 		go func() { closed <- server.CloseGracefully(CloseGoingAway, "bye", long) }()
-		connWaitCloseSent(t, server)
+		waitCloseSent(t, server)
 		// FIN without a close frame: the read ends with 1006, which
 		// CloseGracefully must report, not only that the Conn closed.
 		require.NoError(t, client.NetConn().(*net.TCPConn).CloseWrite())
-		connHangGuard(t, func() {
+		hangGuard(t, func() {
 			err := <-closed
 			require.True(t, IsCloseError(err, CloseAbnormalClosure), "%v", err)
 			require.Equal(t, <-readDone, err)
@@ -1217,12 +1154,12 @@ func TestConnCloseGracefullyReadEnds(t *testing.T) {
 	})
 	t.Run("Conn closed", func(t *testing.T) {
 		t.Parallel()
-		_, server := connPair(t, nil, nil)
-		readDone := connHoldRead(t, server)
+		_, server := newPair(t, nil, nil)
+		readDone := holdRead(t, server)
 		closed := make(chan error, 1)
 		go func() { closed <- server.CloseGracefully(CloseGoingAway, "bye", long) }()
 		require.NoError(t, server.Close())
-		connHangGuard(t, func() {
+		hangGuard(t, func() {
 			err := <-closed
 			require.Error(t, err)
 			require.NotErrorIs(t, err, errCloseTimeout)
@@ -1231,19 +1168,19 @@ func TestConnCloseGracefullyReadEnds(t *testing.T) {
 	})
 	t.Run("peer answers", func(t *testing.T) {
 		t.Parallel()
-		client, server := connPair(t, nil, nil)
-		connHoldRead(t, server)
-		clientRead := connHoldRead(t, client) // answers the close
-		connHangGuard(t, func() {
+		client, server := newPair(t, nil, nil)
+		holdRead(t, server)
+		clientRead := holdRead(t, client) // answers the close
+		hangGuard(t, func() {
 			require.NoError(t, server.CloseGracefully(CloseGoingAway, "bye", long))
 			require.True(t, IsCloseError(<-clientRead, CloseGoingAway))
 		})
 	})
 }
 
-// connTimeoutConn is a net.Conn whose next write, once armed, fails with
+// timeoutConn is a net.Conn whose next write, once armed, fails with
 // a timeout after writing n bytes of what it was given.
-type connTimeoutConn struct {
+type timeoutConn struct {
 	utDiscardConn
 	mu    sync.Mutex
 	out   bytes.Buffer
@@ -1251,7 +1188,7 @@ type connTimeoutConn struct {
 	n     int
 }
 
-func (c *connTimeoutConn) Write(p []byte) (int, error) {
+func (c *timeoutConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.armed {
@@ -1279,7 +1216,7 @@ func TestConnControlTimeoutNotFatal(t *testing.T) {
 		for _, mt := range []int{PongMessage, PingMessage, CloseMessage} {
 			t.Run(fmt.Sprintf("%s/type %d", tc.name, mt), func(t *testing.T) {
 				t.Parallel()
-				nc := &connTimeoutConn{armed: true, n: tc.written}
+				nc := &timeoutConn{armed: true, n: tc.written}
 				c := newConn(nc, true, 0, 0, nil, nil)
 				err := c.WriteControl(mt, []byte("payload"), time.Now().Add(testWait))
 				var ne net.Error
@@ -1310,7 +1247,7 @@ func TestConnControlTimeoutNotFatal(t *testing.T) {
 // deadline (this test hung).
 func TestConnFrameLockDeadline(t *testing.T) {
 	t.Parallel()
-	nc := &connBlockingConn{armed: true, blocked: make(chan struct{}), released: make(chan struct{})}
+	nc := &blockingConn{armed: true, blocked: make(chan struct{}), released: make(chan struct{})}
 	c := newConn(nc, true, 0, 1024, nil, nil)
 	c.EnableConcurrentWriters()
 	w, err := c.NextWriter(BinaryMessage)
@@ -1324,7 +1261,7 @@ func TestConnFrameLockDeadline(t *testing.T) {
 	queued := make(chan error, 1)
 	go func() { queued <- c.WriteControl(PingMessage, []byte("queued"), time.Time{}) }()
 
-	connHangGuard(t, func() {
+	hangGuard(t, func() {
 		require.NoError(t, c.SetWriteDeadline(time.Now().Add(50*time.Millisecond)))
 		_, err := w.Write(make([]byte, 3000)) // more than the buffer: a fragment must go
 		var ne net.Error
@@ -1339,7 +1276,7 @@ func TestConnFrameLockDeadline(t *testing.T) {
 	require.NoError(t, c.SetWriteDeadline(time.Time{}))
 
 	close(nc.released)
-	connHangGuard(t, func() {
+	hangGuard(t, func() {
 		require.NoError(t, <-stalled)
 		require.NoError(t, <-queued, "a frame without a deadline waits its turn")
 	})

@@ -44,7 +44,7 @@ func TestConnExtensions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			client, server := connPair(t, &tt.u, &tt.d)
+			client, server := newPair(t, &tt.u, &tt.d)
 			assert.Equal(t, tt.want, server.Extensions(), "server")
 			assert.Equal(t, tt.want, client.Extensions(), "client")
 			// A non-empty result means compression was negotiated; either

@@ -2,7 +2,15 @@ package websocket
 
 import (
 	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // The test kit: what the package's tests share.
@@ -64,4 +72,86 @@ func startEcho(c *Conn) <-chan error {
 	done := make(chan error, 1)
 	go func() { done <- echoWhole(c) }()
 	return done
+}
+
+// newPair returns both ends of a connection: client from our Dialer,
+// server from our Upgrader. Both are closed, and the server handler has
+// returned, when the test ends.
+func newPair(t *testing.T, u *Upgrader, d *Dialer) (client, server *Conn) {
+	t.Helper()
+	if u == nil {
+		u = &Upgrader{}
+	}
+	if d == nil {
+		d = &Dialer{}
+	}
+	servers := make(chan *Conn, 1)
+	stop := make(chan struct{})
+	handlerDone := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(handlerDone)
+		c, err := u.Upgrade(w, r, nil)
+		if err != nil {
+			close(servers)
+			return
+		}
+		defer c.Close()
+		servers <- c
+		<-stop
+	}))
+	client, _, err := d.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/ws", nil)
+	if err == nil {
+		server = <-servers
+	}
+	t.Cleanup(func() {
+		close(stop)
+		if client != nil {
+			client.Close()
+		}
+		<-handlerDone
+		srv.Close()
+	})
+	require.NoError(t, err)
+	require.NotNil(t, server)
+	require.NoError(t, client.SetReadDeadline(time.Now().Add(testWait)))
+	require.NoError(t, server.SetReadDeadline(time.Now().Add(testWait)))
+	return client, server
+}
+
+// hangGuard runs f and fails the test if it has not returned in
+// testWait: f tests something that used to hang.
+func hangGuard(t *testing.T, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(testWait):
+		buf := make([]byte, 1<<20)
+		t.Fatalf("hung; goroutines:\n%s", buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	server = <-accepted
+	require.NotNil(t, server)
+	t.Cleanup(func() { client.Close(); server.Close() })
+	require.NoError(t, client.SetDeadline(time.Now().Add(testWait)))
+	require.NoError(t, server.SetDeadline(time.Now().Add(testWait)))
+	return client, server
 }

@@ -662,10 +662,10 @@ func TestHostileNeverReads(t *testing.T) {
 	hostileRun(t, hostileNeverReadsCases())
 }
 
-// cliTestEndless answers a request (an upgrade, or a proxy's CONNECT) with
+// endlessResponse answers a request (an upgrade, or a proxy's CONNECT) with
 // head and then fill, again and again, until the client goes away: a
 // response header without end.
-func cliTestEndless(head, fill string) func(c net.Conn) {
+func endlessResponse(head, fill string) func(c net.Conn) {
 	return func(c net.Conn) {
 		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
 			return
@@ -689,10 +689,10 @@ func cliTestEndless(head, fill string) func(c net.Conn) {
 // the limit still succeeds.
 func TestHostileDialerEndlessHeader(t *testing.T) {
 	const status = "HTTP/1.1 101 Switching Protocols\r\n"
-	fields := cliTestListen(t, nil, cliTestEndless(status, "X-Filler: 0123456789abcdef0123456789abcdef\r\n"))
-	line := cliTestListen(t, nil, cliTestEndless(status+"X-Long: ", "0123456789abcdef"))
-	status1 := cliTestListen(t, nil, cliTestEndless("HTTP/1.1 101 ", "Switching"))
-	proxy := cliTestListen(t, nil, cliTestEndless("HTTP/1.1 200 OK\r\n", "Via: 0123456789abcdef0123456789abcdef\r\n"))
+	fields := startRawServer(t, nil, endlessResponse(status, "X-Filler: 0123456789abcdef0123456789abcdef\r\n"))
+	line := startRawServer(t, nil, endlessResponse(status+"X-Long: ", "0123456789abcdef"))
+	status1 := startRawServer(t, nil, endlessResponse("HTTP/1.1 101 ", "Switching"))
+	proxy := startRawServer(t, nil, endlessResponse("HTTP/1.1 200 OK\r\n", "Via: 0123456789abcdef0123456789abcdef\r\n"))
 	tests := []struct {
 		name  string
 		url   string
@@ -733,8 +733,8 @@ func TestHostileDialerEndlessHeader(t *testing.T) {
 
 	t.Run("large response within the limit", func(t *testing.T) {
 		big := strings.Repeat("x", 60<<10)
-		s := cliTestListen(t, nil, cliTestHandshake(nil, func(req *http.Request) []byte {
-			return cliTestAccept(req, "X-Big: "+big+"\r\n", cliTestServerFrame(opText, []byte("hi")))
+		s := startRawServer(t, nil, handshakeHandler(nil, func(req *http.Request) []byte {
+			return acceptResponse(req, "X-Big: "+big+"\r\n", unmaskedFrame(opText, []byte("hi")))
 		}))
 		d := Dialer{HandshakeTimeout: testWait, MaxResponseHeaderBytes: 64 << 10}
 		ws, resp, err := d.Dial("ws://"+s.addr+"/", nil)
@@ -868,7 +868,7 @@ func TestHostileServerHandshake(t *testing.T) {
 // garbage that follows.
 func TestHostileDialer(t *testing.T) {
 	accept := func(extra string, tail []byte) func(req *http.Request) []byte {
-		return func(req *http.Request) []byte { return cliTestAccept(req, extra, tail) }
+		return func(req *http.Request) []byte { return acceptResponse(req, extra, tail) }
 	}
 	tests := []struct {
 		name     string
@@ -899,7 +899,7 @@ func TestHostileDialer(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			base := runtime.NumGoroutine()
 			var sent int64
-			s := cliTestListen(t, nil, func(c net.Conn) {
+			s := startRawServer(t, nil, func(c net.Conn) {
 				req, err := http.ReadRequest(bufio.NewReader(c))
 				if err != nil {
 					return

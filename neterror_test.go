@@ -225,7 +225,7 @@ func TestReadErrorsKeepNetShape(t *testing.T) {
 		for _, where := range netErrWheres(toServer) {
 			for _, cause := range netErrCauses {
 				t.Run(side+" reads/"+where.name+"/"+cause.name, func(t *testing.T) {
-					client, server := connPair(t, nil, nil)
+					client, server := newPair(t, nil, nil)
 					reader, peer := client, server
 					if toServer {
 						reader, peer = server, client

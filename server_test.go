@@ -20,20 +20,20 @@ import (
 // The handshake tests speak raw HTTP over loopback TCP, so that they
 // depend on nothing but the server side.
 
-type srvTestResult struct {
+type upgradeResult struct {
 	c   *Conn
 	err error
 }
 
-// srvTestStart serves upgrade on a loopback httptest server and returns its
+// startUpgradeServer serves upgrade on a loopback httptest server and returns its
 // address and a channel carrying each upgrade's result. Conns nobody took
 // off the channel are closed at the end of the test.
-func srvTestStart(t *testing.T, upgrade func(w http.ResponseWriter, r *http.Request) (*Conn, error)) (string, <-chan srvTestResult) {
+func startUpgradeServer(t *testing.T, upgrade func(w http.ResponseWriter, r *http.Request) (*Conn, error)) (string, <-chan upgradeResult) {
 	t.Helper()
-	results := make(chan srvTestResult, 8)
+	results := make(chan upgradeResult, 8)
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := upgrade(w, r)
-		results <- srvTestResult{c, err}
+		results <- upgradeResult{c, err}
 	}))
 	t.Cleanup(func() {
 		ts.Close()
@@ -51,14 +51,14 @@ func srvTestStart(t *testing.T, upgrade func(w http.ResponseWriter, r *http.Requ
 	return ts.Listener.Addr().String(), results
 }
 
-// srvTestUpgrader returns an upgrade function for srvTestStart.
-func srvTestUpgrader(u *Upgrader, responseHeader http.Header) func(http.ResponseWriter, *http.Request) (*Conn, error) {
+// upgradeWith returns an upgrade function for startUpgradeServer.
+func upgradeWith(u *Upgrader, responseHeader http.Header) func(http.ResponseWriter, *http.Request) (*Conn, error) {
 	return func(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 		return u.Upgrade(w, r, responseHeader)
 	}
 }
 
-func srvTestNext(t *testing.T, results <-chan srvTestResult) srvTestResult {
+func nextUpgrade(t *testing.T, results <-chan upgradeResult) upgradeResult {
 	t.Helper()
 	select {
 	case res := <-results:
@@ -68,12 +68,12 @@ func srvTestNext(t *testing.T, results <-chan srvTestResult) srvTestResult {
 		return res
 	case <-time.After(testWait):
 		t.Fatal("handler did not finish")
-		return srvTestResult{}
+		return upgradeResult{}
 	}
 }
 
-// srvTestReq describes a handshake request as a valid one plus changes.
-type srvTestReq struct {
+// handshakeReq describes a handshake request as a valid one plus changes.
+type handshakeReq struct {
 	method string            // default GET
 	proto  string            // default HTTP/1.1
 	set    map[string]string // header fields to set; "" removes the field
@@ -81,7 +81,7 @@ type srvTestReq struct {
 }
 
 // text renders the request. Host defaults to host.
-func (q srvTestReq) text(host string) string {
+func (q handshakeReq) text(host string) string {
 	fields := [][2]string{
 		{"Host", host},
 		{"Connection", "Upgrade"},
@@ -124,9 +124,9 @@ func (q srvTestReq) text(host string) string {
 	return b.String()
 }
 
-// srvTestDial opens a raw TCP connection to addr and sends data in one
+// dialAndSend opens a raw TCP connection to addr and sends data in one
 // write.
-func srvTestDial(t *testing.T, addr string, data []byte) (net.Conn, *bufio.Reader) {
+func dialAndSend(t *testing.T, addr string, data []byte) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
@@ -137,8 +137,8 @@ func srvTestDial(t *testing.T, addr string, data []byte) (net.Conn, *bufio.Reade
 	return nc, bufio.NewReader(nc)
 }
 
-// srvTestReadHead reads a response head and returns it raw and parsed.
-func srvTestReadHead(t *testing.T, br *bufio.Reader) (string, *http.Response) {
+// readResponseHead reads a response head and returns it raw and parsed.
+func readResponseHead(t *testing.T, br *bufio.Reader) (string, *http.Response) {
 	t.Helper()
 	var raw strings.Builder
 	for {
@@ -154,15 +154,15 @@ func srvTestReadHead(t *testing.T, br *bufio.Reader) (string, *http.Response) {
 	return raw.String(), resp
 }
 
-// srvTestHandshake sends q to addr and returns the response head.
-func srvTestHandshake(t *testing.T, addr string, q srvTestReq) (string, *http.Response) {
+// sendHandshake sends q to addr and returns the response head.
+func sendHandshake(t *testing.T, addr string, q handshakeReq) (string, *http.Response) {
 	t.Helper()
-	_, br := srvTestDial(t, addr, []byte(q.text(addr)))
-	return srvTestReadHead(t, br)
+	_, br := dialAndSend(t, addr, []byte(q.text(addr)))
+	return readResponseHead(t, br)
 }
 
-// srvTestMaskedFrame returns a final, masked (client to server) frame.
-func srvTestMaskedFrame(opcode byte, payload []byte) []byte {
+// maskedFrame returns a final, masked (client to server) frame.
+func maskedFrame(opcode byte, payload []byte) []byte {
 	key := [4]byte{0x37, 0xfa, 0x21, 0x3d}
 	b := []byte{0x80 | opcode}
 	switch n := len(payload); {
@@ -180,7 +180,7 @@ func srvTestMaskedFrame(opcode byte, payload []byte) []byte {
 	return b
 }
 
-func srvTestKeyOf(n int) string {
+func keyOf(n int) string {
 	return base64.StdEncoding.EncodeToString(make([]byte, n))
 }
 
@@ -191,46 +191,46 @@ func TestComputeAcceptKey(t *testing.T) {
 func TestUpgradeRejects(t *testing.T) {
 	tests := []struct {
 		name     string
-		req      srvTestReq
+		req      handshakeReq
 		respHdr  http.Header
 		status   int
 		inReason string
 	}{
-		{"method POST", srvTestReq{method: http.MethodPost}, nil, http.StatusMethodNotAllowed, "GET"},
-		{"method PUT", srvTestReq{method: http.MethodPut}, nil, http.StatusMethodNotAllowed, "GET"},
-		{"HTTP/1.0", srvTestReq{proto: "HTTP/1.0"}, nil, http.StatusBadRequest, "HTTP/1.1"},
-		{"no Connection", srvTestReq{set: map[string]string{"Connection": ""}}, nil, http.StatusBadRequest, "Connection"},
-		{"Connection keep-alive", srvTestReq{set: map[string]string{"Connection": "keep-alive"}}, nil, http.StatusBadRequest, "Connection"},
-		{"Connection garbled", srvTestReq{set: map[string]string{"Connection": "upgradex, keep-alive"}}, nil, http.StatusBadRequest, "Connection"},
-		{"no Upgrade", srvTestReq{set: map[string]string{"Upgrade": ""}}, nil, http.StatusBadRequest, "Upgrade"},
-		{"Upgrade garbled", srvTestReq{set: map[string]string{"Upgrade": "websockets"}}, nil, http.StatusBadRequest, "Upgrade"},
-		{"Upgrade h2c", srvTestReq{set: map[string]string{"Upgrade": "h2c"}}, nil, http.StatusBadRequest, "Upgrade"},
-		{"version 8", srvTestReq{set: map[string]string{"Sec-WebSocket-Version": "8"}}, nil, http.StatusUpgradeRequired, "version"},
-		{"no version", srvTestReq{set: map[string]string{"Sec-WebSocket-Version": ""}}, nil, http.StatusUpgradeRequired, "version"},
-		{"no key", srvTestReq{set: map[string]string{"Sec-WebSocket-Key": ""}}, nil, http.StatusBadRequest, "Sec-WebSocket-Key"},
+		{"method POST", handshakeReq{method: http.MethodPost}, nil, http.StatusMethodNotAllowed, "GET"},
+		{"method PUT", handshakeReq{method: http.MethodPut}, nil, http.StatusMethodNotAllowed, "GET"},
+		{"HTTP/1.0", handshakeReq{proto: "HTTP/1.0"}, nil, http.StatusBadRequest, "HTTP/1.1"},
+		{"no Connection", handshakeReq{set: map[string]string{"Connection": ""}}, nil, http.StatusBadRequest, "Connection"},
+		{"Connection keep-alive", handshakeReq{set: map[string]string{"Connection": "keep-alive"}}, nil, http.StatusBadRequest, "Connection"},
+		{"Connection garbled", handshakeReq{set: map[string]string{"Connection": "upgradex, keep-alive"}}, nil, http.StatusBadRequest, "Connection"},
+		{"no Upgrade", handshakeReq{set: map[string]string{"Upgrade": ""}}, nil, http.StatusBadRequest, "Upgrade"},
+		{"Upgrade garbled", handshakeReq{set: map[string]string{"Upgrade": "websockets"}}, nil, http.StatusBadRequest, "Upgrade"},
+		{"Upgrade h2c", handshakeReq{set: map[string]string{"Upgrade": "h2c"}}, nil, http.StatusBadRequest, "Upgrade"},
+		{"version 8", handshakeReq{set: map[string]string{"Sec-WebSocket-Version": "8"}}, nil, http.StatusUpgradeRequired, "version"},
+		{"no version", handshakeReq{set: map[string]string{"Sec-WebSocket-Version": ""}}, nil, http.StatusUpgradeRequired, "version"},
+		{"no key", handshakeReq{set: map[string]string{"Sec-WebSocket-Key": ""}}, nil, http.StatusBadRequest, "Sec-WebSocket-Key"},
 		// RFC 6455 section 11.3.1 and 11.3.5: each at most once.
-		{"key twice", srvTestReq{add: [][2]string{{"Sec-WebSocket-Key", sampleKey}}}, nil, http.StatusBadRequest, "'Sec-WebSocket-Key' header appears more than once"},
-		{"key twice, other value", srvTestReq{add: [][2]string{{"Sec-WebSocket-Key", srvTestKeyOf(16)}}}, nil, http.StatusBadRequest, "'Sec-WebSocket-Key' header appears more than once"},
-		{"version twice", srvTestReq{add: [][2]string{{"Sec-WebSocket-Version", "13"}}}, nil, http.StatusBadRequest, "'Sec-WebSocket-Version' header appears more than once"},
-		{"version list", srvTestReq{set: map[string]string{"Sec-WebSocket-Version": "13, 8"}}, nil, http.StatusBadRequest, "'Sec-WebSocket-Version' header appears more than once"},
-		{"key not base64", srvTestReq{set: map[string]string{"Sec-WebSocket-Key": "!!!!!!!!!!!!!!!!!!!!!!!!"}}, nil, http.StatusBadRequest, "Sec-WebSocket-Key"},
-		{"key 15 bytes", srvTestReq{set: map[string]string{"Sec-WebSocket-Key": srvTestKeyOf(15)}}, nil, http.StatusBadRequest, "Sec-WebSocket-Key"},
-		{"key 17 bytes", srvTestReq{set: map[string]string{"Sec-WebSocket-Key": srvTestKeyOf(17)}}, nil, http.StatusBadRequest, "Sec-WebSocket-Key"},
-		{"key unpadded", srvTestReq{set: map[string]string{"Sec-WebSocket-Key": base64.RawStdEncoding.EncodeToString(make([]byte, 16))}}, nil, http.StatusBadRequest, "Sec-WebSocket-Key"},
-		{"cross origin", srvTestReq{set: map[string]string{"Origin": "http://evil.example"}}, nil, http.StatusForbidden, "origin"},
-		{"null origin", srvTestReq{set: map[string]string{"Origin": "null"}}, nil, http.StatusForbidden, "origin"},
-		{"origin same host other case but other port", srvTestReq{set: map[string]string{"Host": "ws.example.com", "Origin": "https://WS.example.com:8443"}}, nil, http.StatusForbidden, "origin"},
-		{"extensions in responseHeader", srvTestReq{}, http.Header{"Sec-Websocket-Extensions": {"permessage-deflate"}}, http.StatusInternalServerError, "Extensions"},
+		{"key twice", handshakeReq{add: [][2]string{{"Sec-WebSocket-Key", sampleKey}}}, nil, http.StatusBadRequest, "'Sec-WebSocket-Key' header appears more than once"},
+		{"key twice, other value", handshakeReq{add: [][2]string{{"Sec-WebSocket-Key", keyOf(16)}}}, nil, http.StatusBadRequest, "'Sec-WebSocket-Key' header appears more than once"},
+		{"version twice", handshakeReq{add: [][2]string{{"Sec-WebSocket-Version", "13"}}}, nil, http.StatusBadRequest, "'Sec-WebSocket-Version' header appears more than once"},
+		{"version list", handshakeReq{set: map[string]string{"Sec-WebSocket-Version": "13, 8"}}, nil, http.StatusBadRequest, "'Sec-WebSocket-Version' header appears more than once"},
+		{"key not base64", handshakeReq{set: map[string]string{"Sec-WebSocket-Key": "!!!!!!!!!!!!!!!!!!!!!!!!"}}, nil, http.StatusBadRequest, "Sec-WebSocket-Key"},
+		{"key 15 bytes", handshakeReq{set: map[string]string{"Sec-WebSocket-Key": keyOf(15)}}, nil, http.StatusBadRequest, "Sec-WebSocket-Key"},
+		{"key 17 bytes", handshakeReq{set: map[string]string{"Sec-WebSocket-Key": keyOf(17)}}, nil, http.StatusBadRequest, "Sec-WebSocket-Key"},
+		{"key unpadded", handshakeReq{set: map[string]string{"Sec-WebSocket-Key": base64.RawStdEncoding.EncodeToString(make([]byte, 16))}}, nil, http.StatusBadRequest, "Sec-WebSocket-Key"},
+		{"cross origin", handshakeReq{set: map[string]string{"Origin": "http://evil.example"}}, nil, http.StatusForbidden, "origin"},
+		{"null origin", handshakeReq{set: map[string]string{"Origin": "null"}}, nil, http.StatusForbidden, "origin"},
+		{"origin same host other case but other port", handshakeReq{set: map[string]string{"Host": "ws.example.com", "Origin": "https://WS.example.com:8443"}}, nil, http.StatusForbidden, "origin"},
+		{"extensions in responseHeader", handshakeReq{}, http.Header{"Sec-Websocket-Extensions": {"permessage-deflate"}}, http.StatusInternalServerError, "Extensions"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr, results := srvTestStart(t, srvTestUpgrader(&Upgrader{}, tt.respHdr))
-			_, resp := srvTestHandshake(t, addr, tt.req)
+			addr, results := startUpgradeServer(t, upgradeWith(&Upgrader{}, tt.respHdr))
+			_, resp := sendHandshake(t, addr, tt.req)
 			assert.Equal(t, tt.status, resp.StatusCode)
 			// The default error response names the supported version.
 			assert.Equal(t, "13", resp.Header.Get("Sec-WebSocket-Version"))
 
-			res := srvTestNext(t, results)
+			res := nextUpgrade(t, results)
 			assert.Nil(t, res.c)
 			var he HandshakeError
 			require.ErrorAs(t, res.err, &he)
@@ -243,19 +243,19 @@ func TestUpgradeRejects(t *testing.T) {
 func TestUpgradeAccepts(t *testing.T) {
 	tests := []struct {
 		name string
-		req  srvTestReq
+		req  handshakeReq
 	}{
-		{"plain", srvTestReq{}},
-		{"token lists and case", srvTestReq{set: map[string]string{"Connection": "keep-alive, Upgrade", "Upgrade": "WebSocket"}}},
-		{"upper case tokens", srvTestReq{set: map[string]string{"Connection": "UPGRADE", "Upgrade": "WEBSOCKET"}}},
-		{"same origin", srvTestReq{set: map[string]string{"Host": "ws.example.com", "Origin": "https://ws.example.com"}}},
-		{"same origin ignoring case", srvTestReq{set: map[string]string{"Host": "ws.example.com", "Origin": "https://WS.Example.COM"}}},
-		{"same origin with port", srvTestReq{set: map[string]string{"Host": "ws.example.com:8080", "Origin": "http://ws.example.com:8080"}}},
+		{"plain", handshakeReq{}},
+		{"token lists and case", handshakeReq{set: map[string]string{"Connection": "keep-alive, Upgrade", "Upgrade": "WebSocket"}}},
+		{"upper case tokens", handshakeReq{set: map[string]string{"Connection": "UPGRADE", "Upgrade": "WEBSOCKET"}}},
+		{"same origin", handshakeReq{set: map[string]string{"Host": "ws.example.com", "Origin": "https://ws.example.com"}}},
+		{"same origin ignoring case", handshakeReq{set: map[string]string{"Host": "ws.example.com", "Origin": "https://WS.Example.COM"}}},
+		{"same origin with port", handshakeReq{set: map[string]string{"Host": "ws.example.com:8080", "Origin": "http://ws.example.com:8080"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr, results := srvTestStart(t, srvTestUpgrader(&Upgrader{}, nil))
-			raw, resp := srvTestHandshake(t, addr, tt.req)
+			addr, results := startUpgradeServer(t, upgradeWith(&Upgrader{}, nil))
+			raw, resp := sendHandshake(t, addr, tt.req)
 			assert.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
 			assert.True(t, strings.HasPrefix(raw, "HTTP/1.1 101 Switching Protocols\r\n"), raw)
 			assert.Contains(t, raw, "\r\nSec-WebSocket-Accept: "+sampleAccept+"\r\n")
@@ -264,7 +264,7 @@ func TestUpgradeAccepts(t *testing.T) {
 			assert.Empty(t, resp.Header.Values("Sec-WebSocket-Protocol"))
 			assert.Empty(t, resp.Header.Values("Sec-WebSocket-Extensions"))
 
-			res := srvTestNext(t, results)
+			res := nextUpgrade(t, results)
 			require.NoError(t, res.err)
 			require.NotNil(t, res.c)
 			assert.Equal(t, "", res.c.Subprotocol())
@@ -290,10 +290,10 @@ func TestUpgradeCheckOrigin(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			calls = 0
-			addr, results := srvTestStart(t, srvTestUpgrader(u, nil))
-			_, resp := srvTestHandshake(t, addr, srvTestReq{set: map[string]string{"Host": "ws.example.com", "Origin": tt.origin}})
+			addr, results := startUpgradeServer(t, upgradeWith(u, nil))
+			_, resp := sendHandshake(t, addr, handshakeReq{set: map[string]string{"Host": "ws.example.com", "Origin": tt.origin}})
 			assert.Equal(t, tt.status, resp.StatusCode)
-			res := srvTestNext(t, results)
+			res := nextUpgrade(t, results)
 			assert.Equal(t, 1, calls)
 			if tt.status == http.StatusSwitchingProtocols {
 				assert.NoError(t, res.err)
@@ -307,14 +307,14 @@ func TestUpgradeCheckOrigin(t *testing.T) {
 func TestUpgradeCustomError(t *testing.T) {
 	tests := []struct {
 		name   string
-		req    srvTestReq
+		req    handshakeReq
 		status int
 	}{
-		{"method", srvTestReq{method: http.MethodPost}, http.StatusMethodNotAllowed},
-		{"connection", srvTestReq{set: map[string]string{"Connection": "close"}}, http.StatusBadRequest},
-		{"version", srvTestReq{set: map[string]string{"Sec-WebSocket-Version": "8"}}, http.StatusUpgradeRequired},
-		{"origin", srvTestReq{set: map[string]string{"Origin": "http://evil.example"}}, http.StatusForbidden},
-		{"key", srvTestReq{set: map[string]string{"Sec-WebSocket-Key": "short"}}, http.StatusBadRequest},
+		{"method", handshakeReq{method: http.MethodPost}, http.StatusMethodNotAllowed},
+		{"connection", handshakeReq{set: map[string]string{"Connection": "close"}}, http.StatusBadRequest},
+		{"version", handshakeReq{set: map[string]string{"Sec-WebSocket-Version": "8"}}, http.StatusUpgradeRequired},
+		{"origin", handshakeReq{set: map[string]string{"Origin": "http://evil.example"}}, http.StatusForbidden},
+		{"key", handshakeReq{set: map[string]string{"Sec-WebSocket-Key": "short"}}, http.StatusBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -327,13 +327,13 @@ func TestUpgradeCustomError(t *testing.T) {
 				w.Header().Set("X-Custom", "yes")
 				w.WriteHeader(http.StatusTeapot)
 			}}
-			addr, results := srvTestStart(t, srvTestUpgrader(u, nil))
-			_, resp := srvTestHandshake(t, addr, tt.req)
+			addr, results := startUpgradeServer(t, upgradeWith(u, nil))
+			_, resp := sendHandshake(t, addr, tt.req)
 			assert.Equal(t, http.StatusTeapot, resp.StatusCode)
 			assert.Equal(t, "yes", resp.Header.Get("X-Custom"))
 			assert.Empty(t, resp.Header.Get("Sec-WebSocket-Version"), "only the default error function sets it")
 
-			res := srvTestNext(t, results)
+			res := nextUpgrade(t, results)
 			assert.Equal(t, tt.status, gotStatus)
 			assert.Equal(t, res.err, gotReason)
 			assert.ErrorAs(t, res.err, new(HandshakeError))
@@ -362,15 +362,15 @@ func TestUpgradeSubprotocol(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			u := &Upgrader{Subprotocols: tt.server}
-			addr, results := srvTestStart(t, srvTestUpgrader(u, tt.respHdr))
-			_, resp := srvTestHandshake(t, addr, srvTestReq{set: map[string]string{"Sec-WebSocket-Protocol": tt.client}})
+			addr, results := startUpgradeServer(t, upgradeWith(u, tt.respHdr))
+			_, resp := sendHandshake(t, addr, handshakeReq{set: map[string]string{"Sec-WebSocket-Protocol": tt.client}})
 			require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
 			if tt.want == "" {
 				assert.Empty(t, resp.Header.Values("Sec-WebSocket-Protocol"))
 			} else {
 				assert.Equal(t, []string{tt.want}, resp.Header.Values("Sec-WebSocket-Protocol"))
 			}
-			res := srvTestNext(t, results)
+			res := nextUpgrade(t, results)
 			require.NoError(t, res.err)
 			assert.Equal(t, tt.want, res.c.Subprotocol())
 		})
@@ -385,8 +385,8 @@ func TestUpgradeResponseHeader(t *testing.T) {
 		"X-Lf\nSplit": {"dropped"},
 		"X-Tab":       {"a\tb"},
 	}
-	addr, results := srvTestStart(t, srvTestUpgrader(&Upgrader{}, respHdr))
-	raw, resp := srvTestHandshake(t, addr, srvTestReq{})
+	addr, results := startUpgradeServer(t, upgradeWith(&Upgrader{}, respHdr))
+	raw, resp := sendHandshake(t, addr, handshakeReq{})
 	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
 
 	assert.Contains(t, raw, "\r\nSet-Cookie: a=1\r\n")
@@ -396,20 +396,20 @@ func TestUpgradeResponseHeader(t *testing.T) {
 	assert.Empty(t, resp.Header.Get("Injected"))
 	assert.NotContains(t, raw, "dropped")
 	assert.Contains(t, raw, "\r\nX-Tab: a\tb\r\n")
-	require.NoError(t, srvTestNext(t, results).err)
+	require.NoError(t, nextUpgrade(t, results).err)
 }
 
 // TestUpgradePipelinedFrame sends the request and a frame in one write: the
 // frame must not be lost in the HTTP server's buffer.
 func TestUpgradePipelinedFrame(t *testing.T) {
-	addr, results := srvTestStart(t, srvTestUpgrader(&Upgrader{}, nil))
-	req := srvTestReq{}.text(addr)
-	data := append([]byte(req), srvTestMaskedFrame(opText, []byte("hello, pipelined"))...)
-	_, br := srvTestDial(t, addr, data)
-	_, resp := srvTestReadHead(t, br)
+	addr, results := startUpgradeServer(t, upgradeWith(&Upgrader{}, nil))
+	req := handshakeReq{}.text(addr)
+	data := append([]byte(req), maskedFrame(opText, []byte("hello, pipelined"))...)
+	_, br := dialAndSend(t, addr, data)
+	_, resp := readResponseHead(t, br)
 	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
 
-	res := srvTestNext(t, results)
+	res := nextUpgrade(t, results)
 	require.NoError(t, res.err)
 	require.NoError(t, res.c.SetReadDeadline(time.Now().Add(testWait)))
 	mt, p, err := res.c.ReadMessage()
@@ -418,45 +418,24 @@ func TestUpgradePipelinedFrame(t *testing.T) {
 	assert.Equal(t, "hello, pipelined", string(p))
 }
 
-// srvTestHijacker is a ResponseWriter whose Hijack returns a given conn
+// fakeHijacker is a ResponseWriter whose Hijack returns a given conn
 // and reader, for cases an http.Server cannot set up deterministically.
-type srvTestHijacker struct {
+type fakeHijacker struct {
 	*httptest.ResponseRecorder
 	conn net.Conn
 	br   *bufio.Reader
 }
 
-func (h *srvTestHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (h *fakeHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return h.conn, bufio.NewReadWriter(h.br, bufio.NewWriter(h.conn)), nil
-}
-
-// srvTestTCPPair returns both ends of a loopback TCP connection.
-func srvTestTCPPair(t *testing.T) (client, server net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	client, err = net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	server = <-accepted
-	require.NotNil(t, server)
-	t.Cleanup(func() { client.Close(); server.Close() })
-	require.NoError(t, client.SetDeadline(time.Now().Add(testWait)))
-	require.NoError(t, server.SetDeadline(time.Now().Add(testWait)))
-	return client, server
 }
 
 // TestUpgradePipelinedBuffered makes sure the pipelined frames are in the
 // hijacked reader's buffer, which over an http.Server depends on timing.
 func TestUpgradePipelinedBuffered(t *testing.T) {
-	client, server := srvTestTCPPair(t)
-	req := srvTestReq{}.text("example.com")
-	frames := append(srvTestMaskedFrame(opText, []byte("one")), srvTestMaskedFrame(opBinary, []byte{2, 2})...)
+	client, server := tcpPair(t)
+	req := handshakeReq{}.text("example.com")
+	frames := append(maskedFrame(opText, []byte("one")), maskedFrame(opBinary, []byte{2, 2})...)
 	_, err := client.Write(append([]byte(req), frames...))
 	require.NoError(t, err)
 
@@ -467,12 +446,12 @@ func TestUpgradePipelinedBuffered(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, len(frames), br.Buffered())
 
-	w := &srvTestHijacker{ResponseRecorder: httptest.NewRecorder(), conn: server, br: br}
+	w := &fakeHijacker{ResponseRecorder: httptest.NewRecorder(), conn: server, br: br}
 	c, err := (&Upgrader{}).Upgrade(w, r, nil)
 	require.NoError(t, err)
 	defer c.Close()
 
-	_, resp := srvTestReadHead(t, bufio.NewReader(client))
+	_, resp := readResponseHead(t, bufio.NewReader(client))
 	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
 	for _, want := range []struct {
 		mt int
@@ -512,7 +491,7 @@ func TestUpgradeHandshakeTimeout(t *testing.T) {
 	r.Header.Set("Upgrade", "websocket")
 	r.Header.Set("Sec-WebSocket-Version", "13")
 	r.Header.Set("Sec-WebSocket-Key", sampleKey)
-	w := &srvTestHijacker{ResponseRecorder: httptest.NewRecorder(), conn: server, br: bufio.NewReader(server)}
+	w := &fakeHijacker{ResponseRecorder: httptest.NewRecorder(), conn: server, br: bufio.NewReader(server)}
 
 	c, err := (&Upgrader{HandshakeTimeout: 20 * time.Millisecond}).Upgrade(w, r, nil)
 	assert.Nil(t, c)
@@ -528,64 +507,64 @@ func TestUpgradeHandshakeTimeout(t *testing.T) {
 	assert.ErrorIs(t, err, io.EOF)
 }
 
-// srvTestDeadlineConn records the deadlines set on a conn and the write
+// serverDeadlineConn records the deadlines set on a conn and the write
 // deadline in force at each Write.
-type srvTestDeadlineConn struct {
+type serverDeadlineConn struct {
 	net.Conn
 	mu            sync.Mutex
 	read, write   time.Time
 	writeDeadline []time.Time
 }
 
-func (c *srvTestDeadlineConn) SetDeadline(t time.Time) error {
+func (c *serverDeadlineConn) SetDeadline(t time.Time) error {
 	c.mu.Lock()
 	c.read, c.write = t, t
 	c.mu.Unlock()
 	return c.Conn.SetDeadline(t)
 }
 
-func (c *srvTestDeadlineConn) SetReadDeadline(t time.Time) error {
+func (c *serverDeadlineConn) SetReadDeadline(t time.Time) error {
 	c.mu.Lock()
 	c.read = t
 	c.mu.Unlock()
 	return c.Conn.SetReadDeadline(t)
 }
 
-func (c *srvTestDeadlineConn) SetWriteDeadline(t time.Time) error {
+func (c *serverDeadlineConn) SetWriteDeadline(t time.Time) error {
 	c.mu.Lock()
 	c.write = t
 	c.mu.Unlock()
 	return c.Conn.SetWriteDeadline(t)
 }
 
-func (c *srvTestDeadlineConn) Write(p []byte) (int, error) {
+func (c *serverDeadlineConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	c.writeDeadline = append(c.writeDeadline, c.write)
 	c.mu.Unlock()
 	return c.Conn.Write(p)
 }
 
-type srvTestDeadlineListener struct{ net.Listener }
+type serverDeadlineListener struct{ net.Listener }
 
-func (l srvTestDeadlineListener) Accept() (net.Conn, error) {
+func (l serverDeadlineListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return &srvTestDeadlineConn{Conn: c}, nil
+	return &serverDeadlineConn{Conn: c}, nil
 }
 
 // TestUpgradeServerDeadlines checks that the 101 response goes out in one
 // write under the HandshakeTimeout deadline, and that the connection is
 // left without the deadlines the http.Server had set.
 func TestUpgradeServerDeadlines(t *testing.T) {
-	results := make(chan srvTestResult, 1)
+	results := make(chan upgradeResult, 1)
 	u := &Upgrader{HandshakeTimeout: time.Minute}
 	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := u.Upgrade(w, r, nil)
-		results <- srvTestResult{c, err}
+		results <- upgradeResult{c, err}
 	}))
-	ts.Listener = srvTestDeadlineListener{ts.Listener}
+	ts.Listener = serverDeadlineListener{ts.Listener}
 	ts.Config.ReadTimeout = time.Hour
 	ts.Config.WriteTimeout = time.Hour
 	ts.Start()
@@ -593,12 +572,12 @@ func TestUpgradeServerDeadlines(t *testing.T) {
 
 	addr := ts.Listener.Addr().String()
 	start := time.Now()
-	_, resp := srvTestHandshake(t, addr, srvTestReq{})
+	_, resp := sendHandshake(t, addr, handshakeReq{})
 	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
-	res := srvTestNext(t, results)
+	res := nextUpgrade(t, results)
 	require.NoError(t, res.err)
 
-	dc, ok := res.c.NetConn().(*srvTestDeadlineConn)
+	dc, ok := res.c.NetConn().(*serverDeadlineConn)
 	require.True(t, ok, "NetConn is the hijacked conn")
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
@@ -612,27 +591,27 @@ func TestUpgradeServerDeadlines(t *testing.T) {
 func TestUpgradeDeprecatedFunc(t *testing.T) {
 	tests := []struct {
 		name    string
-		req     srvTestReq
+		req     handshakeReq
 		status  int
 		wantErr bool
 	}{
 		// Nothing is written on failure, so the server's default 200 goes out.
-		{"invalid request gets no response from Upgrade", srvTestReq{set: map[string]string{"Sec-WebSocket-Version": "8"}}, http.StatusOK, true},
-		{"no origin check", srvTestReq{set: map[string]string{"Origin": "http://evil.example"}}, http.StatusSwitchingProtocols, false},
-		{"subprotocol from responseHeader", srvTestReq{set: map[string]string{"Sec-WebSocket-Protocol": "chat"}}, http.StatusSwitchingProtocols, false},
+		{"invalid request gets no response from Upgrade", handshakeReq{set: map[string]string{"Sec-WebSocket-Version": "8"}}, http.StatusOK, true},
+		{"no origin check", handshakeReq{set: map[string]string{"Origin": "http://evil.example"}}, http.StatusSwitchingProtocols, false},
+		{"subprotocol from responseHeader", handshakeReq{set: map[string]string{"Sec-WebSocket-Protocol": "chat"}}, http.StatusSwitchingProtocols, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr, results := srvTestStart(t, func(w http.ResponseWriter, r *http.Request) (*Conn, error) {
+			addr, results := startUpgradeServer(t, func(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 				var h http.Header
 				if p := Subprotocols(r); len(p) > 0 {
 					h = http.Header{"Sec-Websocket-Protocol": {p[0]}}
 				}
 				return Upgrade(w, r, h, 1024, 1024)
 			})
-			_, resp := srvTestHandshake(t, addr, tt.req)
+			_, resp := sendHandshake(t, addr, tt.req)
 			assert.Equal(t, tt.status, resp.StatusCode)
-			res := srvTestNext(t, results)
+			res := nextUpgrade(t, results)
 			if tt.wantErr {
 				assert.ErrorAs(t, res.err, new(HandshakeError))
 				return
