@@ -171,11 +171,18 @@
 // # Differences from gorilla
 //
 // The exported API is gorilla's, with additions only: concurrent writers
-// (above), CloseGracefully, and *ProtocolError. The read methods return
+// and EnableConcurrentWriters (above), CloseGracefully, CompressionOptions,
+// Conn.Extensions, Dialer.MaxResponseHeaderBytes with
+// ErrResponseHeaderTooLarge, and *ProtocolError. The read methods return
 // *CloseError values unwrapped, so type assertions keep working, and
 // IsCloseError and IsUnexpectedCloseError also see wrapped ones. A request
 // that pipelines frames behind its upgrade request is accepted and the
 // frames are read (gorilla refuses it), and an unsupported
 // Sec-WebSocket-Version is answered with 426 as RFC 6455 asks (gorilla
-// answers 400).
+// answers 400). Where RFC 6455 says MUST and gorilla is lenient, this
+// package is strict: a repeated Sec-WebSocket-Key or Sec-WebSocket-Version
+// gets 400, a repeated Sec-WebSocket-Accept fails the dial, and a frame
+// length not in its minimal encoding fails the connection with 1002. A
+// pong or close reply that times out before sending a byte leaves the
+// connection writable, where gorilla fails every later write.
 package websocket
