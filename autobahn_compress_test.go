@@ -29,7 +29,7 @@ package websocket
 //     compress/flate's level 1 (see abDeflater).
 //   - The suite only compares the echo. The scripted peer also checks
 //     what RFC 7692 asks of the peer under test, inflating on its own
-//     (compress/flate, and refInflater of deflate_ref_test.go, never the
+//     (compress/flate, and internal/flate/flatetest's Inflater, never the
 //     library's code): a Sec-WebSocket-Extensions response that the offer
 //     allows; RSV1 on the first frame of a compressed message and nowhere
 //     else; messages that inflate with an empty dictionary when the peer
@@ -68,6 +68,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/wsforge/websocket/internal/flate/flatetest"
 )
 
 const (
@@ -906,8 +907,8 @@ func (d *abDeflater) compress(msg []byte) ([]byte, error) {
 // it may take over. A peer that must not take over has each message
 // inflated with an empty dictionary, so that a reference into an earlier
 // message fails. With a window below 32 KiB each message also goes through
-// refInflater, whose output must agree with compress/flate's, for the
-// longest back-reference.
+// flatetest.Inflater, whose output must agree with compress/flate's, for
+// the longest back-reference.
 type abInflater struct {
 	dir  abPMDDir
 	hist []byte
@@ -936,9 +937,9 @@ func (in *abInflater) inflate(payload []byte) ([]byte, error) {
 	if in.dir.bits < abPMDMaxBits {
 		// The reference is held to DEFLATE's own window only, so that a
 		// reference beyond the agreed one is reported as such.
-		ref := &refInflater{window: 1 << abPMDMaxBits, takeover: true, end: refEndFinal, hist: bytes.Clone(dict)}
-		out2, err := ref.inflate(src)
-		maxDist := ref.stats.maxDist
+		ref := &flatetest.Inflater{Window: 1 << abPMDMaxBits, Takeover: true, End: flatetest.EndFinal, Hist: bytes.Clone(dict)}
+		out2, err := ref.Inflate(src)
+		maxDist := ref.Stats.MaxDist
 		switch {
 		case err != nil:
 			return nil, fmt.Errorf("reference inflater: %w", err)

@@ -9,11 +9,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/wsforge/websocket/internal/flate"
+	"github.com/wsforge/websocket/internal/flate/flatetest"
 )
 
 // Benchmarks and allocation checks of the compressed message paths of a
 // Conn, on the stub connections of bench_test.go, with the chatty JSON
-// corpora of deflate_test.go.
+// corpora of internal/flate/flatetest.
 
 // utCompressedConn returns a Conn of the given side that negotiated
 // permessage-deflate with takeover (or not) and 15-bit windows.
@@ -38,11 +40,11 @@ func utCompressedConn(nc *utRingConn, isServer, takeover bool) *Conn {
 // compressed on its own (valid with or without context takeover), as the
 // peer of a side sends them.
 func utCompressedStream(msgs [][]byte, isServer bool, windowBits int) []byte {
-	d := newDeflater(windowBits, 1, false)
+	e := flate.NewEncoder(windowBits, 1, false)
 	key := [4]byte{0x12, 0x34, 0x56, 0x78}
 	var stream []byte
 	for _, m := range msgs {
-		payload := d.compress(nil, m)
+		payload := e.Compress(nil, m)
 		stream = appendFrameHeader(stream, true, rsv1Bit, opText, len(payload), isServer, key)
 		hl := len(stream)
 		stream = append(stream, payload...)
@@ -57,8 +59,8 @@ var utCompressCorpora = []struct {
 	name string
 	msgs func() [][]byte
 }{
-	{"json200", func() [][]byte { return deflateChatJSON(7, 256) }},
-	{"json4k", func() [][]byte { return deflateSnapshotJSON(8, 64) }},
+	{"json200", func() [][]byte { return flatetest.ChatJSON(7, 256) }},
+	{"json4k", func() [][]byte { return flatetest.SnapshotJSON(8, 64) }},
 }
 
 func BenchmarkCompressedWriteMessage(b *testing.B) {
@@ -70,7 +72,7 @@ func BenchmarkCompressedWriteMessage(b *testing.B) {
 				b.Run(name, func(b *testing.B) {
 					c := utCompressedConn(nil, isServer, takeover)
 					b.ReportAllocs()
-					b.SetBytes(int64(deflateTestTotal(msgs) / len(msgs)))
+					b.SetBytes(int64(flatetest.TotalLen(msgs) / len(msgs)))
 					b.ResetTimer()
 					for i := 0; i < b.N; i++ {
 						if err := c.WriteMessage(TextMessage, msgs[i%len(msgs)]); err != nil {
@@ -91,7 +93,7 @@ func BenchmarkCompressedReadMessage(b *testing.B) {
 				c := utCompressedConn(&utRingConn{data: utCompressedStream(msgs, isServer, 15)}, isServer, true)
 				buf := make([]byte, 64<<10)
 				b.ReportAllocs()
-				b.SetBytes(int64(deflateTestTotal(msgs) / len(msgs)))
+				b.SetBytes(int64(flatetest.TotalLen(msgs) / len(msgs)))
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
 					_, r, err := c.NextReader()
@@ -198,7 +200,7 @@ func TestZeroAllocsCompressed(t *testing.T) {
 // active, and once the compressor has dropped its match index for being
 // idle (the history and the inflater's window stay).
 func TestCompressionHeldMemory(t *testing.T) {
-	msgs := deflateSnapshotJSON(8, 16)
+	msgs := flatetest.SnapshotJSON(8, 16)
 	for _, tc := range []struct {
 		bits, level  int
 		active, idle int
@@ -217,22 +219,15 @@ func TestCompressionHeldMemory(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, m, p)
 		}
-		active := c.deflate.heldBytes() + c.inflate.heldBytes()
-		deflateGoIdle(c.deflate)
-		idle := c.deflate.heldBytes() + c.inflate.heldBytes()
+		active := c.deflate.HeldBytes() + c.inflate.HeldBytes()
+		c.deflate.DropIndex() // as two idle periods would
+		idle := c.deflate.HeldBytes() + c.inflate.HeldBytes()
 		t.Logf("window bits %d, level %d: %d bytes held while active, %d idle (compressor %d, inflater %d)",
-			tc.bits, tc.level, active, idle, c.deflate.heldBytes(), c.inflate.heldBytes())
+			tc.bits, tc.level, active, idle, c.deflate.HeldBytes(), c.inflate.HeldBytes())
 		assert.LessOrEqual(t, active, tc.active)
 		assert.LessOrEqual(t, idle, tc.idle)
 		require.NoError(t, c.Close())
 	}
-}
-
-// deflateGoIdle runs d's idle timer function as the two periods of
-// silence that make it drop the match index would.
-func deflateGoIdle(d *deflater) {
-	d.idleTick()
-	d.idleTick()
 }
 
 // TestCompressionStackGrowth checks that compressing and inflating a
@@ -249,7 +244,7 @@ func TestCompressionStackGrowth(t *testing.T) {
 		t.Skip("the race detector enlarges every frame")
 	}
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
-	msgs := deflateSnapshotJSON(8, 8)
+	msgs := flatetest.SnapshotJSON(8, 8)
 	const n = 256
 	conns := make([]*Conn, n)
 	for i := range conns {

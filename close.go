@@ -30,7 +30,7 @@ func (c *Conn) Close() error {
 	err := c.conn.Close()
 	c.markWriteClosed()
 	if c.deflate != nil {
-		c.deflate.close()
+		c.deflate.Close()
 	}
 	return err
 }

@@ -3,12 +3,14 @@ package websocket
 import (
 	"errors"
 	"sync"
+
+	"github.com/wsforge/websocket/internal/flate"
 )
 
 // permessage-deflate (RFC 7692): the public options, how a negotiated
 // connection is set up, and the compressed write path. Negotiation itself
-// is in compression_negotiate.go, the encoder in deflate.go, the decoder
-// in inflate.go.
+// is in compression_negotiate.go, the compressed read path in read.go, and
+// the codec (flate.Encoder, flate.Decoder) in internal/flate.
 
 const (
 	minCompressionLevel = -2 // flate.HuffmanOnly
@@ -140,8 +142,8 @@ func (c *Conn) enableCompression(p pmdParams, o *CompressionOptions) {
 		level = defaultCompressionLevel
 	}
 	c.compressionLevel.Store(int32(level))
-	c.deflate = newDeflater(ownBits, level, ownTakeover)
-	c.inflate = newInflateState(c, peerTakeover, peerBits)
+	c.deflate = flate.NewEncoder(ownBits, level, ownTakeover)
+	c.inflate = flate.NewDecoder(peerBits, peerTakeover, c.payloadRun)
 }
 
 // EnableWriteCompression enables and disables write compression of
@@ -175,18 +177,17 @@ func (c *Conn) compresses(n int) bool {
 	return c.compressing() && n >= c.compressThreshold
 }
 
-// syncDeflater applies the level set by SetCompressionLevel (setLevel is
+// syncDeflater applies the level set by SetCompressionLevel (SetLevel is
 // a few assignments, so it is simply applied to every message). msgLock
 // must be held.
 func (c *Conn) syncDeflater() {
-	c.deflate.setLevel(int(c.compressionLevel.Load()))
+	c.deflate.SetLevel(int(c.compressionLevel.Load()))
 }
 
-// deflateBound is the most compress can produce for n bytes of input, plus
-// room for the sync flush tail of a fragment: the stored form costs 5
-// bytes per 65535, and every block form is no larger.
+// deflateBound is the most Compress can produce for n bytes of input, plus
+// room for the sync flush tail of a fragment.
 func deflateBound(n int) int {
-	return n + 5*(n/65535+1) + 8 + len(deflateTail)
+	return flate.Bound(n) + len(flate.Tail)
 }
 
 // maxDeflateChunk bounds the input compressed into one frame, so that the
@@ -206,9 +207,9 @@ func (c *Conn) writeCompressed(data []byte, fin, first bool, opcode byte) error 
 		}
 		last := fin && len(part) == len(data)
 		buf := getBuffer(maxFrameHeaderSize + deflateBound(len(part)))
-		out := c.deflate.compress(buf.b[:maxFrameHeaderSize], part)
+		out := c.deflate.Compress(buf.b[:maxFrameHeaderSize], part)
 		if !last {
-			out = append(out, deflateTail[:]...)
+			out = append(out, flate.Tail...)
 		}
 		var rsv byte
 		if first {
@@ -260,8 +261,8 @@ func (pc *preparedCompressed) frame(pm *PreparedMessage, level, windowBits int) 
 			return e.frame
 		}
 	}
-	d := newDeflater(windowBits, level, false)
-	payload := d.compress(make([]byte, 0, deflateBound(len(pm.data))), pm.data)
+	e := flate.NewEncoder(windowBits, level, false)
+	payload := e.Compress(make([]byte, 0, deflateBound(len(pm.data))), pm.data)
 	f := make([]byte, 0, headerSize(len(payload), false)+len(payload))
 	f = appendFrameHeader(f, true, rsv1Bit, byte(pm.messageType), len(payload), false, [4]byte{})
 	f = append(f, payload...)

@@ -3,7 +3,7 @@ package websocket
 import (
 	"bufio"
 	"bytes"
-	"compress/flate"
+	stdflate "compress/flate"
 	"context"
 	"crypto/sha1"
 	"encoding/base64"
@@ -26,6 +26,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/wsforge/websocket/internal/flate"
+	"github.com/wsforge/websocket/internal/flate/flatetest"
 )
 
 // End-to-end tests of permessage-deflate (RFC 7692) over loopback TCP. The
@@ -208,19 +210,20 @@ func czCheckFraming(t *testing.T, m czWireMsg, masked bool) {
 
 // czRef inflates the compressed messages of one direction as RFC 7692 asks
 // of a receiver, twice: with compress/flate (one stream across messages
-// with context takeover, else a fresh one each), and with refInflater,
+// with context takeover, else a fresh one each), and with flatetest's
+// Inflater,
 // which also fails on any back-reference farther than the window, within a
 // message or across messages, that compress/flate would follow, and on
 // anything but the sync flush our writer ends every message with.
 type czRef struct {
 	takeover bool
-	ref      refInflater
+	ref      flatetest.Inflater
 	src      bytes.Buffer // with takeover, the input of the one stream
 	fr       io.ReadCloser
 }
 
 func newCZRef(takeover bool, windowBits int) *czRef {
-	return &czRef{takeover: takeover, ref: refInflater{window: 1 << windowBits, takeover: takeover}}
+	return &czRef{takeover: takeover, ref: flatetest.Inflater{Window: 1 << windowBits, Takeover: takeover}}
 }
 
 // czFinalBlock is an empty final stored block: after a message's data and
@@ -231,9 +234,9 @@ var czFinalBlock = []byte{0x01, 0x00, 0x00, 0xff, 0xff}
 // message.
 var czTail = []byte{0x00, 0x00, 0xff, 0xff}
 
-func (z *czRef) inflate(payload []byte) ([]byte, refStats, error) {
-	want, err := z.ref.inflate(payload)
-	st := z.ref.stats
+func (z *czRef) inflate(payload []byte) ([]byte, flatetest.Stats, error) {
+	want, err := z.ref.Inflate(payload)
+	st := z.ref.Stats
 	if err != nil {
 		return nil, st, fmt.Errorf("reference: %w", err)
 	}
@@ -244,7 +247,7 @@ func (z *czRef) inflate(payload []byte) ([]byte, refStats, error) {
 	if z.takeover {
 		z.src.Write(in)
 		if z.fr == nil {
-			z.fr = flate.NewReader(&z.src)
+			z.fr = stdflate.NewReader(&z.src)
 		}
 		// The stream goes on: read exactly this message's output.
 		got = make([]byte, len(want))
@@ -252,8 +255,8 @@ func (z *czRef) inflate(payload []byte) ([]byte, refStats, error) {
 	} else {
 		in = append(in, czFinalBlock...)
 		if z.fr == nil {
-			z.fr = flate.NewReader(bytes.NewReader(in))
-		} else if err = z.fr.(flate.Resetter).Reset(bytes.NewReader(in), nil); err != nil {
+			z.fr = stdflate.NewReader(bytes.NewReader(in))
+		} else if err = z.fr.(stdflate.Resetter).Reset(bytes.NewReader(in), nil); err != nil {
 			return nil, st, err
 		}
 		got, err = io.ReadAll(z.fr)
@@ -269,7 +272,7 @@ func (z *czRef) inflate(payload []byte) ([]byte, refStats, error) {
 
 // czDeflater compresses messages as a peer does: a sync flush ends each
 // message and its 00 00 ff ff is removed. With a 32 KiB window the
-// compressor is compress/flate, one flate.Writer kept across messages with
+// compressor is compress/flate, one stdflate.Writer kept across messages with
 // takeover. compress/flate cannot be held to a smaller window (and a
 // dictionary of the last 2^bits bytes does not do it: a reference from
 // the middle of a message may reach farther back into it than the window),
@@ -280,9 +283,9 @@ type czDeflater struct {
 	bits     int
 	level    int
 	buf      bytes.Buffer
-	fw       *flate.Writer
-	own      *deflater
-	ref      *refInflater // below 15 bits: the receiver's view
+	fw       *stdflate.Writer
+	own      *flate.Encoder
+	ref      *flatetest.Inflater // below 15 bits: the receiver's view
 }
 
 func newCZDeflater(takeover bool, windowBits, level int) *czDeflater {
@@ -296,7 +299,7 @@ func (d *czDeflater) compress(msg []byte) []byte {
 	d.buf.Reset()
 	switch {
 	case d.fw == nil:
-		d.fw, _ = flate.NewWriter(&d.buf, d.level)
+		d.fw, _ = stdflate.NewWriter(&d.buf, d.level)
 	case !d.takeover:
 		d.fw.Reset(&d.buf)
 	}
@@ -311,11 +314,11 @@ func (d *czDeflater) compress(msg []byte) []byte {
 
 func (d *czDeflater) compressOwn(msg []byte) []byte {
 	if d.own == nil {
-		d.own = newDeflater(d.bits, d.level, d.takeover)
-		d.ref = &refInflater{window: 1 << d.bits, takeover: d.takeover}
+		d.own = flate.NewEncoder(d.bits, d.level, d.takeover)
+		d.ref = &flatetest.Inflater{Window: 1 << d.bits, Takeover: d.takeover}
 	}
-	z := d.own.compress(nil, msg)
-	out, err := d.ref.inflate(z)
+	z := d.own.Compress(nil, msg)
+	out, err := d.ref.Inflate(z)
 	if err != nil {
 		panic(fmt.Sprintf("the peer's own compressor oversteps the window: %v", err))
 	}
@@ -758,7 +761,7 @@ func TestCompressHandshakeServer(t *testing.T) {
 			// may use holds the whole earlier message: a window it
 			// promised in its offer binds it too.
 			hinted := strings.Contains(strings.Join(tc.offer, ","), "client_max_window_bits=")
-			out := newCZDeflater(p.clientTakeover && p.clientBits == 15 && !hinted, 15, flate.BestCompression)
+			out := newCZDeflater(p.clientTakeover && p.clientBits == 15 && !hinted, 15, stdflate.BestCompression)
 			in := newCZRef(p.serverTakeover, p.serverBits)
 			for i := 0; i < 2; i++ {
 				if tc.want == "" {
@@ -872,7 +875,7 @@ func czRawServe(ln net.Listener, ext []string, valid bool, p czParams, n int, re
 			res.got = append(res.got, data)
 			res.compressed = append(res.compressed, m.compressed)
 		}
-		out := newCZDeflater(p.serverTakeover && p.serverBits == 15, 15, flate.BestCompression)
+		out := newCZDeflater(p.serverTakeover && p.serverBits == 15, 15, stdflate.BestCompression)
 		for _, r := range replies {
 			frame := czFrameBytes(true, 0, opBinary, r, false)
 			if compress {
@@ -1139,10 +1142,10 @@ func TestCompressClientAgainstReference(t *testing.T) {
 				got := m.payload
 				if m.compressed {
 					compressed++
-					var st refStats
+					var st flatetest.Stats
 					got, st, err = ref.inflate(m.payload)
 					require.NoError(t, err, "message %d", i)
-					maxDist = max(maxDist, st.maxDist)
+					maxDist = max(maxDist, st.MaxDist)
 				}
 				if len(m.frames) > 1 {
 					fragmented++
@@ -1170,7 +1173,7 @@ func TestCompressServerAgainstReference(t *testing.T) {
 		bits  int // the window the raw client compresses with
 		n     int
 	}{
-		// One flate.Writer over the whole run.
+		// One stdflate.Writer over the whole run.
 		{"window 15", CompressionOptions{}, czPMD + "; client_max_window_bits", 15, czCorpusSize},
 		// compress/flate cannot keep to a smaller window: the library's
 		// encoder, audited message by message (see czDeflater), with
@@ -1232,7 +1235,7 @@ func TestCompressServerAgainstReference(t *testing.T) {
 			// blocks on them.
 			go io.Copy(io.Discard, br)
 
-			out := newCZDeflater(true, tc.bits, flate.DefaultCompression)
+			out := newCZDeflater(true, tc.bits, stdflate.DefaultCompression)
 			var stream []byte
 			for i, m := range msgs {
 				if i%11 == 5 {
@@ -1270,12 +1273,12 @@ func TestCompressServerAgainstReference(t *testing.T) {
 // messages of at least threshold bytes (all of them for a negative one),
 // every back-reference within the window, no history used without
 // takeover. It returns the wire messages and their statistics.
-func czCheckDirection(t *testing.T, tap *czTap, fromServer, takeover bool, bits, threshold int, want []czMsg) ([]czWireMsg, []refStats) {
+func czCheckDirection(t *testing.T, tap *czTap, fromServer, takeover bool, bits, threshold int, want []czMsg) ([]czWireMsg, []flatetest.Stats) {
 	t.Helper()
 	wire := tap.messages(t, fromServer)
 	require.Len(t, wire, len(want), "messages from the server: %v", fromServer)
 	ref := newCZRef(takeover, bits)
-	stats := make([]refStats, len(want))
+	stats := make([]flatetest.Stats, len(want))
 	for i, m := range wire {
 		require.Equal(t, want[i].typ, int(m.op), "message %d", i)
 		require.Equal(t, threshold < 0 || len(want[i].data) >= threshold, m.compressed, "RSV1 on message %d of %d bytes (from the server: %v)", i, len(want[i].data), fromServer)
@@ -1378,9 +1381,9 @@ func TestCompressEchoMatrix(t *testing.T) {
 							}
 							switch level {
 							case -2:
-								assert.Zero(t, st.matches, "message %d: a match at HuffmanOnly", i)
+								assert.Zero(t, st.Matches, "message %d: a match at HuffmanOnly", i)
 							case 0:
-								assert.Zero(t, st.blocks[1]+st.blocks[2], "message %d: a Huffman block at level 0", i)
+								assert.Zero(t, st.Blocks[1]+st.Blocks[2], "message %d: a Huffman block at level 0", i)
 							}
 						}
 						if takeover && bits >= 12 && level > 0 {
@@ -1508,10 +1511,10 @@ func TestCompressPrepared(t *testing.T) {
 		if s.opts.ServerMaxWindowBits != 0 {
 			bits = s.opts.ServerMaxWindowBits
 		}
-		var stats []refStats
+		var stats []flatetest.Stats
 		wires[i], stats = czCheckDirection(t, taps[i], true, !s.opts.ServerNoContextTakeover, bits, threshold, want)
 		if s.level0 {
-			assert.Zero(t, stats[4].blocks[1]+stats[4].blocks[2], "%s: level 0 not applied to the prepared message", s.name)
+			assert.Zero(t, stats[4].Blocks[1]+stats[4].Blocks[2], "%s: level 0 not applied to the prepared message", s.name)
 		}
 	}
 	// One compression serves the servers that share level and
@@ -1634,13 +1637,13 @@ func TestCompressSetCompressionLevel(t *testing.T) {
 		st := stats[i]
 		switch level {
 		case 0:
-			assert.Zero(t, st.blocks[1]+st.blocks[2], "level 0 uses stored blocks only")
+			assert.Zero(t, st.Blocks[1]+st.Blocks[2], "level 0 uses stored blocks only")
 			assert.GreaterOrEqual(t, len(wire[i].payload), len(msg))
 		case -2:
-			assert.Zero(t, st.matches, "HuffmanOnly has no matches")
+			assert.Zero(t, st.Matches, "HuffmanOnly has no matches")
 			assert.Less(t, len(wire[i].payload), len(msg))
 		default:
-			assert.Positive(t, st.matches, "message %d at level %d", i, level)
+			assert.Positive(t, st.Matches, "message %d at level %d", i, level)
 		}
 	}
 	// The history is kept across a change of level: the second copy,
@@ -1767,14 +1770,14 @@ func TestCompressThreshold(t *testing.T) {
 
 // czBomb is a few KiB of compressed data that inflates to 4 MiB of zeros.
 var czBomb = sync.OnceValue(func() []byte {
-	return newCZDeflater(false, 15, flate.BestCompression).compress(make([]byte, 4<<20))
+	return newCZDeflater(false, 15, stdflate.BestCompression).compress(make([]byte, 4<<20))
 })
 
 // czFlateFinal compresses msg into a complete stream ending with a BFINAL
 // block.
 func czFlateFinal(msg []byte) []byte {
 	var b bytes.Buffer
-	fw, _ := flate.NewWriter(&b, flate.BestSpeed)
+	fw, _ := stdflate.NewWriter(&b, stdflate.BestSpeed)
 	fw.Write(msg)
 	fw.Close()
 	return b.Bytes()
@@ -1783,7 +1786,7 @@ func czFlateFinal(msg []byte) []byte {
 // czFlateDict compresses msg as a peer whose history holds dict.
 func czFlateDict(msg, dict []byte) []byte {
 	var b bytes.Buffer
-	fw, _ := flate.NewWriterDict(&b, flate.BestCompression, dict)
+	fw, _ := stdflate.NewWriterDict(&b, stdflate.BestCompression, dict)
 	fw.Write(msg)
 	fw.Flush()
 	return bytes.TrimSuffix(b.Bytes(), czTail)
@@ -1797,7 +1800,7 @@ func TestCompressBadPeer(t *testing.T) {
 		letters[i] = 'a' + byte(rng.IntN(26))
 	}
 	text := czText(rng, 3000)
-	truncated := newCZDeflater(false, 15, flate.BestCompression).compress(text)
+	truncated := newCZDeflater(false, 15, stdflate.BestCompression).compress(text)
 	truncated = truncated[:len(truncated)/2]
 	frame := czFrameBytes
 	cat := func(frames ...[]byte) []byte { return bytes.Join(frames, nil) }
@@ -1905,7 +1908,7 @@ func TestCompressBadPeer(t *testing.T) {
 			want: &ProtocolError{Code: CloseInvalidFramePayloadData}, code: CloseInvalidFramePayloadData},
 		{name: "reference beyond the window", offer: pmd + "; client_max_window_bits=9", response: pmd + "; server_max_window_bits=9", answer: pmd, before: 1,
 			send: func(mask bool) []byte {
-				d := newCZDeflater(true, 15, flate.BestCompression)
+				d := newCZDeflater(true, 15, stdflate.BestCompression)
 				return cat(frame(true, czRSV1, opBinary, d.compress(letters), mask), frame(true, czRSV1, opBinary, d.compress(letters), mask))
 			},
 			want: &ProtocolError{Code: CloseInvalidFramePayloadData}, code: CloseInvalidFramePayloadData},
@@ -2057,7 +2060,7 @@ func TestCompressNineForEight(t *testing.T) {
 	})
 	conn, _, resp := czRawDial(t, srv, czPMD+"; client_max_window_bits=8")
 	require.Equal(t, czPMD, resp.Header.Get("Sec-Websocket-Extensions"))
-	out := newCZDeflater(true, 9, flate.DefaultCompression)
+	out := newCZDeflater(true, 9, stdflate.DefaultCompression)
 	var stream []byte
 	for _, m := range msgs {
 		stream = append(stream, czFrameBytes(true, czRSV1, byte(m.typ), out.compress(m.data), true)...)

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wsforge/websocket/internal/flate"
 )
 
 const (
@@ -83,7 +85,7 @@ type Conn struct {
 	// Write-side compression, when negotiated: deflate is guarded by
 	// msgLock; the settings the application changes at any time are
 	// atomic.
-	deflate           *deflater
+	deflate           *flate.Encoder
 	writeCompress     atomic.Bool
 	compressionLevel  atomic.Int32
 	compressThreshold int // messages shorter than this go uncompressed
@@ -116,7 +118,7 @@ type Conn struct {
 
 	// Read-side compression, owned by the reader like the rest: inflate
 	// is non-nil exactly when compression was negotiated.
-	inflate       *inflateState
+	inflate       *flate.Decoder
 	msgCompressed bool // the message being read has RSV1
 
 	// The application's handlers; nil means the default one. Set by the

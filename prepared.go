@@ -64,11 +64,11 @@ func (c *Conn) WritePreparedMessage(pm *PreparedMessage) error {
 	}
 	defer unlock(c.msgLock)
 	if c.compresses(len(pm.data)) {
-		if !c.isServer || c.deflate.takeover {
+		if !c.isServer || c.deflate.Takeover() {
 			return c.writeCompressedMessage(byte(pm.messageType), pm.data)
 		}
 		c.syncDeflater()
-		return c.writeRaw(pm.compressed.frame(pm, c.deflate.level, c.deflate.windowBits()))
+		return c.writeRaw(pm.compressed.frame(pm, c.deflate.Level(), c.deflate.WindowBits()))
 	}
 	if !c.isServer {
 		return c.writeWhole(byte(pm.messageType), pm.data)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io"
 	"math"
+
+	"github.com/wsforge/websocket/internal/flate"
 )
 
 // messageReader is the io.Reader NextReader returns. A Conn owns two and
@@ -83,22 +85,13 @@ func (c *Conn) discardMessage() error {
 		}
 	}
 	for {
-		if c.frameLeft > 0 {
-			if err := c.fill(1); err != nil {
-				return err
-			}
-			n := c.rend - c.rpos
-			if int64(n) > c.frameLeft {
-				n = int(c.frameLeft)
-			}
-			p := c.rbuf[c.rpos : c.rpos+n]
-			c.rpos += n
-			if err := c.payloadArrived(p); err != nil {
-				return err
-			}
-			continue
+		p, err := c.payloadRun()
+		if err == nil {
+			err = c.received(p)
+		} else if err == io.EOF {
+			err = c.endMessage()
 		}
-		if _, err := c.readMessageData(nil); err != nil {
+		if err != nil {
 			if err == io.EOF {
 				return nil
 			}
@@ -125,14 +118,7 @@ func (r *messageReader) Read(p []byte) (int, error) {
 func (c *Conn) readMessageData(p []byte) (int, error) {
 	for c.readErr == nil {
 		if c.msgCompressed {
-			if len(p) == 0 && !c.inflate.drained() {
-				return 0, nil
-			}
-			n, err := c.inflate.read(p)
-			if err == io.EOF {
-				return 0, c.endMessage()
-			}
-			return n, err
+			return c.readInflated(p)
 		}
 		if c.frameLeft > 0 {
 			if len(p) == 0 {
@@ -187,7 +173,8 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 		n = copy(p, c.rbuf[c.rpos:c.rend])
 		c.rpos += n
 	}
-	if err := c.payloadArrived(p[:n]); err != nil {
+	c.payloadArrived(p[:n])
+	if err := c.received(p[:n]); err != nil {
 		return 0, err
 	}
 	if rerr != nil && (n == 0 || c.frameLeft > 0) {
@@ -201,16 +188,102 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 }
 
 // payloadArrived accounts for p, the next bytes of the current frame's
-// payload: it unmasks them in place and checks text as it passes.
-func (c *Conn) payloadArrived(p []byte) error {
+// payload: it unmasks them in place.
+func (c *Conn) payloadArrived(p []byte) {
 	c.frameLeft -= int64(len(p))
 	if c.frameMask {
 		c.maskPos = maskBytes(c.frameKey, c.maskPos, p)
 	}
-	if c.msgType == TextMessage && !c.msgCompressed && !c.utf8.write(p) {
+}
+
+// payloadRun returns the next run of the current message's payload from
+// the read buffer, unmasked, moving on to the message's next frame as
+// needed; io.EOF at the message's end. A run is never empty and stays
+// valid until the next read from the network. It feeds c.inflate, and
+// discardMessage skips a plain message with it.
+func (c *Conn) payloadRun() ([]byte, error) {
+	for c.frameLeft == 0 {
+		if c.frameFinal {
+			return nil, io.EOF
+		}
+		if err := c.nextDataFrame(); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.fill(1); err != nil {
+		return nil, err
+	}
+	n := c.rend - c.rpos
+	if int64(n) > c.frameLeft {
+		n = int(c.frameLeft)
+	}
+	p := c.rbuf[c.rpos : c.rpos+n]
+	c.rpos += n
+	c.payloadArrived(p)
+	return p, nil
+}
+
+// received checks p, the next bytes of the current message as the
+// application receives them (a plain message's payload, a compressed
+// one's inflated output): the only UTF-8 check of message data, and the
+// read limit's for a compressed message.
+func (c *Conn) received(p []byte) error {
+	if c.msgCompressed {
+		if err := c.countMessage(int64(len(p))); err != nil {
+			return err
+		}
+	}
+	if c.msgType == TextMessage && !c.utf8.write(p) {
 		return c.failProtocol(&ProtocolError{Code: CloseInvalidFramePayloadData, Reason: "invalid UTF-8 in text message"})
 	}
 	return nil
+}
+
+// countMessage adds n bytes to the current message's size, which fails
+// the connection once it passes the read limit: for a plain message the
+// lengths its frame headers announce, before the payload is read; for a
+// compressed one the inflated bytes as they are delivered.
+func (c *Conn) countMessage(n int64) error {
+	if c.readLimit > 0 && n > c.readLimit-c.msgLen {
+		return c.fail(CloseMessageTooBig, "", ErrReadLimit)
+	}
+	c.msgLen = addSat(c.msgLen, n)
+	return nil
+}
+
+// errInvalidCompressed fails a message whose compressed data does not
+// inflate; the Autobahn suite expects 1007 for it.
+var errInvalidCompressed = &ProtocolError{Code: CloseInvalidFramePayloadData, Reason: "invalid compressed data"}
+
+// readInflated is readMessageData for a compressed message.
+func (c *Conn) readInflated(p []byte) (int, error) {
+	if len(p) == 0 && !c.inflate.Drained() {
+		return 0, nil
+	}
+	n, err := c.inflate.Read(p)
+	switch {
+	case err == io.EOF:
+		return 0, c.endMessage()
+	case err != nil:
+		return 0, c.inflateFailed(err)
+	}
+	if err := c.received(p[:n]); err != nil {
+		c.inflate.Abort()
+		return 0, err
+	}
+	return n, nil
+}
+
+// inflateFailed returns the read error for an error of the decoder:
+// payloadRun's failed the connection already, corrupt data fails it here.
+func (c *Conn) inflateFailed(err error) error {
+	if c.readErr != nil {
+		return c.readErr
+	}
+	if err == flate.ErrCorrupt {
+		return c.failProtocol(errInvalidCompressed)
+	}
+	return c.readFailed(err)
 }
 
 // nextDataFrame reads frame headers, handling control frames, until the
@@ -256,19 +329,20 @@ func (c *Conn) nextDataFrame() error {
 			c.msgCompressed = compressed
 		}
 		// The limit applies to what the application receives: for a
-		// compressed message that is the inflated size, checked as it
-		// is produced (inflate.go).
-		if !c.msgCompressed && c.readLimit > 0 && h.length > c.readLimit-c.msgLen {
-			return c.fail(CloseMessageTooBig, "", ErrReadLimit)
+		// compressed message that is the inflated size, counted as it
+		// is delivered (received).
+		if !c.msgCompressed {
+			if err := c.countMessage(h.length); err != nil {
+				return err
+			}
 		}
-		c.msgLen = addSat(c.msgLen, h.length)
 		c.frameLeft = h.length
 		c.frameFinal = h.fin
 		c.frameMask = h.masked
 		c.frameKey = h.key
 		c.maskPos = 0
 		if compressed {
-			c.inflate.start()
+			c.inflate.Start()
 		}
 		return nil
 	}
@@ -406,15 +480,15 @@ func (c *Conn) ReadMessage() (messageType int, p []byte, err error) {
 		// Inflate ahead into the window, which holds a message of up to
 		// 32 KiB whole, so that the result is allocated once at its
 		// size rather than grown from a guess.
-		n, err := c.inflate.decodeAhead()
+		n, err := c.inflate.DecodeAhead()
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, c.inflateFailed(err)
 		}
-		size = int64(n) + c.inflate.restEstimate(n)
+		size = int64(n) + c.inflatedRestEstimate(n)
 	}
 	p = make([]byte, 0, size)
 	for {
-		if len(p) == cap(p) && (c.frameLeft > 0 || c.msgCompressed && !c.inflate.drained()) {
+		if len(p) == cap(p) && (c.frameLeft > 0 || c.msgCompressed && !c.inflate.Drained()) {
 			p = c.growMessage(p)
 		}
 		n, err := c.readMessageData(p[len(p):cap(p)])
@@ -435,6 +509,29 @@ const minMessageGrowth = 512
 // initialMessageCap sizes ReadMessage's result from the first frame.
 func (c *Conn) initialMessageCap() int64 {
 	return c.trustedLen(c.frameLeft, 0)
+}
+
+// inflatedRestEstimate guesses how many bytes the current compressed
+// message has beyond the n decoded ahead (0 when its stream is complete):
+// its frame's unread compressed bytes (as far as trustedLen trusts the
+// peer's word) at twice the ratio the first n came at (which the block
+// header weighs down), at least four times, plus 512; at most a window.
+func (c *Conn) inflatedRestEstimate(n int) int64 {
+	if c.inflate.Complete() {
+		return 0
+	}
+	used, unread := c.inflate.InputProgress()
+	left := c.trustedLen(c.frameLeft, 0) + unread
+	limit := int64(c.inflate.WindowSize())
+	est := int64(512)
+	if c.frameFinal && used > 0 {
+		ratio := max(4, 2*int64(n)/used)
+		if left > limit/ratio {
+			return limit
+		}
+		est += left * ratio
+	}
+	return min(est, limit)
 }
 
 // trustedLen returns how much of announced, a length from a frame header,

@@ -2,7 +2,7 @@ package websocket
 
 import (
 	"bytes"
-	"compress/flate"
+	stdflate "compress/flate"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/wsforge/websocket/internal/flate"
+	"github.com/wsforge/websocket/internal/flate/flatetest"
 )
 
 // infPair returns a server Conn that negotiated permessage-deflate (with or
@@ -29,7 +31,7 @@ func infPair(t *testing.T, takeover bool) (*Conn, net.Conn) {
 	srv, err := ln.Accept()
 	require.NoError(t, err)
 	c := newConn(srv, true, 0, 0, nil, nil)
-	c.inflate = newInflateState(c, takeover, 15)
+	c.inflate = flate.NewDecoder(15, takeover, c.payloadRun)
 	t.Cleanup(func() { c.Close(); raw.Close() })
 	return c, raw
 }
@@ -49,13 +51,13 @@ func infFrame(fin bool, rsv, op byte, payload []byte) []byte {
 // (context takeover) unless fresh is set.
 type infCompressor struct {
 	buf bytes.Buffer
-	fw  *flate.Writer
+	fw  *stdflate.Writer
 }
 
 func newInfCompressor(t *testing.T) *infCompressor {
 	fc := &infCompressor{}
 	var err error
-	fc.fw, err = flate.NewWriter(&fc.buf, flate.BestCompression)
+	fc.fw, err = stdflate.NewWriter(&fc.buf, stdflate.BestCompression)
 	require.NoError(t, err)
 	return fc
 }
@@ -69,7 +71,7 @@ func (fc *infCompressor) compress(t *testing.T, msg []byte, fresh bool) []byte {
 	require.NoError(t, err)
 	require.NoError(t, fc.fw.Flush())
 	out := bytes.Clone(fc.buf.Bytes())
-	require.True(t, bytes.HasSuffix(out, deflateTail[:]))
+	require.True(t, bytes.HasSuffix(out, []byte(flate.Tail)))
 	return out[:len(out)-4]
 }
 
@@ -147,63 +149,9 @@ func TestInflateMessages(t *testing.T) {
 				require.NoError(t, err, "message %d", i)
 				require.Equal(t, string(chat(i)), string(got), "message %d", i)
 			}
-			require.Nil(t, c.inflate.tables, "the decoding tables go back to the pool between messages")
+			require.False(t, c.inflate.Active(), "the decoder holds no pooled memory between messages")
 		})
 	}
-}
-
-func TestInflateFinalBlockAndStored(t *testing.T) {
-	c, raw := infPair(t, true)
-	// A complete stream with BFINAL set, as RFC 7692 7.2.3.4 allows, then
-	// a stored block message.
-	var zb bytes.Buffer
-	fw, err := flate.NewWriter(&zb, flate.BestSpeed)
-	require.NoError(t, err)
-	fw.Write([]byte("final block message"))
-	require.NoError(t, fw.Close())
-	stored := []byte{0x00, 0x05, 0x00, 0xfa, 0xff, 'h', 'e', 'l', 'l', 'o'}
-	go raw.Write(append(infFrame(true, rsv1Bit, opText, zb.Bytes()), infFrame(true, rsv1Bit, opBinary, stored)...))
-	_, p, err := c.ReadMessage()
-	require.NoError(t, err)
-	require.Equal(t, "final block message", string(p))
-	_, p, err = c.ReadMessage()
-	require.NoError(t, err)
-	require.Equal(t, "hello", string(p))
-}
-
-// TestInflateTakeoverAcrossFinalBlock sends, with context takeover, a
-// message that ends with BFINAL set and then one whose back-references
-// reach into it: the window must survive the end of a final block (RFC 7692
-// 7.2.3.4 lets a message end that way; the LZ77 window still carries over).
-func TestInflateTakeoverAcrossFinalBlock(t *testing.T) {
-	c, raw := infPair(t, true)
-	first := []byte("the quick brown fox jumps over the lazy dog, ends with BFINAL")
-	var zb bytes.Buffer
-	fw, err := flate.NewWriter(&zb, flate.BestCompression)
-	require.NoError(t, err)
-	fw.Write(first)
-	require.NoError(t, fw.Close())
-	msg1 := append([]byte(nil), zb.Bytes()...)
-
-	second := []byte("over the lazy dog, the quick brown fox jumps")
-	zb.Reset()
-	fw, err = flate.NewWriterDict(&zb, flate.BestCompression, first)
-	require.NoError(t, err)
-	fw.Write(second)
-	require.NoError(t, fw.Flush())
-	msg2 := bytes.TrimSuffix(zb.Bytes(), []byte{0, 0, 0xff, 0xff})
-	// The second message must really refer back into the first: without
-	// that history it does not decode.
-	_, err = io.ReadAll(flate.NewReader(io.MultiReader(bytes.NewReader(msg2), bytes.NewReader([]byte{0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff}))))
-	require.Error(t, err, "the second message makes no back-reference into the first")
-
-	go raw.Write(append(infFrame(true, rsv1Bit, opText, msg1), infFrame(true, rsv1Bit, opText, msg2)...))
-	_, p, err := c.ReadMessage()
-	require.NoError(t, err)
-	require.Equal(t, string(first), string(p))
-	_, p, err = c.ReadMessage()
-	require.NoError(t, err)
-	require.Equal(t, string(second), string(p))
 }
 
 func TestInflateFailures(t *testing.T) {
@@ -229,7 +177,7 @@ func TestInflateFailures(t *testing.T) {
 		{"inflation past the read limit", 64 << 10, func(t *testing.T) []byte { return infFrame(true, rsv1Bit, opBinary, bomb(t)) }, CloseMessageTooBig, ErrReadLimit},
 		{"data after a final block", 0, func(t *testing.T) []byte {
 			var zb bytes.Buffer
-			fw, _ := flate.NewWriter(&zb, flate.BestSpeed)
+			fw, _ := stdflate.NewWriter(&zb, stdflate.BestSpeed)
 			fw.Write([]byte("x"))
 			fw.Close()
 			return infFrame(true, rsv1Bit, opBinary, append(zb.Bytes(), 1, 2, 3))
@@ -288,12 +236,14 @@ func (c *infStreamConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// TestInflateDifferential checks the inflater against compress/flate's
-// encoder at every level, with and without context takeover, on messages
-// of many shapes split into fragments and delivered in small reads.
+// TestInflateDifferential checks the compressed read path against
+// compress/flate's encoder at every level, with and without context
+// takeover, on messages of many shapes split into fragments and delivered
+// in small reads (internal/flate's TestDecoderDifferential checks the
+// decoder alone).
 func TestInflateDifferential(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
-	corpus := append(deflateChatJSON(3, 40), deflateSnapshotJSON(4, 10)...)
+	corpus := append(flatetest.ChatJSON(3, 40), flatetest.SnapshotJSON(4, 10)...)
 	random := make([]byte, 70000)
 	rng.Read(random)
 	corpus = append(corpus, random[:1], random[:300], random, bytes.Repeat([]byte("ab"), 40000), nil, []byte("x"))
@@ -301,7 +251,7 @@ func TestInflateDifferential(t *testing.T) {
 		for _, takeover := range []bool{true, false} {
 			t.Run(fmt.Sprintf("level=%d/takeover=%t", level, takeover), func(t *testing.T) {
 				var zb bytes.Buffer
-				fw, err := flate.NewWriter(&zb, level)
+				fw, err := stdflate.NewWriter(&zb, level)
 				require.NoError(t, err)
 				var stream []byte
 				var want [][]byte
@@ -313,7 +263,7 @@ func TestInflateDifferential(t *testing.T) {
 					zb.Reset()
 					_, _ = fw.Write(msg)
 					require.NoError(t, fw.Flush())
-					payload := bytes.TrimSuffix(zb.Bytes(), deflateTail[:])
+					payload := bytes.TrimSuffix(zb.Bytes(), []byte(flate.Tail))
 					// Fragment it at random points.
 					rest, first := payload, true
 					for {
@@ -346,31 +296,6 @@ func TestInflateDifferential(t *testing.T) {
 					require.True(t, bytes.Equal(w, p), "message %d: %d bytes, want %d", i, len(p), len(w))
 				}
 			})
-		}
-	}
-}
-
-// TestInflateSmallWindows inflates what our compressor produces within
-// each window size, with context takeover, through an inflater holding
-// exactly that window: a reference beyond it would fail the message.
-func TestInflateSmallWindows(t *testing.T) {
-	corpus := append(deflateChatJSON(5, 300), deflateSnapshotJSON(6, 20)...)
-	for bits := 8; bits <= 15; bits++ {
-		for _, level := range []int{1, 6, 9} {
-			d := newDeflater(bits, level, true)
-			var stream []byte
-			for _, msg := range corpus {
-				payload := d.compress(nil, msg)
-				stream = appendFrameHeader(stream, true, rsv1Bit, opText, len(payload), false, [4]byte{})
-				stream = append(stream, payload...)
-			}
-			c := newConn(&infStreamConn{data: stream, chunk: 1000}, false, 0, 0, nil, nil)
-			c.enableCompression(pmdParams{serverMaxWindowBits: bits, clientMaxWindowBits: 15}, &CompressionOptions{})
-			for i, want := range corpus {
-				_, p, err := c.ReadMessage()
-				require.NoError(t, err, "bits %d level %d message %d", bits, level, i)
-				require.Equal(t, string(want), string(p))
-			}
 		}
 	}
 }
