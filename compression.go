@@ -2,15 +2,15 @@ package websocket
 
 import (
 	"errors"
-	"sync"
 
 	"github.com/wsforge/websocket/internal/flate"
 )
 
-// permessage-deflate (RFC 7692): the public options, how a negotiated
-// connection is set up, and the compressed write path. Negotiation itself
-// is in compression_negotiate.go, the compressed read path in read.go, and
-// the codec (flate.Encoder, flate.Decoder) in internal/flate.
+// permessage-deflate (RFC 7692): the public options and how a negotiated
+// connection is set up. Negotiation itself is in compression_negotiate.go,
+// the compressed paths with the others, in read.go, write.go and
+// prepared.go, and the codec (flate.Encoder, flate.Decoder) in
+// internal/flate.
 
 const (
 	minCompressionLevel = -2 // flate.HuffmanOnly
@@ -165,107 +165,4 @@ func (c *Conn) SetCompressionLevel(level int) error {
 	}
 	c.compressionLevel.Store(int32(level))
 	return nil
-}
-
-// compressing reports whether the next message would be compressed.
-func (c *Conn) compressing() bool {
-	return c.deflate != nil && c.writeCompress.Load()
-}
-
-// compresses reports whether a whole message of n bytes is compressed.
-func (c *Conn) compresses(n int) bool {
-	return c.compressing() && n >= c.compressThreshold
-}
-
-// syncDeflater applies the level set by SetCompressionLevel (SetLevel is
-// a few assignments, so it is simply applied to every message). msgLock
-// must be held.
-func (c *Conn) syncDeflater() {
-	c.deflate.SetLevel(int(c.compressionLevel.Load()))
-}
-
-// deflateBound is the most Compress can produce for n bytes of input, plus
-// room for the sync flush tail of a fragment.
-func deflateBound(n int) int {
-	return flate.Bound(n) + len(flate.Tail)
-}
-
-// maxDeflateChunk bounds the input compressed into one frame, so that the
-// output buffer of a huge message stays within the pooled sizes.
-const maxDeflateChunk = 1 << 20
-
-// writeCompressed compresses data as the next part of the message being
-// written and sends it as one frame. first puts RSV1 on it (RFC 7692:
-// only the first frame of a message carries it); fin ends the message,
-// else the frame ends with the complete sync flush so that the next
-// part's data continues the stream. msgLock must be held.
-func (c *Conn) writeCompressed(data []byte, fin, first bool, opcode byte) error {
-	for {
-		part := data
-		if len(part) > maxDeflateChunk {
-			part = part[:maxDeflateChunk]
-		}
-		last := fin && len(part) == len(data)
-		buf := getBuffer(maxFrameHeaderSize + deflateBound(len(part)))
-		out := c.deflate.Compress(buf.b[:maxFrameHeaderSize], part)
-		if !last {
-			out = append(out, flate.Tail...)
-		}
-		var rsv byte
-		if first {
-			rsv = rsv1Bit
-		}
-		err := c.writeFrame(out, len(out)-maxFrameHeaderSize, last, opcode, rsv)
-		putBuffer(buf)
-		if err != nil {
-			return err
-		}
-		data = data[len(part):]
-		if len(data) == 0 {
-			return nil
-		}
-		first, opcode = false, opContinuation
-	}
-}
-
-// writeCompressedMessage writes data as one compressed message. msgLock
-// must be held.
-func (c *Conn) writeCompressedMessage(opcode byte, data []byte) error {
-	c.syncDeflater()
-	return c.writeCompressed(data, true, true, opcode)
-}
-
-// preparedCompressed caches, in a PreparedMessage, the whole compressed
-// frame for server connections that compress each message on its own: the
-// output then depends only on the level and the window, so one compression
-// serves them all. With context takeover it depends on each connection's
-// history, and clients mask every frame with a new key, so those compress
-// per connection.
-type preparedCompressed struct {
-	mu      sync.Mutex
-	entries []preparedEntry
-}
-
-type preparedEntry struct {
-	level, windowBits int
-	frame             []byte
-}
-
-// frame returns the compressed frame of pm for the given level and
-// window, building it on first use.
-func (pc *preparedCompressed) frame(pm *PreparedMessage, level, windowBits int) []byte {
-	pc.mu.Lock()
-	defer pc.mu.Unlock()
-	for _, e := range pc.entries {
-		if e.level == level && e.windowBits == windowBits {
-			return e.frame
-		}
-	}
-	e := flate.NewEncoder(windowBits, level, false)
-	payload := e.Compress(make([]byte, 0, deflateBound(len(pm.data))), pm.data)
-	f := make([]byte, 0, headerSize(len(payload), false)+len(payload))
-	f = appendFrameHeader(f, true, rsv1Bit, byte(pm.messageType), len(payload), false, [4]byte{})
-	f = append(f, payload...)
-	pc.entries = append(pc.entries, preparedEntry{level: level, windowBits: windowBits, frame: f})
-	return f
 }

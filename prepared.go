@@ -3,6 +3,8 @@ package websocket
 import (
 	"errors"
 	"sync"
+
+	"github.com/wsforge/websocket/internal/flate"
 )
 
 // PreparedMessage caches on the wire representations of a message payload.
@@ -63,7 +65,7 @@ func (c *Conn) WritePreparedMessage(pm *PreparedMessage) error {
 		return err
 	}
 	defer unlock(c.msgLock)
-	if c.compresses(len(pm.data)) {
+	if c.willCompressWhole(len(pm.data)) {
 		if !c.isServer || c.deflate.Takeover() {
 			return c.writeCompressedMessage(byte(pm.messageType), pm.data)
 		}
@@ -82,4 +84,39 @@ func (c *Conn) writeRaw(frame []byte) error {
 		n, err := c.conn.Write(frame)
 		return int64(n), err
 	})
+}
+
+// preparedCompressed caches, in a PreparedMessage, the whole compressed
+// frame for server connections that compress each message on its own: the
+// output then depends only on the level and the window, so one compression
+// serves them all. With context takeover it depends on each connection's
+// history, and clients mask every frame with a new key, so those compress
+// per connection.
+type preparedCompressed struct {
+	mu      sync.Mutex
+	entries []preparedEntry
+}
+
+type preparedEntry struct {
+	level, windowBits int
+	frame             []byte
+}
+
+// frame returns the compressed frame of pm for the given level and
+// window, building it on first use.
+func (pc *preparedCompressed) frame(pm *PreparedMessage, level, windowBits int) []byte {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	for _, e := range pc.entries {
+		if e.level == level && e.windowBits == windowBits {
+			return e.frame
+		}
+	}
+	e := flate.NewEncoder(windowBits, level, false)
+	payload := e.Compress(make([]byte, 0, deflateBound(len(pm.data))), pm.data)
+	f := make([]byte, 0, headerSize(len(payload), false)+len(payload))
+	f = appendFrameHeader(f, true, rsv1Bit, byte(pm.messageType), len(payload), false, [4]byte{})
+	f = append(f, payload...)
+	pc.entries = append(pc.entries, preparedEntry{level: level, windowBits: windowBits, frame: f})
+	return f
 }

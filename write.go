@@ -6,6 +6,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/wsforge/websocket/internal/flate"
 )
 
 // Writing. Two locks order the output:
@@ -304,7 +306,7 @@ func (c *Conn) WriteMessage(messageType int, data []byte) error {
 		return err
 	}
 	defer unlock(c.msgLock)
-	if c.compresses(len(data)) {
+	if c.willCompressWhole(len(data)) {
 		return c.writeCompressedMessage(byte(messageType), data)
 	}
 	return c.writeWhole(byte(messageType), data)
@@ -319,4 +321,79 @@ func (c *Conn) writeWhole(opcode byte, data []byte) error {
 	defer c.putWriteBuffer(wb)
 	n := copy(wb.b[maxFrameHeaderSize:], data)
 	return c.writeFrame(wb.b, n, true, opcode, 0)
+}
+
+// Compressed messages (permessage-deflate, RFC 7692). Compression is
+// decided per message: for a whole message by its size against
+// compressThreshold, for a NextWriter stream at its start. The encoder,
+// c.deflate, is guarded by msgLock like the message itself.
+
+// willCompress reports whether the next message would be compressed,
+// whatever its size.
+func (c *Conn) willCompress() bool {
+	return c.deflate != nil && c.writeCompress.Load()
+}
+
+// willCompressWhole reports whether a whole message of n bytes would be
+// compressed.
+func (c *Conn) willCompressWhole(n int) bool {
+	return c.willCompress() && n >= c.compressThreshold
+}
+
+// syncDeflater applies the level set by SetCompressionLevel (SetLevel is
+// a few assignments, so it is simply applied to every message). msgLock
+// must be held.
+func (c *Conn) syncDeflater() {
+	c.deflate.SetLevel(int(c.compressionLevel.Load()))
+}
+
+// deflateBound is the most Compress can produce for n bytes of input, plus
+// room for the sync flush tail of a fragment.
+func deflateBound(n int) int {
+	return flate.Bound(n) + len(flate.Tail)
+}
+
+// maxDeflateChunk bounds the input compressed into one frame, so that the
+// output buffer of a huge message stays within the pooled sizes.
+const maxDeflateChunk = 1 << 20
+
+// writeCompressed compresses data as the next part of the message being
+// written and sends it as one frame. first puts RSV1 on it (RFC 7692:
+// only the first frame of a message carries it); fin ends the message,
+// else the frame ends with the complete sync flush so that the next
+// part's data continues the stream. msgLock must be held.
+func (c *Conn) writeCompressed(data []byte, fin, first bool, opcode byte) error {
+	for {
+		part := data
+		if len(part) > maxDeflateChunk {
+			part = part[:maxDeflateChunk]
+		}
+		last := fin && len(part) == len(data)
+		buf := getBuffer(maxFrameHeaderSize + deflateBound(len(part)))
+		out := c.deflate.Compress(buf.b[:maxFrameHeaderSize], part)
+		if !last {
+			out = append(out, flate.Tail...)
+		}
+		var rsv byte
+		if first {
+			rsv = rsv1Bit
+		}
+		err := c.writeFrame(out, len(out)-maxFrameHeaderSize, last, opcode, rsv)
+		putBuffer(buf)
+		if err != nil {
+			return err
+		}
+		data = data[len(part):]
+		if len(data) == 0 {
+			return nil
+		}
+		first, opcode = false, opContinuation
+	}
+}
+
+// writeCompressedMessage writes data as one compressed message. msgLock
+// must be held.
+func (c *Conn) writeCompressedMessage(opcode byte, data []byte) error {
+	c.syncDeflater()
+	return c.writeCompressed(data, true, true, opcode)
 }

@@ -171,7 +171,7 @@ func (c *Conn) nextWriter(messageType int, state int32) (*messageWriterRef, erro
 	w.n = 0
 	w.opcode = byte(messageType)
 	w.ctrl = isControl(byte(messageType))
-	w.compress = !w.ctrl && c.compressing()
+	w.compress = !w.ctrl && c.willCompress()
 	w.first = true
 	if w.compress {
 		c.syncDeflater()
