@@ -61,6 +61,15 @@ func (e *Encoder) histMatchLen(msg []byte, c, i, maxLen int) int {
 	return n
 }
 
+// lengthAt returns the length, up to maxLen, of the match for msg[i:] at
+// c, an index into msg or, when negative, into the history before it.
+func (e *Encoder) lengthAt(msg []byte, c, i, maxLen int) int {
+	if c >= 0 {
+		return matchLen(msg[c:c+maxLen], msg[i:i+maxLen])
+	}
+	return e.histMatchLen(msg, c, i, maxLen)
+}
+
 // findMatch returns the longest match for msg[i:] that is longer than
 // atLeast, or 0, 0. cur is i's position residue and cand the first
 // candidate's. rep, the distance of the previous match, is tried too:
@@ -79,14 +88,7 @@ func (e *Encoder) findMatch(w *encodeWork, i int, cur, cand uint16, rep, chain, 
 	best := atLeast
 	dist := int(cur - cand)
 	if rep != dist && rep != 0 && rep <= maxDist {
-		c := i - rep
-		l := 0
-		if c >= 0 {
-			l = matchLen(msg[c:c+maxLen], msg[i:i+maxLen])
-		} else {
-			l = e.histMatchLen(msg, c, i, maxLen)
-		}
-		if l > best {
+		if l := e.lengthAt(msg, i-rep, i, maxLen); l > best {
 			best, bestDist = l, rep
 			if l >= nice {
 				dist = 0
@@ -94,14 +96,12 @@ func (e *Encoder) findMatch(w *encodeWork, i int, cur, cand uint16, rep, chain, 
 		}
 	}
 	for dist != 0 && dist <= maxDist {
+		// A candidate in the message that differs at msg[i+best] cannot
+		// beat best: one byte read spares the whole comparison.
 		c := i - dist
 		l := 0
-		if c >= 0 {
-			if msg[c+best] == msg[i+best] {
-				l = matchLen(msg[c:c+maxLen], msg[i:i+maxLen])
-			}
-		} else {
-			l = e.histMatchLen(msg, c, i, maxLen)
+		if c < 0 || msg[c+best] == msg[i+best] {
+			l = e.lengthAt(msg, c, i, maxLen)
 		}
 		if l > best {
 			best, bestDist = l, dist
