@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 )
 
@@ -133,29 +134,14 @@ func closeCodeName(code int) string {
 // the specified codes.
 func IsCloseError(err error, codes ...int) bool {
 	var e *CloseError
-	if errors.As(err, &e) {
-		for _, code := range codes {
-			if e.Code == code {
-				return true
-			}
-		}
-	}
-	return false
+	return errors.As(err, &e) && slices.Contains(codes, e.Code)
 }
 
 // IsUnexpectedCloseError reports whether err is (or wraps) a *CloseError
 // with a code that is not in the list of expected codes.
 func IsUnexpectedCloseError(err error, expectedCodes ...int) bool {
 	var e *CloseError
-	if errors.As(err, &e) {
-		for _, code := range expectedCodes {
-			if e.Code == code {
-				return false
-			}
-		}
-		return true
-	}
-	return false
+	return errors.As(err, &e) && !slices.Contains(expectedCodes, e.Code)
 }
 
 // HandshakeError describes an error with the handshake from the peer.
