@@ -140,11 +140,9 @@ func (c *Conn) readMessageData(p []byte) (int, error) {
 // between messages. It returns io.EOF, or the error that failed the
 // connection.
 func (c *Conn) endMessage() error {
-	if c.msgType == TextMessage && !c.utf8.complete() {
-		return c.failProtocol(&ProtocolError{Code: CloseInvalidFramePayloadData, Reason: "invalid UTF-8 in text message"})
+	if err := c.finishMessage(); err != nil {
+		return err
 	}
-	c.msgType = 0
-	c.msgCompressed = false
 	c.readerID++
 	c.releaseReadBuf()
 	return io.EOF
@@ -187,15 +185,6 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 	return n, nil
 }
 
-// payloadArrived accounts for p, the next bytes of the current frame's
-// payload: it unmasks them in place.
-func (c *Conn) payloadArrived(p []byte) {
-	c.frameLeft -= int64(len(p))
-	if c.frameMask {
-		c.maskPos = maskBytes(c.frameKey, c.maskPos, p)
-	}
-}
-
 // payloadRun returns the next run of the current message's payload from
 // the read buffer, unmasked, moving on to the message's next frame as
 // needed; io.EOF at the message's end. A run is never empty and stays
@@ -221,34 +210,6 @@ func (c *Conn) payloadRun() ([]byte, error) {
 	c.rpos += n
 	c.payloadArrived(p)
 	return p, nil
-}
-
-// received checks p, the next bytes of the current message as the
-// application receives them (a plain message's payload, a compressed
-// one's inflated output): the only UTF-8 check of message data, and the
-// read limit's for a compressed message.
-func (c *Conn) received(p []byte) error {
-	if c.msgCompressed {
-		if err := c.countMessage(int64(len(p))); err != nil {
-			return err
-		}
-	}
-	if c.msgType == TextMessage && !c.utf8.write(p) {
-		return c.failProtocol(&ProtocolError{Code: CloseInvalidFramePayloadData, Reason: "invalid UTF-8 in text message"})
-	}
-	return nil
-}
-
-// countMessage adds n bytes to the current message's size, which fails
-// the connection once it passes the read limit: for a plain message the
-// lengths its frame headers announce, before the payload is read; for a
-// compressed one the inflated bytes as they are delivered.
-func (c *Conn) countMessage(n int64) error {
-	if c.readLimit > 0 && n > c.readLimit-c.msgLen {
-		return c.fail(CloseMessageTooBig, "", ErrReadLimit)
-	}
-	c.msgLen = addSat(c.msgLen, n)
-	return nil
 }
 
 // errInvalidCompressed fails a message whose compressed data does not
@@ -287,112 +248,27 @@ func (c *Conn) inflateFailed(err error) error {
 }
 
 // nextDataFrame reads frame headers, handling control frames, until the
-// header of a data frame is read and loaded as the current frame. It
-// enforces the fragmentation rules and the read limit.
+// header of a data frame is read and loaded as the current frame: the
+// blocking driver of decodeFrame, filling the read buffer with what it
+// asks for.
 func (c *Conn) nextDataFrame() error {
 	for c.readErr == nil {
-		if err := c.fill(2); err != nil {
+		h, ctrl, n, need, err := c.decodeFrame(c.rbuf[c.rpos:c.rend])
+		if err != nil {
 			return err
 		}
-		if err := c.fill(frameHeaderLen(c.rbuf[c.rpos], c.rbuf[c.rpos+1])); err != nil {
-			return err
-		}
-		h, n, perr := parseFrameHeader(c.rbuf[c.rpos:c.rend])
-		if perr == nil {
-			perr = checkFrameHeader(&h, c.isServer, c.allowedRSV())
-		}
-		if perr != nil {
-			return c.failProtocol(perr)
-		}
-		c.rpos += n
-
-		if isControl(h.opcode) {
-			if err := c.handleControl(&h); err != nil {
+		if need > 0 {
+			if err := c.fill(need); err != nil {
 				return err
 			}
 			continue
 		}
-		switch {
-		case h.opcode == opContinuation && c.msgType == 0:
-			return c.failProtocol(&ProtocolError{Code: CloseProtocolError, Reason: "continuation frame without a message to continue"})
-		case h.opcode != opContinuation && c.msgType != 0:
-			return c.failProtocol(&ProtocolError{Code: CloseProtocolError, Reason: "new data frame inside an unfinished message"})
+		c.rpos += n
+		if data, err := c.applyFrame(&h, ctrl); data || err != nil {
+			return err
 		}
-		compressed := h.rsv&rsv1Bit != 0
-		if compressed && h.opcode == opContinuation {
-			return c.failProtocol(&ProtocolError{Code: CloseProtocolError, Reason: "RSV1 set on a continuation frame"})
-		}
-		if h.opcode != opContinuation {
-			c.msgType = int(h.opcode)
-			c.msgLen = 0
-			c.utf8.reset()
-			c.msgCompressed = compressed
-		}
-		// The limit applies to what the application receives: for a
-		// compressed message that is the inflated size, counted as it
-		// is delivered (received).
-		if !c.msgCompressed {
-			if err := c.countMessage(h.length); err != nil {
-				return err
-			}
-		}
-		c.frameLeft = h.length
-		c.frameFinal = h.fin
-		c.frameMask = h.masked
-		c.frameKey = h.key
-		c.maskPos = 0
-		if compressed {
-			c.inflate.Start()
-		}
-		return nil
 	}
 	return c.readErr
-}
-
-// allowedRSV returns the RSV bits a received frame may carry: none unless
-// an extension that defines them was negotiated.
-func (c *Conn) allowedRSV() byte {
-	if c.inflate != nil {
-		return rsv1Bit
-	}
-	return 0
-}
-
-// handleControl reads the payload of the control frame h, whose header has
-// been consumed, and acts on it.
-func (c *Conn) handleControl(h *frameHeader) error {
-	n := int(h.length)
-	if err := c.fill(n); err != nil {
-		return err
-	}
-	var buf [maxControlPayload]byte
-	p := buf[:n]
-	copy(p, c.rbuf[c.rpos:c.rpos+n])
-	c.rpos += n
-	if h.masked {
-		maskBytes(h.key, 0, p)
-	}
-	switch h.opcode {
-	case opPing:
-		var err error
-		if c.handlePing == nil {
-			err = c.answerPing(p)
-		} else {
-			err = c.handlePing(string(p))
-		}
-		if err != nil {
-			return c.endRead(err)
-		}
-	case opPong:
-		if c.handlePong != nil {
-			if err := c.handlePong(string(p)); err != nil {
-				return c.endRead(err)
-			}
-		}
-	case opClose:
-		return c.receiveClose(p)
-	}
-	return nil
 }
 
 // fill makes at least n bytes (n <= readBufSize) available in
