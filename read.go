@@ -44,6 +44,9 @@ func (c *Conn) NextReader() (messageType int, r io.Reader, err error) {
 }
 
 func (c *Conn) nextReader() (int, *messageReader, error) {
+	if _, ok := c.conn.(engineServed); ok {
+		return 0, nil, errEngineRead
+	}
 	c.readerID++ // invalidates the reader of the previous message
 	for c.readErr == nil {
 		if c.msgType != 0 {

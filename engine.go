@@ -1,0 +1,101 @@
+package websocket
+
+import (
+	"errors"
+	"net/http"
+	"runtime"
+)
+
+// An EventHandler receives the events of the connections an Engine serves.
+// The Engine calls its methods for one connection one at a time, in order:
+// OnOpen once, OnMessage for each data message, OnClose once at the end.
+// Calls for different connections may run at the same time (one event loop
+// each), so a handler shared between connections must be safe for
+// concurrent use. A handler method must not block: while it runs, the
+// other connections of its event loop wait. Work that takes time belongs on
+// a goroutine of the application's.
+type EventHandler interface {
+	// OnOpen is called once the connection is served by the Engine,
+	// before any other event.
+	OnOpen(c *Conn)
+	// OnMessage is called with each data message, whole. data is valid
+	// only until OnMessage returns: the Engine reuses its memory (it may
+	// be the event loop's read buffer itself), so a handler that keeps
+	// the message must copy it (bytes.Clone).
+	OnMessage(c *Conn, messageType int, data []byte)
+	// OnClose is called once, when the connection has ended: err is a
+	// *CloseError when the peer closed it (CloseAbnormalClosure when it
+	// went away without a close frame), a *ProtocolError when it broke
+	// the protocol, ErrReadLimit, ErrEngineClosed, or the network error.
+	OnClose(c *Conn, err error)
+}
+
+// EngineOptions configures an Engine. The zero value is ready to use.
+type EngineOptions struct {
+	// Loops is the number of event loops; zero means GOMAXPROCS.
+	Loops int
+	// MaxQueuedBytes bounds, per connection, the bytes written but not yet
+	// taken by the socket (a slow or stalled reader). A write that would
+	// go past it fails with ErrWriteQueueFull, and the connection's later
+	// data writes fail too (the peer may hold part of a message); close
+	// the connection. Zero means 4 MiB.
+	MaxQueuedBytes int
+}
+
+// ErrWriteQueueFull is returned by a write on a Conn served by an Engine
+// when the peer has not taken the bytes already written and queueing more
+// would pass EngineOptions.MaxQueuedBytes. Writes on such a connection
+// never block; this error is its back-pressure.
+var ErrWriteQueueFull = errors.New("websocket: write queue full: the peer is not reading")
+
+// ErrEngineClosed is given to OnClose for the connections an Engine still
+// served when it was closed, and returned by Upgrade after Close.
+var ErrEngineClosed = errors.New("websocket: engine closed")
+
+// errEngineRead is returned by the blocking read methods (NextReader,
+// ReadMessage) of a Conn served by an Engine, whose messages go to its
+// EventHandler instead.
+var errEngineRead = errors.New("websocket: a Conn served by an Engine is read by its EventHandler, not by NextReader or ReadMessage")
+
+const defaultMaxQueuedBytes = 4 << 20
+
+// engineServed is implemented by the net.Conn of a Conn that an Engine
+// serves.
+type engineServed interface{ engineServed() }
+
+func (o EngineOptions) withDefaults() EngineOptions {
+	if o.Loops <= 0 {
+		o.Loops = runtime.GOMAXPROCS(0)
+	}
+	if o.MaxQueuedBytes <= 0 {
+		o.MaxQueuedBytes = defaultMaxQueuedBytes
+	}
+	return o
+}
+
+// Upgrade upgrades the HTTP server connection to the WebSocket protocol
+// with u, as u.Upgrade does, and hands the connection to the Engine, which
+// calls h's methods for its events; the HTTP handler may then return, and
+// no goroutine stays behind for the connection. The returned Conn's write
+// methods work from h's methods and from any goroutine, as for any Conn;
+// its blocking read methods fail, since messages go to h.
+//
+// Compression is not negotiated for connections an Engine serves (yet):
+// u's compression settings are ignored.
+func (e *Engine) Upgrade(u *Upgrader, w http.ResponseWriter, r *http.Request, responseHeader http.Header, h EventHandler) (*Conn, error) {
+	if e.closed.Load() {
+		return nil, ErrEngineClosed
+	}
+	plain := *u
+	plain.EnableCompression = false
+	plain.Compression = CompressionOptions{}
+	c, err := plain.Upgrade(w, r, responseHeader)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.serve(c, h); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
