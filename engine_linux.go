@@ -99,6 +99,9 @@ func (e *Engine) serve(c *Conn, h EventHandler) error {
 	ec := &engineConn{fd: fd, loop: l, c: c, h: h, local: c.conn.LocalAddr(), remote: c.conn.RemoteAddr()}
 	c.conn.Close()
 	c.conn = ec
+	// The buffer-free wait of read_unix.go is the loop's job now; its
+	// hold on the closed net.Conn would only pin memory.
+	c.idle = nil
 	if !l.add(ec) {
 		ec.closeFD()
 		return ErrEngineClosed
