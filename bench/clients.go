@@ -33,7 +33,7 @@ func dialEcho(client, lib, addr string, payload []byte) (echoConn, error) {
 	}
 	url := "ws://" + addr + "/"
 	switch lib {
-	case "wsforge", "wsforge-stream":
+	case "wsforge", "wsforge-stream", engineLib:
 		d := &wsforge.Dialer{}
 		c, _, err := d.Dial(url, nil)
 		if err != nil {

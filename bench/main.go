@@ -91,7 +91,7 @@ func childMain(args []string) int {
 }
 
 var allSuites = []string{"echo", "broadcast", "idle", "handshake", "deflate"}
-var allLibs = []string{"wsforge", "wsforge-stream", "gorilla", "gws", "gobwas", "coder"}
+var allLibs = []string{"wsforge", "wsforge-stream", engineLib, "gorilla", "gws", "gobwas", "coder"}
 
 // config is the orchestrator's view of the flags.
 type config struct {
@@ -350,7 +350,7 @@ func (c *config) plan() map[string]planned {
 					cells = append(cells, cell{suite: "deflate-idle", client: "raw", conns: c.deflateIdle, corpus: "api", mode: mode})
 				}
 			}
-			p[s] = planned{cells: cells, libs: without("gobwas"), only: func(c cell, lib string) bool {
+			p[s] = planned{cells: cells, libs: without("gobwas", engineLib), only: func(c cell, lib string) bool {
 				return c.mode != modeSmallWindows || lib == "wsforge"
 			}}
 		}

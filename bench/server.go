@@ -97,19 +97,18 @@ func newLibServer(lib, mode string, register bool) (*libServer, error) {
 				wsforgeEcho(c)
 			}
 		})
-		s.broadcast = func(conns []any, payload []byte) error {
-			pm, err := wsforge.NewPreparedMessage(wsforge.BinaryMessage, payload)
-			if err != nil {
-				return err
-			}
-			var first error
-			for _, c := range conns {
-				if err := c.(*wsforge.Conn).WritePreparedMessage(pm); err != nil && first == nil {
-					first = err
-				}
-			}
-			return first
+		s.broadcast = wsforgeBroadcast
+	case engineLib:
+		e, err := wsforge.NewEngine(wsforge.EngineOptions{})
+		if err != nil {
+			return nil, err
 		}
+		var up wsforge.Upgrader
+		h := &engineEcho{s: s}
+		s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			e.Upgrade(&up, w, r, nil, h)
+		})
+		s.broadcast = wsforgeBroadcast
 	case detachedLib:
 		// gorilla's chat example style: the handler starts the read loop
 		// in a goroutine of its own and returns, so net/http's
@@ -544,6 +543,41 @@ func serverMain(o *childOpts) error {
 		}
 	}
 }
+
+// wsforgeBroadcast sends payload to every connection as one prepared
+// message.
+func wsforgeBroadcast(conns []any, payload []byte) error {
+	pm, err := wsforge.NewPreparedMessage(wsforge.BinaryMessage, payload)
+	if err != nil {
+		return err
+	}
+	var first error
+	for _, c := range conns {
+		if err := c.(*wsforge.Conn).WritePreparedMessage(pm); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// engineLib is wsforge's Engine: event loops instead of a goroutine per
+// connection, messages echoed from OnMessage.
+const engineLib = "wsforge-engine"
+
+// engineEcho is the Engine's EventHandler in the bench: it echoes every
+// message from the loop, and registers connections for broadcast.
+type engineEcho struct{ s *libServer }
+
+func (h *engineEcho) OnOpen(c *wsforge.Conn) {
+	h.s.add(c)
+	h.s.active.Add(1)
+}
+
+func (h *engineEcho) OnMessage(c *wsforge.Conn, mt int, data []byte) {
+	c.WriteMessage(mt, data)
+}
+
+func (h *engineEcho) OnClose(c *wsforge.Conn, err error) { h.s.active.Add(-1) }
 
 // floorLib is the idle suite's baseline: net/http and a hijacked
 // connection, no WebSocket library.
