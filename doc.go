@@ -168,10 +168,31 @@
 // Working memory is pooled and held only while a message is being
 // compressed or inflated.
 //
+// # Engine
+//
+// An Engine serves many connections without a goroutine each. Engine.Upgrade
+// upgrades a request as Upgrader.Upgrade does and hands the connection to
+// one of a few event loops (on Linux, epoll; elsewhere a goroutine per
+// connection behind the same API); the HTTP handler then returns. The
+// loop calls an EventHandler: OnOpen, OnMessage with each whole message,
+// OnClose once at the end. OnMessage's data is valid only during the call
+// (it may be the loop's read buffer itself); copy it to keep it. Handler
+// methods run on the loop and must not block.
+//
+// The Conn's write methods work from the handler and from any goroutine
+// and never block: what the socket does not take at once is queued for
+// the loop, up to EngineOptions.MaxQueuedBytes, past which a write fails
+// with ErrWriteQueueFull and the connection's data writes stay failed.
+// NextReader and ReadMessage fail on such a Conn: its messages go to the
+// handler. SetReadDeadline works (a timer ends the connection with a
+// timeout error); write deadlines have nothing to bound. Compression is
+// not negotiated for connections an Engine serves.
+//
 // # Differences from gorilla
 //
 // The exported API is gorilla's, with additions only: concurrent writers
 // and EnableConcurrentWriters (above), CloseGracefully, CompressionOptions,
+// the Engine,
 // Conn.Extensions, Dialer.MaxResponseHeaderBytes with
 // ErrResponseHeaderTooLarge, and *ProtocolError. The read methods return
 // *CloseError values unwrapped, so type assertions keep working, and

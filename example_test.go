@@ -167,3 +167,49 @@ func ExampleConn_CloseGracefully() {
 	// closed: <nil>
 	// true
 }
+
+// echoHandler is an EventHandler that echoes every message.
+type echoHandler struct{ closed chan error }
+
+func (h *echoHandler) OnOpen(c *websocket.Conn) {}
+
+func (h *echoHandler) OnMessage(c *websocket.Conn, messageType int, data []byte) {
+	// data is only valid during the call; WriteMessage is done with it
+	// when it returns.
+	c.WriteMessage(messageType, data)
+}
+
+func (h *echoHandler) OnClose(c *websocket.Conn, err error) { h.closed <- err }
+
+// An echo server on an Engine: the HTTP handler returns as soon as the
+// connection is handed over, and no goroutine stays behind for it.
+func ExampleEngine() {
+	engine, err := websocket.NewEngine(websocket.EngineOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer engine.Close()
+	handler := &echoHandler{closed: make(chan error, 1)}
+	upgrader := &websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		engine.Upgrade(upgrader, w, r, nil, handler)
+	}))
+	defer srv.Close()
+
+	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+	conn.WriteMessage(websocket.TextMessage, []byte("hello, engine"))
+	_, p, err := conn.ReadMessage()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(string(p))
+	conn.CloseGracefully(websocket.CloseNormalClosure, "", time.Second)
+	fmt.Println(<-handler.closed)
+	// Output:
+	// hello, engine
+	// websocket: close 1000 (normal)
+}
