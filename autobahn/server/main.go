@@ -2,8 +2,14 @@
 // its fuzzingclient mode:
 //
 //	go run ./autobahn/server -addr 127.0.0.1:9001
+//	go run ./autobahn/server -addr 127.0.0.1:9001 -engine
 //
-// It answers on every path and echoes each message back with the same type.
+// It answers on every path and echoes each message back with the same type:
+// by default on a goroutine per connection, streaming each message from
+// NextReader into NextWriter; with -engine from a websocket.Engine's event
+// loops, each whole message written back from OnMessage (the Engine
+// negotiates no compression yet, so the suite's 12.* and 13.* cases find
+// the extension declined).
 // On purpose it does nothing else: no UTF-8 checks, no close handling, no
 // limits. Every behaviour the suite grades must come from the library, so
 // the server must not paper over anything the library gets wrong.
@@ -38,9 +44,33 @@ func echoHandler(w http.ResponseWriter, r *http.Request) {
 	echo.Stream(conn)
 }
 
+// engineEcho is the EventHandler of the -engine mode: it echoes every
+// message, and nothing else, for the same reason as echoHandler.
+type engineEcho struct{}
+
+func (engineEcho) OnOpen(*websocket.Conn) {}
+
+func (engineEcho) OnMessage(c *websocket.Conn, messageType int, data []byte) {
+	c.WriteMessage(messageType, data)
+}
+
+func (engineEcho) OnClose(*websocket.Conn, error) {}
+
 func main() {
 	addr := flag.String("addr", "127.0.0.1:9001", "address to listen on")
+	useEngine := flag.Bool("engine", false, "serve from a websocket.Engine's event loops")
 	flag.Parse()
-	log.Printf("autobahn echo server listening on %s", *addr)
-	log.Fatal(http.ListenAndServe(*addr, http.HandlerFunc(echoHandler)))
+	handler := http.HandlerFunc(echoHandler)
+	if *useEngine {
+		engine, err := websocket.NewEngine(websocket.EngineOptions{})
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer engine.Close()
+		handler = func(w http.ResponseWriter, r *http.Request) {
+			engine.Upgrade(&upgrader, w, r, nil, engineEcho{})
+		}
+	}
+	log.Printf("autobahn echo server listening on %s (engine: %v)", *addr, *useEngine)
+	log.Fatal(http.ListenAndServe(*addr, handler))
 }
