@@ -16,10 +16,10 @@ import (
 // mode) against our client: the scripted peer is the server, and the
 // client under test, from Dialer, runs the echo loop of autobahn/client.
 func TestAutobahnClient(t *testing.T) {
-	abRun(t, abRunClientCase)
+	runConformanceCases(t, runClientCase)
 }
 
-func abRunClientCase(t *testing.T, c abCase) {
+func runClientCase(t *testing.T, c conformanceCase) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer ln.Close()
@@ -41,27 +41,27 @@ func abRunClientCase(t *testing.T, c abCase) {
 	ln.(*net.TCPListener).SetDeadline(time.Now().Add(testWait))
 	nc, err := ln.Accept()
 	require.NoError(t, err)
-	br := abServerHandshake(t, nc)
-	newABPeer(t, nc, br, false).run(c)
+	br := answerHandshake(t, nc)
+	newScriptedPeer(t, nc, br, false).run(c)
 	if c.note != "" {
 		t.Log(c.note)
 	}
-	abCheckEnd(t, c.end, nc, errc)
+	checkCaseEnd(t, c.end, nc, errc)
 }
 
-// abServerHandshake answers the client's opening handshake by hand, as the
+// answerHandshake answers the client's opening handshake by hand, as the
 // suite's server does, and returns the reader to go on with.
-func abServerHandshake(t *testing.T, nc net.Conn) *bufio.Reader {
+func answerHandshake(t *testing.T, nc net.Conn) *bufio.Reader {
 	t.Helper()
-	return abServerHandshakeExt(t, nc, func(req *http.Request) string {
+	return answerHandshakeWith(t, nc, func(req *http.Request) string {
 		require.Empty(t, req.Header.Values("Sec-WebSocket-Extensions"), "the client under test does not enable compression")
 		return ""
 	})
 }
 
-// abServerHandshakeExt is abServerHandshake with respond choosing, from the
+// answerHandshakeWith is answerHandshake with respond choosing, from the
 // request, the Sec-WebSocket-Extensions response ("" for none).
-func abServerHandshakeExt(t *testing.T, nc net.Conn, respond func(*http.Request) string) *bufio.Reader {
+func answerHandshakeWith(t *testing.T, nc net.Conn, respond func(*http.Request) string) *bufio.Reader {
 	t.Helper()
 	nc.SetDeadline(time.Now().Add(testWait))
 	br := bufio.NewReaderSize(nc, 64<<10)
@@ -77,7 +77,7 @@ func abServerHandshakeExt(t *testing.T, nc net.Conn, respond func(*http.Request)
 	if r := respond(req); r != "" {
 		ext = "Sec-WebSocket-Extensions: " + r + "\r\n"
 	}
-	_, err = fmt.Fprintf(nc, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n", abAcceptKey(key), ext)
+	_, err = fmt.Fprintf(nc, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n", acceptKeyFor(key), ext)
 	require.NoError(t, err)
 	nc.SetDeadline(time.Time{})
 	return br

@@ -15,18 +15,18 @@ package websocket
 //
 // Where the replay departs from the suite:
 //   - The suite sends 1000 messages per case. The replay sends fewer
-//     (abPMDCount): up to abPMDMaxCount, about abPMDBudget bytes per case,
+//     (deflateMessageCount): up to deflateMaxCount, about deflateBudget bytes per case,
 //     so that messages of up to 16 KiB are sent at least twice and context
 //     takeover crosses message boundaries, and the larger ones once. Under
 //     -race on two cores the scripted peer and the library together move
 //     about 1 MB/s of compressed traffic, and the families must run in
 //     seconds.
 //   - The suite's corpora (a JSON file, the Lena bitmap, Goethe's Faust, an
-//     HTML file and a PDF) are not copied here: abCorpora synthesizes
+//     HTML file and a PDF) are not copied here: suiteCorpora synthesizes
 //     deterministic stand-ins of the same kind and size. The text ones
 //     are ASCII, since the suite cuts its messages at any byte.
 //   - The suite compresses at zlib's level 6, the scripted peer at
-//     compress/flate's level 1 (see abDeflater).
+//     compress/flate's level 1 (see suiteDeflater).
 //   - The suite only compares the echo. The scripted peer also checks
 //     what RFC 7692 asks of the peer under test, inflating on its own
 //     (compress/flate, and internal/flate/flatetest's Inflater, never the
@@ -40,7 +40,7 @@ package websocket
 //     CompressionOptions.Threshold bytes long.
 //   - 13.* also runs under CompressionOptions other than the defaults of
 //     autobahn/server and autobahn/client, so that the options reach the
-//     wire; to bound the time, only with messages of up to abPMDBriefSize
+//     wire; to bound the time, only with messages of up to deflateBriefSize
 //     bytes.
 //
 // The suite speaks permessage-deflate as the Autobahn library it runs on
@@ -72,37 +72,29 @@ import (
 )
 
 const (
-	// abPMDMaxCount is the most messages a case sends (the suite: 1000).
-	abPMDMaxCount = 12
-	// abPMDBudget is about how many payload bytes a case with large
+	// deflateMaxCount is the most messages a case sends (the suite: 1000).
+	deflateMaxCount = 12
+	// deflateBudget is about how many payload bytes a case with large
 	// messages sends.
-	abPMDBudget = 32 << 10
-	// abPMDBriefSize is the largest message of the cases that run under
+	deflateBudget = 32 << 10
+	// deflateBriefSize is the largest message of the cases that run under
 	// the other CompressionOptions.
-	abPMDBriefSize = 8 << 10
-	// abPMDMaxBits is the largest window, 32 KiB, as a base-2 logarithm.
-	abPMDMaxBits = 15
+	deflateBriefSize = 8 << 10
+	// largestWindowBits is the largest window, 32 KiB, as a base-2 logarithm.
+	largestWindowBits = 15
 )
 
-// abPMDCount is how many messages of n bytes a case sends.
-func abPMDCount(n int) int {
-	return min(abPMDMaxCount, max(1, abPMDBudget/n))
+// deflateMessageCount is how many messages of n bytes a case sends.
+func deflateMessageCount(n int) int {
+	return min(deflateMaxCount, max(1, deflateBudget/n))
 }
-
-// abTail ends the sync flush that RFC 7692 strips from every message, and
-// abFinal is an empty final stored block: appended after it, they make a
-// message's payload a complete DEFLATE stream for compress/flate.
-var (
-	abTail  = []byte{0x00, 0x00, 0xff, 0xff}
-	abFinal = []byte{0x01, 0x00, 0x00, 0xff, 0xff}
-)
 
 // Test corpora.
 
-// abCorpus stands in for one of the suite's test files: same kind (text or
+// suiteCorpus stands in for one of the suite's test files: same kind (text or
 // binary message, and the kind of content) and same size, built on first
 // use from a fixed seed.
-type abCorpus struct {
+type suiteCorpus struct {
 	desc   string
 	binary bool
 	size   int
@@ -112,14 +104,14 @@ type abCorpus struct {
 	data []byte
 }
 
-func (c *abCorpus) op() byte {
+func (c *suiteCorpus) op() byte {
 	if c.binary {
-		return abOpBinary
+		return wireOpBinary
 	}
-	return abOpText
+	return wireOpText
 }
 
-func (c *abCorpus) bytes() []byte {
+func (c *suiteCorpus) bytes() []byte {
 	c.once.Do(func() {
 		r := rand.New(rand.NewPCG(uint64(c.size), 0x6175746f6261686e))
 		c.data = c.gen(r, c.size)[:c.size]
@@ -127,23 +119,23 @@ func (c *abCorpus) bytes() []byte {
 	return c.data
 }
 
-// abCorpora are the 12.1 to 12.5 corpora, in the suite's order (that of its
+// suiteCorpora are the 12.1 to 12.5 corpora, in the suite's order (that of its
 // reports); 13.* uses the first. The sizes are those of the suite's files.
-var abCorpora = []*abCorpus{
-	{desc: "Large JSON data file (utf8)", size: 194237, gen: abGenJSON},
-	{desc: "Lena Picture, Bitmap 512x512 bw (binary)", binary: true, size: 263222, gen: abGenBitmap},
-	{desc: "Human readable text, Goethe's Faust I (German) (binary)", binary: true, size: 222218, gen: abGenVerse},
-	{desc: "Large HTML file (utf8)", size: 83108, gen: abGenHTML},
-	{desc: "A larger PDF (binary)", binary: true, size: 1042328, gen: abGenPDF},
+var suiteCorpora = []*suiteCorpus{
+	{desc: "Large JSON data file (utf8)", size: 194237, gen: genJSON},
+	{desc: "Lena Picture, Bitmap 512x512 bw (binary)", binary: true, size: 263222, gen: genBitmap},
+	{desc: "Human readable text, Goethe's Faust I (German) (binary)", binary: true, size: 222218, gen: genVerse},
+	{desc: "Large HTML file (utf8)", size: 83108, gen: genHTML},
+	{desc: "A larger PDF (binary)", binary: true, size: 1042328, gen: genPDF},
 }
 
-var abEnglish = strings.Fields(`the of and to in is that for it as with was on be by at this
+var englishWords = strings.Fields(`the of and to in is that for it as with was on be by at this
 	from or an are not have which but all they were one their there been has more when will
 	would who so no time some could them into only other new these than then now its also
 	over after first most such where through back years much before good well state world
 	network message server client frame buffer window stream value record account status`)
 
-var abGerman = strings.Fields(`und die der ich nicht das zu sich mit ein es du so auf ist
+var germanWords = strings.Fields(`und die der ich nicht das zu sich mit ein es du so auf ist
 	mir mich den dem wie was an sie er wir im nur auch noch dich wohl doch mein dein wenn
 	ihr schon kann soll muss will hier dort Herz Geist Welt Nacht Tag Licht Himmel Erde
 	Hölle Natur Kraft Seele Leben Liebe Blut Glück Traum Stunde Zeit Wort Tat Sinn Gott
@@ -151,40 +143,40 @@ var abGerman = strings.Fields(`und die der ich nicht das zu sich mit ein es du s
 	süß groß klein alt jung müde fröhlich würdig möchte könnte wüsste fühlen sehen hören
 	Grüße Blüte Fülle Wünsche Schöne Bücher Gärten Tür Schlüssel Brücke über für`)
 
-var abSpeakers = []string{"FAUST", "MEPHISTOPHELES", "MARGARETE", "WAGNER", "MARTHE", "SCHÜLER", "CHOR DER ENGEL", "DIREKTOR"}
+var faustSpeakers = []string{"FAUST", "MEPHISTOPHELES", "MARGARETE", "WAGNER", "MARTHE", "SCHÜLER", "CHOR DER ENGEL", "DIREKTOR"}
 
-func abPick(r *rand.Rand, words []string) string { return words[r.IntN(len(words))] }
+func pickWord(r *rand.Rand, words []string) string { return words[r.IntN(len(words))] }
 
-// abGenJSON: an array of records with recurring keys and varying values,
+// genJSON: an array of records with recurring keys and varying values,
 // the kind of data whose repetitions context takeover pays for.
-func abGenJSON(r *rand.Rand, n int) []byte {
+func genJSON(r *rand.Rand, n int) []byte {
 	var b bytes.Buffer
 	b.WriteString("[\n")
 	for id := 0; b.Len() < n; id++ {
 		fmt.Fprintf(&b, `  {"id": %d, "guid": "%08x-%04x-%04x-%012x", "isActive": %t, "balance": "$%d,%03d.%02d", `,
 			id, r.Uint32(), r.IntN(1<<16), r.IntN(1<<16), r.Uint64()>>16, r.IntN(2) == 0, r.IntN(10), r.IntN(1000), r.IntN(100))
 		fmt.Fprintf(&b, `"age": %d, "name": "%s %s", "email": "%s.%s@example.com", "latitude": %.6f, "longitude": %.6f, `,
-			18+r.IntN(60), abPick(r, abEnglish), abPick(r, abEnglish), abPick(r, abEnglish), abPick(r, abEnglish),
+			18+r.IntN(60), pickWord(r, englishWords), pickWord(r, englishWords), pickWord(r, englishWords), pickWord(r, englishWords),
 			r.Float64()*180-90, r.Float64()*360-180)
 		b.WriteString(`"tags": [`)
 		for i := 0; i < 3+r.IntN(4); i++ {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			fmt.Fprintf(&b, "%q", abPick(r, abEnglish))
+			fmt.Fprintf(&b, "%q", pickWord(r, englishWords))
 		}
 		b.WriteString(`], "about": "`)
 		for i := 0; i < 8+r.IntN(24); i++ {
-			b.WriteString(abPick(r, abEnglish) + " ")
+			b.WriteString(pickWord(r, englishWords) + " ")
 		}
 		b.WriteString("\"},\n")
 	}
 	return b.Bytes()
 }
 
-// abGenBitmap: an 8-bit greyscale BMP of 512x512 pixels, a smooth image
+// genBitmap: an 8-bit greyscale BMP of 512x512 pixels, a smooth image
 // with some noise.
-func abGenBitmap(r *rand.Rand, n int) []byte {
+func genBitmap(r *rand.Rand, n int) []byte {
 	const w, h, hdr = 512, 512, 14 + 40 + 256*4
 	b := make([]byte, 0, hdr+w*h)
 	le32 := func(v int) { b = append(b, byte(v), byte(v>>8), byte(v>>16), byte(v>>24)) }
@@ -216,16 +208,16 @@ func abGenBitmap(r *rand.Rand, n int) []byte {
 	return b
 }
 
-// abGenVerse: German verse drama, UTF-8 with umlauts (the suite sends it as
+// genVerse: German verse drama, UTF-8 with umlauts (the suite sends it as
 // binary messages, so cuts inside a character do not matter).
-func abGenVerse(r *rand.Rand, n int) []byte {
+func genVerse(r *rand.Rand, n int) []byte {
 	var b bytes.Buffer
 	for b.Len() < n {
-		b.WriteString(abPick(r, abSpeakers) + ":\n")
+		b.WriteString(pickWord(r, faustSpeakers) + ":\n")
 		for l := 0; l < 2+r.IntN(6); l++ {
 			words := 4 + r.IntN(5)
 			for i := 0; i < words; i++ {
-				word := abPick(r, abGerman)
+				word := pickWord(r, germanWords)
 				if i == 0 {
 					word = strings.ToUpper(word[:1]) + word[1:]
 				}
@@ -241,23 +233,23 @@ func abGenVerse(r *rand.Rand, n int) []byte {
 	return b.Bytes()
 }
 
-// abGenHTML: markup-heavy HTML.
-func abGenHTML(r *rand.Rand, n int) []byte {
+// genHTML: markup-heavy HTML.
+func genHTML(r *rand.Rand, n int) []byte {
 	var b bytes.Buffer
 	b.WriteString("<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Index</title>\n" +
 		"<link rel=\"stylesheet\" href=\"/static/style.css\"></head>\n<body>\n<div class=\"container\">\n")
 	for i := 0; b.Len() < n; i++ {
-		fmt.Fprintf(&b, "<div class=\"row item-%d\">\n  <h2 id=\"section-%d\">%s %s</h2>\n  <p class=\"lead\">", i%7, i, abPick(r, abEnglish), abPick(r, abEnglish))
+		fmt.Fprintf(&b, "<div class=\"row item-%d\">\n  <h2 id=\"section-%d\">%s %s</h2>\n  <p class=\"lead\">", i%7, i, pickWord(r, englishWords), pickWord(r, englishWords))
 		for j := 0; j < 10+r.IntN(30); j++ {
-			b.WriteString(abPick(r, abEnglish) + " ")
+			b.WriteString(pickWord(r, englishWords) + " ")
 		}
-		fmt.Fprintf(&b, "</p>\n  <a href=\"/%s/%d.html\" class=\"btn btn-default\">%s</a>\n</div>\n", abPick(r, abEnglish), r.IntN(10000), abPick(r, abEnglish))
+		fmt.Fprintf(&b, "</p>\n  <a href=\"/%s/%d.html\" class=\"btn btn-default\">%s</a>\n</div>\n", pickWord(r, englishWords), r.IntN(10000), pickWord(r, englishWords))
 	}
 	return b.Bytes()
 }
 
-// abGenPDF: a PDF whose bulk is compressed streams, nearly incompressible.
-func abGenPDF(r *rand.Rand, n int) []byte {
+// genPDF: a PDF whose bulk is compressed streams, nearly incompressible.
+func genPDF(r *rand.Rand, n int) []byte {
 	var b bytes.Buffer
 	b.WriteString("%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
 	for obj := 1; b.Len() < n; obj++ {
@@ -277,71 +269,71 @@ func abGenPDF(r *rand.Rand, n int) []byte {
 
 // The cases.
 
-// abPMDReq is what one side asks of the other in the suite's terms: no
+// deflateAsk is what one side asks of the other in the suite's terms: no
 // context takeover, and a window size (0: none). An offer's asks the server
 // (PerMessageDeflateOffer's requestNoContextTakeover and
 // requestMaxWindowBits); an accept's asks the client
 // (PerMessageDeflateOfferAccept's).
-type abPMDReq struct {
+type deflateAsk struct {
 	noContextTakeover bool
 	maxWindowBits     int
 }
 
-// abPMDParamSets are the suite's DEFLATE_PARAMS, 13.1 to 13.7: the server's
+// deflateParamSets are the suite's DEFLATE_PARAMS, 13.1 to 13.7: the server's
 // accept (the asks it tries in turn, each against every offer) and the
 // client's offers. 12.* uses the first.
-var abPMDParamSets = []struct{ accept, offers []abPMDReq }{
-	{accept: []abPMDReq{{false, 0}}, offers: []abPMDReq{{false, 0}}},
-	{accept: []abPMDReq{{true, 0}}, offers: []abPMDReq{{true, 0}}},
-	{accept: []abPMDReq{{false, 8}}, offers: []abPMDReq{{false, 8}}},
-	{accept: []abPMDReq{{false, 15}}, offers: []abPMDReq{{false, 15}}},
-	{accept: []abPMDReq{{true, 8}}, offers: []abPMDReq{{true, 8}}},
-	{accept: []abPMDReq{{true, 15}}, offers: []abPMDReq{{true, 15}}},
-	{accept: []abPMDReq{{true, 8}, {true, 0}, {false, 0}}, offers: []abPMDReq{{true, 8}, {true, 0}, {false, 0}}},
+var deflateParamSets = []struct{ accept, offers []deflateAsk }{
+	{accept: []deflateAsk{{false, 0}}, offers: []deflateAsk{{false, 0}}},
+	{accept: []deflateAsk{{true, 0}}, offers: []deflateAsk{{true, 0}}},
+	{accept: []deflateAsk{{false, 8}}, offers: []deflateAsk{{false, 8}}},
+	{accept: []deflateAsk{{false, 15}}, offers: []deflateAsk{{false, 15}}},
+	{accept: []deflateAsk{{true, 8}}, offers: []deflateAsk{{true, 8}}},
+	{accept: []deflateAsk{{true, 15}}, offers: []deflateAsk{{true, 15}}},
+	{accept: []deflateAsk{{true, 8}, {true, 0}, {false, 0}}, offers: []deflateAsk{{true, 8}, {true, 0}, {false, 0}}},
 }
 
-// abPMDSizes is the suite's MSG_SIZES: message size and auto-fragment size
+// deflateSizes is the suite's MSG_SIZES: message size and auto-fragment size
 // (0: one frame per message).
-var abPMDSizes = []struct{ size, frag int }{
+var deflateSizes = []struct{ size, frag int }{
 	{16, 0}, {64, 0}, {256, 0}, {1024, 0}, {4096, 0}, {8192, 0}, {16384, 0}, {32768, 0}, {65536, 0}, {131072, 0},
 	{8192, 256}, {16384, 256}, {32768, 256}, {65536, 256}, {131072, 256},
 	{131072, 1024}, {131072, 4096}, {131072, 32768},
 }
 
-type abPMDCase struct {
+type deflateCase struct {
 	id     string
-	corpus *abCorpus
+	corpus *suiteCorpus
 	size   int
 	frag   int
 	count  int
-	params int // index into abPMDParamSets
+	params int // index into deflateParamSets
 }
 
-func abPMDCases() []abPMDCase {
-	var cs []abPMDCase
-	add := func(group string, corpus *abCorpus, params int) {
-		for i, s := range abPMDSizes {
-			cs = append(cs, abPMDCase{
+func deflateCases() []deflateCase {
+	var cs []deflateCase
+	add := func(group string, corpus *suiteCorpus, params int) {
+		for i, s := range deflateSizes {
+			cs = append(cs, deflateCase{
 				id:     fmt.Sprintf("%s.%d", group, i+1),
 				corpus: corpus,
 				size:   s.size,
 				frag:   s.frag,
-				count:  abPMDCount(s.size),
+				count:  deflateMessageCount(s.size),
 				params: params,
 			})
 		}
 	}
-	for j, corpus := range abCorpora {
+	for j, corpus := range suiteCorpora {
 		add(fmt.Sprintf("12.%d", j+1), corpus, 0)
 	}
-	for j := range abPMDParamSets {
-		add(fmt.Sprintf("13.%d", j+1), abCorpora[0], j)
+	for j := range deflateParamSets {
+		add(fmt.Sprintf("13.%d", j+1), suiteCorpora[0], j)
 	}
 	return cs
 }
 
 // messages returns the case's messages, as the suite's sendOne cuts them.
-func (c abPMDCase) messages() [][]byte {
+func (c deflateCase) messages() [][]byte {
 	data := c.corpus.bytes()
 	msgs := make([][]byte, c.count)
 	ptr := 0
@@ -357,8 +349,8 @@ func (c abPMDCase) messages() [][]byte {
 	return msgs
 }
 
-// abOfferHeader is the suite's Sec-WebSocket-Extensions offer for offers.
-func abOfferHeader(offers []abPMDReq) string {
+// offerHeader is the suite's Sec-WebSocket-Extensions offer for offers.
+func offerHeader(offers []deflateAsk) string {
 	elems := make([]string, len(offers))
 	for i, o := range offers {
 		s := "permessage-deflate; client_no_context_takeover; client_max_window_bits"
@@ -373,12 +365,12 @@ func abOfferHeader(offers []abPMDReq) string {
 	return strings.Join(elems, ", ")
 }
 
-// abSuiteAccept is the suite's server answering offers, a client's
+// suiteAccept is the suite's server answering offers, a client's
 // Sec-WebSocket-Extensions header: for each ask of accept in turn, the first
 // permessage-deflate offer that allows it is accepted. ok is false when the
 // suite declines compression (the case is then "unimplemented").
-func abSuiteAccept(accept []abPMDReq, header string) (response string, ok bool, err error) {
-	offers, err := abParsePMD(header, false)
+func suiteAccept(accept []deflateAsk, header string) (response string, ok bool, err error) {
+	offers, err := parsePMDElements(header, false)
 	if err != nil {
 		return "", false, err
 	}
@@ -414,8 +406,8 @@ func abSuiteAccept(accept []abPMDReq, header string) (response string, ok bool, 
 	return "", false, nil
 }
 
-// abPMDWire is one permessage-deflate element of an offer or a response.
-type abPMDWire struct {
+// pmdElement is one permessage-deflate element of an offer or a response.
+type pmdElement struct {
 	serverNoCT    bool
 	clientNoCT    bool
 	serverBits    int // 0: absent
@@ -423,19 +415,19 @@ type abPMDWire struct {
 	clientBits    int // 0: absent, or present without a value
 }
 
-// abParsePMD parses a Sec-WebSocket-Extensions value made of
+// parsePMDElements parses a Sec-WebSocket-Extensions value made of
 // permessage-deflate elements only, with RFC 7692's rules for parameters
 // (section 7.1): known, not repeated, values where due and only there, and
 // window sizes 8 to 15 written without leading zeros. In an offer
 // client_max_window_bits may go without a value, in a response it may not.
-func abParsePMD(header string, response bool) ([]abPMDWire, error) {
-	var out []abPMDWire
+func parsePMDElements(header string, response bool) ([]pmdElement, error) {
+	var out []pmdElement
 	for _, elem := range strings.Split(header, ",") {
 		parts := strings.Split(elem, ";")
 		if name := strings.TrimSpace(parts[0]); name != "permessage-deflate" {
 			return nil, fmt.Errorf("extension %q", name)
 		}
-		var w abPMDWire
+		var w pmdElement
 		seen := map[string]bool{}
 		for _, param := range parts[1:] {
 			name, value, hasValue := strings.Cut(strings.TrimSpace(param), "=")
@@ -460,11 +452,11 @@ func abParsePMD(header string, response bool) ([]abPMDWire, error) {
 					w.clientNoCT = true
 				}
 			case "server_max_window_bits":
-				w.serverBits, err = abWindowBits(name, value, hasValue)
+				w.serverBits, err = parseWindowBits(name, value, hasValue)
 			case "client_max_window_bits":
 				w.hasClientBits = true
 				if hasValue || response {
-					w.clientBits, err = abWindowBits(name, value, hasValue)
+					w.clientBits, err = parseWindowBits(name, value, hasValue)
 				}
 			default:
 				return nil, fmt.Errorf("unknown parameter %q", name)
@@ -478,21 +470,21 @@ func abParsePMD(header string, response bool) ([]abPMDWire, error) {
 	return out, nil
 }
 
-func abWindowBits(name, value string, hasValue bool) (int, error) {
+func parseWindowBits(name, value string, hasValue bool) (int, error) {
 	n, err := strconv.Atoi(value)
-	if !hasValue || err != nil || n < 8 || n > abPMDMaxBits || strconv.Itoa(n) != value {
+	if !hasValue || err != nil || n < 8 || n > largestWindowBits || strconv.Itoa(n) != value {
 		return 0, fmt.Errorf("parameter %s needs a window size 8 to 15, got %q", name, value)
 	}
 	return n, nil
 }
 
-// abCheckPMDResponse checks that r accepts one of offers as RFC 7692
+// checkPMDResponse checks that r accepts one of offers as RFC 7692
 // section 7.1 allows: granting server_no_context_takeover and
 // server_max_window_bits (no larger) when asked, and sending
 // client_max_window_bits only to an offer that has it, no larger than its
 // value. The server may add the no-takeover parameters and
 // server_max_window_bits on its own.
-func abCheckPMDResponse(offers []abPMDWire, r abPMDWire) error {
+func checkPMDResponse(offers []pmdElement, r pmdElement) error {
 	for _, o := range offers {
 		switch {
 		case o.serverNoCT && !r.serverNoCT:
@@ -505,36 +497,36 @@ func abCheckPMDResponse(offers []abPMDWire, r abPMDWire) error {
 	return errors.New("the response accepts none of the offers as RFC 7692 section 7.1 allows")
 }
 
-// abBits returns a window size, 15 for 0 (absent).
-func abBits(bits int) int {
+// effectiveBits returns a window size, 15 for 0 (absent).
+func effectiveBits(bits int) int {
 	if bits == 0 {
-		return abPMDMaxBits
+		return largestWindowBits
 	}
 	return bits
 }
 
-// abPMDDir is how one direction compresses: with context takeover or not,
+// deflateDirection is how one direction compresses: with context takeover or not,
 // and within which window.
-type abPMDDir struct {
+type deflateDirection struct {
 	takeover bool
 	bits     int
 }
 
 // Running a case.
 
-// abPMDServerVariant is an Upgrader configuration the families run
+// serverDeflateVariant is an Upgrader configuration the families run
 // against, with the Sec-WebSocket-Extensions response expected for each
 // of the suite's offers (13.1 to 13.7; 12.* makes 13.1's offer): the
-// library's choice among those RFC 7692 allows, which abCheckPMDResponse
+// library's choice among those RFC 7692 allows, which checkPMDResponse
 // checks independently.
-type abPMDServerVariant struct {
+type serverDeflateVariant struct {
 	name      string
 	opts      CompressionOptions
-	brief     bool // 13.* only, messages up to abPMDBriefSize
+	brief     bool // 13.* only, messages up to deflateBriefSize
 	responses [7]string
 }
 
-var abPMDServerVariants = []abPMDServerVariant{
+var serverDeflateVariants = []serverDeflateVariant{
 	{
 		// autobahn/server's configuration.
 		name: "default",
@@ -582,17 +574,17 @@ var abPMDServerVariants = []abPMDServerVariant{
 	},
 }
 
-// abPMDClientVariant is a Dialer configuration the families run against,
+// clientDeflateVariant is a Dialer configuration the families run against,
 // with the offer it must make. The suite's server answers it as the case
-// says (abSuiteAccept).
-type abPMDClientVariant struct {
+// says (suiteAccept).
+type clientDeflateVariant struct {
 	name  string
 	opts  CompressionOptions
 	brief bool
 	offer string
 }
 
-var abPMDClientVariants = []abPMDClientVariant{
+var clientDeflateVariants = []clientDeflateVariant{
 	// autobahn/client's configuration.
 	{name: "default", offer: "permessage-deflate; client_max_window_bits"},
 	{
@@ -613,20 +605,20 @@ var abPMDClientVariants = []abPMDClientVariant{
 	},
 }
 
-// abPMDBriefOnly reports whether c is left out of a brief run: the 12.*
-// cases, and messages over abPMDBriefSize. Brief variants always leave
+// deflateBriefOnly reports whether c is left out of a brief run: the 12.*
+// cases, and messages over deflateBriefSize. Brief variants always leave
 // them out; the default variants leave them out under -short.
-func abPMDBriefOnly(c abPMDCase) bool {
-	return strings.HasPrefix(c.id, "12.") || c.size > abPMDBriefSize
+func deflateBriefOnly(c deflateCase) bool {
+	return strings.HasPrefix(c.id, "12.") || c.size > deflateBriefSize
 }
 
-// abPMDShortSkip is the case a -short run leaves out of a default variant.
-func abPMDShortSkip(t *testing.T) {
+// skipDeflateUnderShort is the case a -short run leaves out of a default variant.
+func skipDeflateUnderShort(t *testing.T) {
 	t.Skip("-short: runs the 13.* cases of up to 8 KiB messages only; the full permessage-deflate replay runs without -short")
 }
 
-// abThreshold is the size from which the peer under test compresses.
-func abThreshold(o CompressionOptions) int {
+// effectiveThreshold is the size from which the peer under test compresses.
+func effectiveThreshold(o CompressionOptions) int {
 	switch {
 	case o.Threshold < 0:
 		return 0
@@ -640,28 +632,28 @@ func abThreshold(o CompressionOptions) int {
 // scripted peer being the suite's client.
 func TestAutobahnServerDeflate(t *testing.T) {
 	t.Parallel()
-	for _, v := range abPMDServerVariants {
+	for _, v := range serverDeflateVariants {
 		t.Run(v.name, func(t *testing.T) {
-			for _, c := range abPMDCases() {
-				if abPMDBriefOnly(c) {
+			for _, c := range deflateCases() {
+				if deflateBriefOnly(c) {
 					if v.brief {
 						continue
 					}
 					if testing.Short() {
-						t.Run(c.id, abPMDShortSkip)
+						t.Run(c.id, skipDeflateUnderShort)
 						continue
 					}
 				}
 				t.Run(c.id, func(t *testing.T) {
 					t.Parallel()
-					abRunServerPMDCase(t, v, c)
+					runServerDeflateCase(t, v, c)
 				})
 			}
 		})
 	}
 }
 
-func abRunServerPMDCase(t *testing.T, v abPMDServerVariant, c abPMDCase) {
+func runServerDeflateCase(t *testing.T, v serverDeflateVariant, c deflateCase) {
 	errc := make(chan error, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		up := Upgrader{
@@ -682,55 +674,55 @@ func abRunServerPMDCase(t *testing.T, v abPMDServerVariant, c abPMDCase) {
 	nc, err := net.DialTimeout("tcp", srv.Listener.Addr().String(), testWait)
 	require.NoError(t, err)
 	defer nc.Close()
-	offers := abPMDParamSets[c.params].offers
-	br, resp := abClientHandshakeOffer(t, nc, srv.Listener.Addr().String(), abOfferHeader(offers))
+	offers := deflateParamSets[c.params].offers
+	br, resp := sendClientHandshakeOffer(t, nc, srv.Listener.Addr().String(), offerHeader(offers))
 
 	exts := resp.Header.Values("Sec-WebSocket-Extensions")
-	require.Equal(t, []string{v.responses[c.params]}, exts, "response to the offer %q", abOfferHeader(offers))
-	offered, err := abParsePMD(abOfferHeader(offers), false)
+	require.Equal(t, []string{v.responses[c.params]}, exts, "response to the offer %q", offerHeader(offers))
+	offered, err := parsePMDElements(offerHeader(offers), false)
 	require.NoError(t, err)
-	rs, err := abParsePMD(exts[0], true)
+	rs, err := parsePMDElements(exts[0], true)
 	require.NoError(t, err, "response %q", exts[0])
 	require.Len(t, rs, 1, "response %q", exts[0])
 	r := rs[0]
-	require.NoError(t, abCheckPMDResponse(offered, r), "response %q", exts[0])
+	require.NoError(t, checkPMDResponse(offered, r), "response %q", exts[0])
 
 	// The suite's client compresses as the response tells it; the server
 	// as it said it would.
-	own := abPMDDir{takeover: !r.clientNoCT, bits: abBits(r.clientBits)}
-	theirs := abPMDDir{takeover: !r.serverNoCT, bits: abBits(r.serverBits)}
-	p := newABPeer(t, nc, br, true)
+	own := deflateDirection{takeover: !r.clientNoCT, bits: effectiveBits(r.clientBits)}
+	theirs := deflateDirection{takeover: !r.serverNoCT, bits: effectiveBits(r.serverBits)}
+	p := newScriptedPeer(t, nc, br, true)
 	p.deflate = true
-	p.runPMD(c, own, theirs, abThreshold(v.opts))
-	abCheckEnd(t, abNormal, nc, errc)
+	p.runPMD(c, own, theirs, effectiveThreshold(v.opts))
+	checkCaseEnd(t, closesNormally, nc, errc)
 }
 
 // TestAutobahnClientDeflate replays 12.* and 13.* against our client, the
 // scripted peer being the suite's server.
 func TestAutobahnClientDeflate(t *testing.T) {
 	t.Parallel()
-	for _, v := range abPMDClientVariants {
+	for _, v := range clientDeflateVariants {
 		t.Run(v.name, func(t *testing.T) {
-			for _, c := range abPMDCases() {
-				if abPMDBriefOnly(c) {
+			for _, c := range deflateCases() {
+				if deflateBriefOnly(c) {
 					if v.brief {
 						continue
 					}
 					if testing.Short() {
-						t.Run(c.id, abPMDShortSkip)
+						t.Run(c.id, skipDeflateUnderShort)
 						continue
 					}
 				}
 				t.Run(c.id, func(t *testing.T) {
 					t.Parallel()
-					abRunClientPMDCase(t, v, c)
+					runClientDeflateCase(t, v, c)
 				})
 			}
 		})
 	}
 }
 
-func abRunClientPMDCase(t *testing.T, v abPMDClientVariant, c abPMDCase) {
+func runClientDeflateCase(t *testing.T, v clientDeflateVariant, c deflateCase) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer ln.Close()
@@ -751,50 +743,50 @@ func abRunClientPMDCase(t *testing.T, v abPMDClientVariant, c abPMDCase) {
 	nc, err := ln.Accept()
 	require.NoError(t, err)
 	defer nc.Close()
-	var own, theirs abPMDDir
-	br := abServerHandshakeExt(t, nc, func(req *http.Request) string {
+	var own, theirs deflateDirection
+	br := answerHandshakeWith(t, nc, func(req *http.Request) string {
 		exts := req.Header.Values("Sec-WebSocket-Extensions")
 		require.Equal(t, []string{v.offer}, exts, "offer")
-		response, ok, err := abSuiteAccept(abPMDParamSets[c.params].accept, exts[0])
+		response, ok, err := suiteAccept(deflateParamSets[c.params].accept, exts[0])
 		require.NoError(t, err)
 		require.True(t, ok, "the suite declines the offer %q", exts[0])
-		offers, err := abParsePMD(exts[0], false)
+		offers, err := parsePMDElements(exts[0], false)
 		require.NoError(t, err)
-		rs, err := abParsePMD(response, true)
+		rs, err := parsePMDElements(response, true)
 		require.NoError(t, err)
 		o, r := offers[0], rs[0]
 		// The suite's server compresses as its response says. The
 		// client resets when asked, or when its offer promised it
 		// (RFC 7692 section 7.1.1.2), and keeps within the smaller of
 		// the window it declared and the one it was given.
-		own = abPMDDir{takeover: !r.serverNoCT, bits: abBits(r.serverBits)}
-		theirs = abPMDDir{takeover: !r.clientNoCT && !o.clientNoCT, bits: min(abBits(r.clientBits), abBits(o.clientBits))}
+		own = deflateDirection{takeover: !r.serverNoCT, bits: effectiveBits(r.serverBits)}
+		theirs = deflateDirection{takeover: !r.clientNoCT && !o.clientNoCT, bits: min(effectiveBits(r.clientBits), effectiveBits(o.clientBits))}
 		return response
 	})
-	p := newABPeer(t, nc, br, false)
+	p := newScriptedPeer(t, nc, br, false)
 	p.deflate = true
-	p.runPMD(c, own, theirs, abThreshold(v.opts))
-	abCheckEnd(t, abNormal, nc, errc)
+	p.runPMD(c, own, theirs, effectiveThreshold(v.opts))
+	checkCaseEnd(t, closesNormally, nc, errc)
 }
 
 // runPMD plays the suite's sendOne/onMessage loop: each message goes out
 // compressed as own says, and its echo must come back as theirs allows,
 // compressed exactly when it is at least threshold bytes long.
-func (p *abPeer) runPMD(c abPMDCase, own, theirs abPMDDir, threshold int) {
+func (p *scriptedPeer) runPMD(c deflateCase, own, theirs deflateDirection, threshold int) {
 	t := p.t
 	msgs := c.messages()
 	// Everything sent is encoded before the reader starts, as run does.
-	enc := newABDeflater(own)
+	enc := newSuiteDeflater(own)
 	wires := make([][]byte, len(msgs))
 	for i, m := range msgs {
 		comp, err := enc.compress(m)
 		require.NoError(t, err)
 		wires[i] = p.pmdWire(c.corpus.op(), comp, c.frag)
 	}
-	closeWire := p.wire([]abFrame{abCloseF(CloseNormalClosure, "")})
+	closeWire := p.wire([]scriptFrame{closeFrame(CloseNormalClosure, "")})
 	p.start()
 
-	in := &abInflater{dir: theirs}
+	in := &suiteInflater{dir: theirs}
 	for i, m := range msgs {
 		p.write(wires[i], 0)
 		if err := p.wantPMDEcho(c.corpus.op(), m, in, len(m) >= threshold); err != nil {
@@ -802,12 +794,12 @@ func (p *abPeer) runPMD(c abPMDCase, own, theirs abPMDDir, threshold int) {
 			return
 		}
 	}
-	p.finish(abNormal, closeWire)
+	p.finish(closesNormally, closeWire)
 }
 
 // pmdWire frames a compressed message as the suite does: one frame, or
 // with frag > 0 frames of frag compressed bytes; RSV1 on the first.
-func (p *abPeer) pmdWire(op byte, comp []byte, frag int) []byte {
+func (p *scriptedPeer) pmdWire(op byte, comp []byte, frag int) []byte {
 	if frag <= 0 || len(comp) <= frag {
 		return p.appendFrame(nil, true, 4, op, comp)
 	}
@@ -817,7 +809,7 @@ func (p *abPeer) pmdWire(op byte, comp []byte, frag int) []byte {
 		if i == 0 {
 			b = p.appendFrame(b, j == len(comp), 4, op, comp[i:j])
 		} else {
-			b = p.appendFrame(b, j == len(comp), 0, abOpCont, comp[i:j])
+			b = p.appendFrame(b, j == len(comp), 0, wireOpCont, comp[i:j])
 		}
 	}
 	return b
@@ -826,7 +818,7 @@ func (p *abPeer) pmdWire(op byte, comp []byte, frag int) []byte {
 // wantPMDEcho checks that the next event is the echo of want with opcode
 // op, compressed or not as wantCompressed says, and within what in allows.
 // readLoop has already checked that RSV1 came on the first frame only.
-func (p *abPeer) wantPMDEcho(op byte, want []byte, in *abInflater, wantCompressed bool) error {
+func (p *scriptedPeer) wantPMDEcho(op byte, want []byte, in *suiteInflater, wantCompressed bool) error {
 	ev := p.next()
 	if ev.err != nil || ev.op != op {
 		return fmt.Errorf("expected the echo, opcode %d, got %v", op, ev)
@@ -851,7 +843,7 @@ func (p *abPeer) wantPMDEcho(op byte, want []byte, in *abInflater, wantCompresse
 	return nil
 }
 
-// abDeflater compresses the scripted peer's messages with compress/flate:
+// suiteDeflater compresses the scripted peer's messages with compress/flate:
 // context takeover keeps one writer across messages, no takeover resets it
 // for each. flate's window is 32 KiB; within a smaller one every 2^bits
 // bytes of input start a new stream, so that no back-reference reaches
@@ -859,29 +851,29 @@ func (p *abPeer) wantPMDEcho(op byte, want []byte, in *abInflater, wantCompresse
 // 1, which makes the same kinds of blocks and references for the peer under
 // test to inflate at a fraction of the cost under -race (and whose reset
 // does not clear 640 KiB of tables).
-type abDeflater struct {
-	dir abPMDDir
+type suiteDeflater struct {
+	dir deflateDirection
 	buf bytes.Buffer
 	w   *flate.Writer
 }
 
-func newABDeflater(dir abPMDDir) *abDeflater {
-	d := &abDeflater{dir: dir}
+func newSuiteDeflater(dir deflateDirection) *suiteDeflater {
+	d := &suiteDeflater{dir: dir}
 	d.w, _ = flate.NewWriter(&d.buf, flate.BestSpeed)
 	return d
 }
 
 // compress returns msg as a permessage-deflate payload.
-func (d *abDeflater) compress(msg []byte) ([]byte, error) {
+func (d *suiteDeflater) compress(msg []byte) ([]byte, error) {
 	d.buf.Reset()
 	step := len(msg)
-	if d.dir.bits < abPMDMaxBits {
+	if d.dir.bits < largestWindowBits {
 		step = 1 << d.dir.bits
 	} else if !d.dir.takeover {
 		d.w.Reset(&d.buf)
 	}
 	for off := 0; ; {
-		if d.dir.bits < abPMDMaxBits {
+		if d.dir.bits < largestWindowBits {
 			d.w.Reset(&d.buf)
 		}
 		end := min(off+step, len(msg))
@@ -896,32 +888,32 @@ func (d *abDeflater) compress(msg []byte) ([]byte, error) {
 		}
 	}
 	b := d.buf.Bytes()
-	if !bytes.HasSuffix(b, abTail) {
+	if !bytes.HasSuffix(b, syncFlushTail) {
 		return nil, fmt.Errorf("flate output does not end with a sync flush: % x", b[max(0, len(b)-8):])
 	}
-	return bytes.Clone(b[:len(b)-len(abTail)]), nil
+	return bytes.Clone(b[:len(b)-len(syncFlushTail)]), nil
 }
 
-// abInflater inflates what the peer under test compressed as dir allows,
+// suiteInflater inflates what the peer under test compressed as dir allows,
 // keeping the last 32 KiB of its compressed messages as the dictionary when
 // it may take over. A peer that must not take over has each message
 // inflated with an empty dictionary, so that a reference into an earlier
 // message fails. With a window below 32 KiB each message also goes through
 // flatetest.Inflater, whose output must agree with compress/flate's, for
 // the longest back-reference.
-type abInflater struct {
-	dir  abPMDDir
+type suiteInflater struct {
+	dir  deflateDirection
 	hist []byte
 	fr   io.ReadCloser // reused: a new one allocates 40 KiB
 }
 
-func (in *abInflater) inflate(payload []byte) ([]byte, error) {
+func (in *suiteInflater) inflate(payload []byte) ([]byte, error) {
 	var dict []byte
 	if in.dir.takeover {
 		dict = in.hist
 	}
-	src := make([]byte, 0, len(payload)+len(abTail)+len(abFinal))
-	src = append(append(append(src, payload...), abTail...), abFinal...)
+	src := make([]byte, 0, len(payload)+len(syncFlushTail)+len(emptyFinalBlock))
+	src = append(append(append(src, payload...), syncFlushTail...), emptyFinalBlock...)
 	if in.fr == nil {
 		in.fr = flate.NewReaderDict(bytes.NewReader(src), dict)
 	} else if err := in.fr.(flate.Resetter).Reset(bytes.NewReader(src), dict); err != nil {
@@ -934,10 +926,10 @@ func (in *abInflater) inflate(payload []byte) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("inflating with %d bytes of dictionary: %w", len(dict), err)
 	}
-	if in.dir.bits < abPMDMaxBits {
+	if in.dir.bits < largestWindowBits {
 		// The reference is held to DEFLATE's own window only, so that a
 		// reference beyond the agreed one is reported as such.
-		ref := &flatetest.Inflater{Window: 1 << abPMDMaxBits, Takeover: true, End: flatetest.EndFinal, Hist: bytes.Clone(dict)}
+		ref := &flatetest.Inflater{Window: 1 << largestWindowBits, Takeover: true, End: flatetest.EndFinal, Hist: bytes.Clone(dict)}
 		out2, err := ref.Inflate(src)
 		maxDist := ref.Stats.MaxDist
 		switch {
@@ -951,8 +943,8 @@ func (in *abInflater) inflate(payload []byte) ([]byte, error) {
 	}
 	if in.dir.takeover {
 		h := append(in.hist, out...)
-		if len(h) > 1<<abPMDMaxBits {
-			h = bytes.Clone(h[len(h)-1<<abPMDMaxBits:])
+		if len(h) > 1<<largestWindowBits {
+			h = bytes.Clone(h[len(h)-1<<largestWindowBits:])
 		}
 		in.hist = h
 	}
@@ -964,12 +956,12 @@ func (in *abInflater) inflate(payload []byte) ([]byte, error) {
 func TestAutobahnDeflateTable(t *testing.T) {
 	counts := map[string]int{}
 	seen := map[string]bool{}
-	for _, c := range abPMDCases() {
+	for _, c := range deflateCases() {
 		require.False(t, seen[c.id], "duplicate case %s", c.id)
 		seen[c.id] = true
 		counts[c.id[:strings.LastIndexByte(c.id, '.')]]++
 		assert.GreaterOrEqual(t, c.count, 1, c.id)
-		assert.LessOrEqual(t, c.count, abPMDMaxCount, c.id)
+		assert.LessOrEqual(t, c.count, deflateMaxCount, c.id)
 		if c.size <= 16<<10 {
 			assert.GreaterOrEqual(t, c.count, 2, "%s: a takeover needs two messages", c.id)
 		}
@@ -981,15 +973,15 @@ func TestAutobahnDeflateTable(t *testing.T) {
 	assert.Equal(t, want, counts)
 
 	for _, tc := range []struct {
-		corpus *abCorpus
+		corpus *suiteCorpus
 		binary bool
 		size   int
 	}{
-		{abCorpora[0], false, 194237},
-		{abCorpora[1], true, 263222},
-		{abCorpora[2], true, 222218},
-		{abCorpora[3], false, 83108},
-		{abCorpora[4], true, 1042328},
+		{suiteCorpora[0], false, 194237},
+		{suiteCorpora[1], true, 263222},
+		{suiteCorpora[2], true, 222218},
+		{suiteCorpora[3], false, 83108},
+		{suiteCorpora[4], true, 1042328},
 	} {
 		data := tc.corpus.bytes()
 		assert.Len(t, data, tc.size, tc.corpus.desc)
@@ -1035,11 +1027,11 @@ func TestAutobahnDeflateParams(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("13.%d", tc.params+1), func(t *testing.T) {
-			ps := abPMDParamSets[tc.params]
-			assert.Equal(t, tc.offer, abOfferHeader(ps.offers))
-			_, err := abParsePMD(tc.offer, false)
+			ps := deflateParamSets[tc.params]
+			assert.Equal(t, tc.offer, offerHeader(ps.offers))
+			_, err := parsePMDElements(tc.offer, false)
 			assert.NoError(t, err)
-			r, ok, err := abSuiteAccept(ps.accept, "permessage-deflate; client_max_window_bits")
+			r, ok, err := suiteAccept(ps.accept, "permessage-deflate; client_max_window_bits")
 			require.NoError(t, err)
 			require.True(t, ok)
 			assert.Equal(t, tc.response, r)
@@ -1048,10 +1040,10 @@ func TestAutobahnDeflateParams(t *testing.T) {
 
 	// Without client_max_window_bits in the offer, the suite cannot ask
 	// for a client window and declines where the case needs one.
-	_, ok, err := abSuiteAccept(abPMDParamSets[2].accept, "permessage-deflate")
+	_, ok, err := suiteAccept(deflateParamSets[2].accept, "permessage-deflate")
 	require.NoError(t, err)
 	assert.False(t, ok)
-	_, _, err = abSuiteAccept(abPMDParamSets[0].accept, "permessage-deflate; client_max_window_bits=10")
+	_, _, err = suiteAccept(deflateParamSets[0].accept, "permessage-deflate; client_max_window_bits=10")
 	assert.Error(t, err)
 
 	for _, bad := range []string{
@@ -1064,7 +1056,7 @@ func TestAutobahnDeflateParams(t *testing.T) {
 		"permessage-deflate; foo",
 		"x-webkit-deflate-frame",
 	} {
-		_, err := abParsePMD(bad, true)
+		_, err := parsePMDElements(bad, true)
 		assert.Error(t, err, bad)
 	}
 }
@@ -1073,26 +1065,26 @@ func TestAutobahnDeflateParams(t *testing.T) {
 // against its own checks, and that the checks catch a peer under test that
 // keeps its context or oversteps its window.
 func TestAutobahnDeflatePeer(t *testing.T) {
-	msgs := abPMDCase{corpus: abCorpora[0], size: 3000, count: 8}.messages()
+	msgs := deflateCase{corpus: suiteCorpora[0], size: 3000, count: 8}.messages()
 	tests := []struct {
 		name    string
-		send    abPMDDir // how the messages are compressed
-		check   abPMDDir // what the receiving side allows
-		wantErr string   // from the first message that fails, if any
+		send    deflateDirection // how the messages are compressed
+		check   deflateDirection // what the receiving side allows
+		wantErr string           // from the first message that fails, if any
 	}{
-		{"takeover", abPMDDir{true, 15}, abPMDDir{true, 15}, ""},
-		{"no takeover", abPMDDir{false, 15}, abPMDDir{false, 15}, ""},
-		{"no takeover received as takeover", abPMDDir{false, 15}, abPMDDir{true, 15}, ""},
-		{"window 9", abPMDDir{true, 9}, abPMDDir{true, 9}, ""},
-		{"window 8 without takeover", abPMDDir{false, 8}, abPMDDir{false, 8}, ""},
-		{"takeover where none was agreed", abPMDDir{true, 15}, abPMDDir{false, 15}, "does not inflate on its own"},
-		{"window 15 where 9 was agreed", abPMDDir{true, 15}, abPMDDir{true, 9}, "beyond the agreed window"},
-		{"window 10 where 9 was agreed", abPMDDir{true, 10}, abPMDDir{true, 9}, "beyond the agreed window"},
+		{"takeover", deflateDirection{true, 15}, deflateDirection{true, 15}, ""},
+		{"no takeover", deflateDirection{false, 15}, deflateDirection{false, 15}, ""},
+		{"no takeover received as takeover", deflateDirection{false, 15}, deflateDirection{true, 15}, ""},
+		{"window 9", deflateDirection{true, 9}, deflateDirection{true, 9}, ""},
+		{"window 8 without takeover", deflateDirection{false, 8}, deflateDirection{false, 8}, ""},
+		{"takeover where none was agreed", deflateDirection{true, 15}, deflateDirection{false, 15}, "does not inflate on its own"},
+		{"window 15 where 9 was agreed", deflateDirection{true, 15}, deflateDirection{true, 9}, "beyond the agreed window"},
+		{"window 10 where 9 was agreed", deflateDirection{true, 10}, deflateDirection{true, 9}, "beyond the agreed window"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			enc := newABDeflater(tc.send)
-			in := &abInflater{dir: tc.check}
+			enc := newSuiteDeflater(tc.send)
+			in := &suiteInflater{dir: tc.check}
 			var err error
 			for _, m := range msgs {
 				var comp, out []byte

@@ -17,10 +17,10 @@ import (
 // mode) against our server: the scripted peer is the client, and the
 // server under test runs the echo handler of autobahn/server.
 func TestAutobahnServer(t *testing.T) {
-	abRun(t, abRunServerCase)
+	runConformanceCases(t, runServerCase)
 }
 
-func abRunServerCase(t *testing.T, c abCase) {
+func runServerCase(t *testing.T, c conformanceCase) {
 	errc := make(chan error, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		up := Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
@@ -36,30 +36,30 @@ func abRunServerCase(t *testing.T, c abCase) {
 
 	nc, err := net.DialTimeout("tcp", srv.Listener.Addr().String(), testWait)
 	require.NoError(t, err)
-	br := abClientHandshake(t, nc, srv.Listener.Addr().String())
-	newABPeer(t, nc, br, true).run(c)
+	br := sendClientHandshake(t, nc, srv.Listener.Addr().String())
+	newScriptedPeer(t, nc, br, true).run(c)
 	if c.note != "" {
 		t.Log(c.note)
 	}
-	abCheckEnd(t, c.end, nc, errc)
+	checkCaseEnd(t, c.end, nc, errc)
 }
 
-// abClientHandshake performs the opening handshake by hand, as the suite's
+// sendClientHandshake performs the opening handshake by hand, as the suite's
 // client does, and returns the reader to go on with.
-func abClientHandshake(t *testing.T, nc net.Conn, host string) *bufio.Reader {
+func sendClientHandshake(t *testing.T, nc net.Conn, host string) *bufio.Reader {
 	t.Helper()
-	br, resp := abClientHandshakeOffer(t, nc, host, "")
+	br, resp := sendClientHandshakeOffer(t, nc, host, "")
 	require.Empty(t, resp.Header.Values("Sec-WebSocket-Extensions"), "no extension was offered")
 	return br
 }
 
-// abClientHandshakeOffer is abClientHandshake with offer, when not empty,
+// sendClientHandshakeOffer is sendClientHandshake with offer, when not empty,
 // as the Sec-WebSocket-Extensions header. It checks the parts of the
 // response that do not depend on the offer and returns the response for
 // the caller to check the rest.
-func abClientHandshakeOffer(t *testing.T, nc net.Conn, host, offer string) (*bufio.Reader, *http.Response) {
+func sendClientHandshakeOffer(t *testing.T, nc net.Conn, host, offer string) (*bufio.Reader, *http.Response) {
 	t.Helper()
-	key := abNewKey(t)
+	key := newChallengeKey(t)
 	ext := ""
 	if offer != "" {
 		ext = "Sec-WebSocket-Extensions: " + offer + "\r\n"
@@ -74,7 +74,7 @@ func abClientHandshakeOffer(t *testing.T, nc net.Conn, host, offer string) (*buf
 	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
 	require.True(t, strings.EqualFold(resp.Header.Get("Upgrade"), "websocket"), "Upgrade: %q", resp.Header.Get("Upgrade"))
 	require.Contains(t, strings.ToLower(resp.Header.Get("Connection")), "upgrade")
-	require.Equal(t, abAcceptKey(key), resp.Header.Get("Sec-WebSocket-Accept"))
+	require.Equal(t, acceptKeyFor(key), resp.Header.Get("Sec-WebSocket-Accept"))
 	nc.SetDeadline(time.Time{})
 	return br, resp
 }

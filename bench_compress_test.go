@@ -17,12 +17,12 @@ import (
 // Conn, on the stub connections of bench_test.go, with the chatty JSON
 // corpora of internal/flate/flatetest.
 
-// utCompressedConn returns a Conn of the given side that negotiated
+// compressedBenchConn returns a Conn of the given side that negotiated
 // permessage-deflate with takeover (or not) and 15-bit windows.
-func utCompressedConn(nc *utRingConn, isServer, takeover bool) *Conn {
+func compressedBenchConn(nc *ringConn, isServer, takeover bool) *Conn {
 	var c *Conn
 	if nc == nil {
-		c = newConn(utDiscardConn{}, isServer, 0, 0, nil, nil)
+		c = newConn(discardConn{}, isServer, 0, 0, nil, nil)
 	} else {
 		c = newConn(nc, isServer, 0, 0, nil, nil)
 	}
@@ -36,10 +36,10 @@ func utCompressedConn(nc *utRingConn, isServer, takeover bool) *Conn {
 	return c
 }
 
-// utCompressedStream returns msgs as compressed text frames, each message
+// compressedStream returns msgs as compressed text frames, each message
 // compressed on its own (valid with or without context takeover), as the
 // peer of a side sends them.
-func utCompressedStream(msgs [][]byte, isServer bool, windowBits int) []byte {
+func compressedStream(msgs [][]byte, isServer bool, windowBits int) []byte {
 	e := flate.NewEncoder(windowBits, 1, false)
 	key := [4]byte{0x12, 0x34, 0x56, 0x78}
 	var stream []byte
@@ -55,7 +55,7 @@ func utCompressedStream(msgs [][]byte, isServer bool, windowBits int) []byte {
 	return stream
 }
 
-var utCompressCorpora = []struct {
+var benchCompressCorpora = []struct {
 	name string
 	msgs func() [][]byte
 }{
@@ -64,13 +64,13 @@ var utCompressCorpora = []struct {
 }
 
 func BenchmarkCompressedWriteMessage(b *testing.B) {
-	for _, corpus := range utCompressCorpora {
+	for _, corpus := range benchCompressCorpora {
 		msgs := corpus.msgs()
 		for _, takeover := range []bool{true, false} {
 			for _, isServer := range []bool{true, false} {
-				name := corpus.name + "/" + utSideName(isServer) + "/takeover=" + map[bool]string{true: "on", false: "off"}[takeover]
+				name := corpus.name + "/" + sideName(isServer) + "/takeover=" + map[bool]string{true: "on", false: "off"}[takeover]
 				b.Run(name, func(b *testing.B) {
-					c := utCompressedConn(nil, isServer, takeover)
+					c := compressedBenchConn(nil, isServer, takeover)
 					b.ReportAllocs()
 					b.SetBytes(int64(flatetest.TotalLen(msgs) / len(msgs)))
 					b.ResetTimer()
@@ -86,11 +86,11 @@ func BenchmarkCompressedWriteMessage(b *testing.B) {
 }
 
 func BenchmarkCompressedReadMessage(b *testing.B) {
-	for _, corpus := range utCompressCorpora {
+	for _, corpus := range benchCompressCorpora {
 		msgs := corpus.msgs()
 		for _, isServer := range []bool{true, false} {
-			b.Run(corpus.name+"/"+utSideName(isServer), func(b *testing.B) {
-				c := utCompressedConn(&utRingConn{data: utCompressedStream(msgs, isServer, 15)}, isServer, true)
+			b.Run(corpus.name+"/"+sideName(isServer), func(b *testing.B) {
+				c := compressedBenchConn(&ringConn{data: compressedStream(msgs, isServer, 15)}, isServer, true)
 				buf := make([]byte, 64<<10)
 				b.ReportAllocs()
 				b.SetBytes(int64(flatetest.TotalLen(msgs) / len(msgs)))
@@ -113,17 +113,17 @@ func BenchmarkCompressedReadMessage(b *testing.B) {
 // allocates nothing in the steady state: the compressor's working memory,
 // the flate readers and the frame buffers all come from pools.
 func TestZeroAllocsCompressed(t *testing.T) {
-	if utRaceEnabled() {
+	if raceEnabled() {
 		t.Skip("allocation counts are not meaningful under the race detector")
 	}
 	const runs = 200
-	for _, corpus := range utCompressCorpora {
+	for _, corpus := range benchCompressCorpora {
 		msgs := corpus.msgs()
 		for _, isServer := range []bool{true, false} {
 			for _, takeover := range []bool{true, false} {
-				name := corpus.name + "/" + utSideName(isServer) + "/takeover=" + map[bool]string{true: "on", false: "off"}[takeover]
+				name := corpus.name + "/" + sideName(isServer) + "/takeover=" + map[bool]string{true: "on", false: "off"}[takeover]
 				t.Run("WriteMessage/"+name, func(t *testing.T) {
-					c := utCompressedConn(nil, isServer, takeover)
+					c := compressedBenchConn(nil, isServer, takeover)
 					i := 0
 					allocs := testing.AllocsPerRun(runs, func() {
 						if err := c.WriteMessage(TextMessage, msgs[i%len(msgs)]); err != nil {
@@ -134,7 +134,7 @@ func TestZeroAllocsCompressed(t *testing.T) {
 					assert.Zero(t, allocs, "allocations per compressed WriteMessage")
 				})
 				t.Run("NextWriter/"+name, func(t *testing.T) {
-					c := utCompressedConn(nil, isServer, takeover)
+					c := compressedBenchConn(nil, isServer, takeover)
 					i := 0
 					allocs := testing.AllocsPerRun(runs, func() {
 						w, err := c.NextWriter(TextMessage)
@@ -152,8 +152,8 @@ func TestZeroAllocsCompressed(t *testing.T) {
 					assert.Zero(t, allocs, "allocations per compressed NextWriter+Write+Close")
 				})
 			}
-			t.Run("NextReaderRead/"+corpus.name+"/"+utSideName(isServer), func(t *testing.T) {
-				c := utCompressedConn(&utRingConn{data: utCompressedStream(msgs, isServer, 15)}, isServer, true)
+			t.Run("NextReaderRead/"+corpus.name+"/"+sideName(isServer), func(t *testing.T) {
+				c := compressedBenchConn(&ringConn{data: compressedStream(msgs, isServer, 15)}, isServer, true)
 				buf := make([]byte, 64<<10)
 				i := 0
 				allocs := testing.AllocsPerRun(runs, func() {
@@ -169,11 +169,11 @@ func TestZeroAllocsCompressed(t *testing.T) {
 				})
 				assert.Zero(t, allocs, "allocations per compressed NextReader+Read to io.EOF")
 			})
-			t.Run("ReadMessage/"+corpus.name+"/"+utSideName(isServer), func(t *testing.T) {
+			t.Run("ReadMessage/"+corpus.name+"/"+sideName(isServer), func(t *testing.T) {
 				// The result is allocated once: the message is inflated
 				// ahead into the window before it is allocated, at its
 				// size unless it wraps around the window's end.
-				c := utCompressedConn(&utRingConn{data: utCompressedStream(msgs, isServer, 15)}, isServer, true)
+				c := compressedBenchConn(&ringConn{data: compressedStream(msgs, isServer, 15)}, isServer, true)
 				i, exact := 0, 0
 				allocs := testing.AllocsPerRun(runs, func() {
 					_, p, err := c.ReadMessage()
@@ -211,7 +211,7 @@ func TestCompressionHeldMemory(t *testing.T) {
 		{12, 1, 12 << 10, 8 << 10},
 		{9, 1, 1536, 1024},
 	} {
-		c := newConn(&utRingConn{data: utCompressedStream(msgs, true, tc.bits)}, true, 0, 0, nil, nil)
+		c := newConn(&ringConn{data: compressedStream(msgs, true, tc.bits)}, true, 0, 0, nil, nil)
 		c.enableCompression(pmdParams{serverMaxWindowBits: tc.bits, clientMaxWindowBits: tc.bits}, &CompressionOptions{Level: tc.level})
 		for _, m := range msgs {
 			require.NoError(t, c.WriteMessage(TextMessage, m))
@@ -240,7 +240,7 @@ func TestCompressionHeldMemory(t *testing.T) {
 // the stacks of goroutines that each echo compressed messages show the
 // deepest they went.
 func TestCompressionStackGrowth(t *testing.T) {
-	if utRaceEnabled() {
+	if raceEnabled() {
 		t.Skip("the race detector enlarges every frame")
 	}
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
@@ -248,7 +248,7 @@ func TestCompressionStackGrowth(t *testing.T) {
 	const n = 256
 	conns := make([]*Conn, n)
 	for i := range conns {
-		conns[i] = utCompressedConn(&utRingConn{data: utCompressedStream(msgs, true, 15)}, true, true)
+		conns[i] = compressedBenchConn(&ringConn{data: compressedStream(msgs, true, 15)}, true, true)
 	}
 	release := make(chan struct{})
 	defer close(release)

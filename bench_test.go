@@ -15,35 +15,35 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// utStubAddr is the address the stub connections report.
-type utStubAddr struct{}
+// stubAddr is the address the stub connections report.
+type stubAddr struct{}
 
-func (utStubAddr) Network() string { return "stub" }
-func (utStubAddr) String() string  { return "stub" }
+func (stubAddr) Network() string { return "stub" }
+func (stubAddr) String() string  { return "stub" }
 
-// utDiscardConn is a net.Conn whose writes vanish, for measuring the write
+// discardConn is a net.Conn whose writes vanish, for measuring the write
 // path alone. Reads report io.EOF.
-type utDiscardConn struct{}
+type discardConn struct{}
 
-func (utDiscardConn) Read([]byte) (int, error)         { return 0, io.EOF }
-func (utDiscardConn) Write(p []byte) (int, error)      { return len(p), nil }
-func (utDiscardConn) Close() error                     { return nil }
-func (utDiscardConn) LocalAddr() net.Addr              { return utStubAddr{} }
-func (utDiscardConn) RemoteAddr() net.Addr             { return utStubAddr{} }
-func (utDiscardConn) SetDeadline(time.Time) error      { return nil }
-func (utDiscardConn) SetReadDeadline(time.Time) error  { return nil }
-func (utDiscardConn) SetWriteDeadline(time.Time) error { return nil }
+func (discardConn) Read([]byte) (int, error)         { return 0, io.EOF }
+func (discardConn) Write(p []byte) (int, error)      { return len(p), nil }
+func (discardConn) Close() error                     { return nil }
+func (discardConn) LocalAddr() net.Addr              { return stubAddr{} }
+func (discardConn) RemoteAddr() net.Addr             { return stubAddr{} }
+func (discardConn) SetDeadline(time.Time) error      { return nil }
+func (discardConn) SetReadDeadline(time.Time) error  { return nil }
+func (discardConn) SetWriteDeadline(time.Time) error { return nil }
 
-// utRingConn is a net.Conn whose reads serve a prebuilt stream of whole
+// ringConn is a net.Conn whose reads serve a prebuilt stream of whole
 // frames over and over, for measuring the read path alone. Writes (pongs,
 // close frames) vanish.
-type utRingConn struct {
-	utDiscardConn
+type ringConn struct {
+	discardConn
 	data []byte
 	pos  int
 }
 
-func (c *utRingConn) Read(p []byte) (int, error) {
+func (c *ringConn) Read(p []byte) (int, error) {
 	n := copy(p, c.data[c.pos:])
 	c.pos += n
 	if c.pos == len(c.data) {
@@ -52,9 +52,9 @@ func (c *utRingConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// utFrameStream returns count copies of a final frame of type op carrying
+// repeatedFrames returns count copies of a final frame of type op carrying
 // payload, masked (with a fixed key) if masked, as a peer would send them.
-func utFrameStream(op byte, payload []byte, masked bool, count int) []byte {
+func repeatedFrames(op byte, payload []byte, masked bool, count int) []byte {
 	key := [4]byte{0x12, 0x34, 0x56, 0x78}
 	var frame []byte
 	frame = appendFrameHeader(frame, true, 0, op, len(payload), masked, key)
@@ -66,29 +66,29 @@ func utFrameStream(op byte, payload []byte, masked bool, count int) []byte {
 	return bytes.Repeat(frame, count)
 }
 
-// utReadConn returns a Conn of the given side reading an endless repetition
+// benchReadConn returns a Conn of the given side reading an endless repetition
 // of frames with payloads of size bytes of text.
-func utReadConn(isServer bool, size int) *Conn {
+func benchReadConn(isServer bool, size int) *Conn {
 	payload := bytes.Repeat([]byte("a"), size)
 	count := 1
 	if size < 64<<10 {
 		count = (64 << 10) / (size + 14)
 	}
 	// A server reads masked frames from its client and the reverse.
-	stream := utFrameStream(opText, payload, isServer, count)
-	return newConn(&utRingConn{data: stream}, isServer, 0, 0, nil, nil)
+	stream := repeatedFrames(opText, payload, isServer, count)
+	return newConn(&ringConn{data: stream}, isServer, 0, 0, nil, nil)
 }
 
-var utBenchSizes = []int{16, 1 << 10, 64 << 10}
+var benchSizes = []int{16, 1 << 10, 64 << 10}
 
-func utSideName(isServer bool) string {
+func sideName(isServer bool) string {
 	if isServer {
 		return "server"
 	}
 	return "client"
 }
 
-func utSizeName(n int) string {
+func sizeName(n int) string {
 	switch {
 	case n >= 1<<20 && n%(1<<20) == 0:
 		return strconv.Itoa(n>>20) + "MiB"
@@ -103,28 +103,28 @@ func BenchmarkMask(b *testing.B) {
 	for _, size := range []int{1, 7, 16, 64, 128, 256, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 1 << 20} {
 		buf := make([]byte, size+1)
 		src := make([]byte, size)
-		b.Run(utSizeName(size)+"/maskBytes", func(b *testing.B) {
+		b.Run(sizeName(size)+"/maskBytes", func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(size))
 			for i := 0; i < b.N; i++ {
 				maskBytes(key, i, buf[:size])
 			}
 		})
-		b.Run(utSizeName(size)+"/maskBytesUnaligned", func(b *testing.B) {
+		b.Run(sizeName(size)+"/maskBytesUnaligned", func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(size))
 			for i := 0; i < b.N; i++ {
 				maskBytes(key, i, buf[1:size+1])
 			}
 		})
-		b.Run(utSizeName(size)+"/byteLoop", func(b *testing.B) {
+		b.Run(sizeName(size)+"/byteLoop", func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(size))
 			for i := 0; i < b.N; i++ {
-				utMaskRef(key, i, buf[:size])
+				maskReference(key, i, buf[:size])
 			}
 		})
-		b.Run(utSizeName(size)+"/copy", func(b *testing.B) {
+		b.Run(sizeName(size)+"/copy", func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(size))
 			for i := 0; i < b.N; i++ {
@@ -135,9 +135,9 @@ func BenchmarkMask(b *testing.B) {
 }
 
 var (
-	utSinkHeader frameHeader
-	utSinkInt    int
-	utSinkBool   bool
+	sinkHeader frameHeader
+	sinkInt    int
+	sinkBool   bool
 )
 
 func BenchmarkFrameHeader(b *testing.B) {
@@ -157,7 +157,7 @@ func BenchmarkFrameHeader(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(headerSize(tc.length, tc.masked)))
 			for i := 0; i < b.N; i++ {
-				utSinkInt += len(appendFrameHeader(buf[:0], true, 0, opBinary, tc.length, tc.masked, key))
+				sinkInt += len(appendFrameHeader(buf[:0], true, 0, opBinary, tc.length, tc.masked, key))
 			}
 		})
 		hdr := appendFrameHeader(nil, true, 0, opBinary, tc.length, tc.masked, key)
@@ -169,8 +169,8 @@ func BenchmarkFrameHeader(b *testing.B) {
 				if perr != nil || checkFrameHeader(&h, tc.masked, 0) != nil {
 					b.Fatal("bad header")
 				}
-				utSinkHeader = h
-				utSinkInt += n
+				sinkHeader = h
+				sinkInt += n
 			}
 		})
 	}
@@ -190,14 +190,14 @@ func BenchmarkUTF8Validator(b *testing.B) {
 			var v utf8Validator
 			for i := 0; i < b.N; i++ {
 				v.reset()
-				utSinkBool = v.write(tc.text[:len(tc.text)/2-1]) && v.write(tc.text[len(tc.text)/2-1:]) && v.complete()
+				sinkBool = v.write(tc.text[:len(tc.text)/2-1]) && v.write(tc.text[len(tc.text)/2-1:]) && v.complete()
 			}
 		})
 		b.Run(tc.name+"/utf8.Valid", func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(tc.text)))
 			for i := 0; i < b.N; i++ {
-				utSinkBool = utf8.Valid(tc.text)
+				sinkBool = utf8.Valid(tc.text)
 			}
 		})
 	}
@@ -205,9 +205,9 @@ func BenchmarkUTF8Validator(b *testing.B) {
 
 func BenchmarkWriteMessage(b *testing.B) {
 	for _, isServer := range []bool{true, false} {
-		for _, size := range utBenchSizes {
-			b.Run(utSideName(isServer)+"/"+utSizeName(size), func(b *testing.B) {
-				c := newConn(utDiscardConn{}, isServer, 0, 0, nil, nil)
+		for _, size := range benchSizes {
+			b.Run(sideName(isServer)+"/"+sizeName(size), func(b *testing.B) {
+				c := newConn(discardConn{}, isServer, 0, 0, nil, nil)
 				msg := bytes.Repeat([]byte("a"), size)
 				b.ReportAllocs()
 				b.SetBytes(int64(size))
@@ -224,9 +224,9 @@ func BenchmarkWriteMessage(b *testing.B) {
 
 func BenchmarkReadMessage(b *testing.B) {
 	for _, isServer := range []bool{true, false} {
-		for _, size := range utBenchSizes {
-			b.Run(utSideName(isServer)+"/"+utSizeName(size), func(b *testing.B) {
-				c := utReadConn(isServer, size)
+		for _, size := range benchSizes {
+			b.Run(sideName(isServer)+"/"+sizeName(size), func(b *testing.B) {
+				c := benchReadConn(isServer, size)
 				b.ReportAllocs()
 				b.SetBytes(int64(size))
 				b.ResetTimer()
@@ -243,9 +243,9 @@ func BenchmarkReadMessage(b *testing.B) {
 
 func BenchmarkNextReaderRead(b *testing.B) {
 	for _, isServer := range []bool{true, false} {
-		for _, size := range utBenchSizes {
-			b.Run(utSideName(isServer)+"/"+utSizeName(size), func(b *testing.B) {
-				c := utReadConn(isServer, size)
+		for _, size := range benchSizes {
+			b.Run(sideName(isServer)+"/"+sizeName(size), func(b *testing.B) {
+				c := benchReadConn(isServer, size)
 				buf := make([]byte, size)
 				b.ReportAllocs()
 				b.SetBytes(int64(size))
@@ -264,9 +264,9 @@ func BenchmarkNextReaderRead(b *testing.B) {
 	}
 }
 
-// utRaceEnabled reports whether the test binary was built with -race, under
+// raceEnabled reports whether the test binary was built with -race, under
 // which sync.Pool drops items on purpose and allocation counts mean nothing.
-func utRaceEnabled() bool {
+func raceEnabled() bool {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return false
@@ -280,15 +280,15 @@ func utRaceEnabled() bool {
 }
 
 func TestZeroAllocs(t *testing.T) {
-	if utRaceEnabled() {
+	if raceEnabled() {
 		t.Skip("allocation counts are not meaningful under the race detector")
 	}
 	const runs = 200
 	for _, isServer := range []bool{true, false} {
-		for _, size := range utBenchSizes {
-			name := utSideName(isServer) + "/" + utSizeName(size)
+		for _, size := range benchSizes {
+			name := sideName(isServer) + "/" + sizeName(size)
 			t.Run("WriteMessage/"+name, func(t *testing.T) {
-				c := newConn(utDiscardConn{}, isServer, 0, 0, nil, nil)
+				c := newConn(discardConn{}, isServer, 0, 0, nil, nil)
 				msg := bytes.Repeat([]byte("a"), size)
 				allocs := testing.AllocsPerRun(runs, func() {
 					if err := c.WriteMessage(BinaryMessage, msg); err != nil {
@@ -298,7 +298,7 @@ func TestZeroAllocs(t *testing.T) {
 				assert.Zero(t, allocs, "allocations per WriteMessage")
 			})
 			t.Run("NextWriter/"+name, func(t *testing.T) {
-				c := newConn(utDiscardConn{}, isServer, 0, 0, nil, nil)
+				c := newConn(discardConn{}, isServer, 0, 0, nil, nil)
 				msg := bytes.Repeat([]byte("a"), size)
 				allocs := testing.AllocsPerRun(runs, func() {
 					w, err := c.NextWriter(BinaryMessage)
@@ -315,7 +315,7 @@ func TestZeroAllocs(t *testing.T) {
 				assert.Zero(t, allocs, "allocations per NextWriter+Write+Close")
 			})
 			t.Run("NextReaderRead/"+name, func(t *testing.T) {
-				c := utReadConn(isServer, size)
+				c := benchReadConn(isServer, size)
 				buf := make([]byte, size)
 				allocs := testing.AllocsPerRun(runs, func() {
 					_, r, err := c.NextReader()
@@ -329,7 +329,7 @@ func TestZeroAllocs(t *testing.T) {
 				assert.Zero(t, allocs, "allocations per NextReader+io.ReadFull")
 			})
 			t.Run("NextReaderReadToEOF/"+name, func(t *testing.T) {
-				c := utReadConn(isServer, size)
+				c := benchReadConn(isServer, size)
 				buf := make([]byte, size+1)
 				allocs := testing.AllocsPerRun(runs, func() {
 					_, r, err := c.NextReader()
@@ -343,7 +343,7 @@ func TestZeroAllocs(t *testing.T) {
 				assert.Zero(t, allocs, "allocations per NextReader+Read to io.EOF")
 			})
 			t.Run("ReadMessage/"+name, func(t *testing.T) {
-				c := utReadConn(isServer, size)
+				c := benchReadConn(isServer, size)
 				allocs := testing.AllocsPerRun(runs, func() {
 					_, p, err := c.ReadMessage()
 					if err != nil || len(p) != size {
@@ -356,14 +356,14 @@ func TestZeroAllocs(t *testing.T) {
 	}
 	t.Run("WriteControl", func(t *testing.T) {
 		for _, isServer := range []bool{true, false} {
-			c := newConn(utDiscardConn{}, isServer, 0, 0, nil, nil)
+			c := newConn(discardConn{}, isServer, 0, 0, nil, nil)
 			data := []byte("ping")
 			allocs := testing.AllocsPerRun(runs, func() {
 				if err := c.WriteControl(PingMessage, data, time.Time{}); err != nil {
 					t.Fatal(err)
 				}
 			})
-			assert.Zero(t, allocs, "allocations per WriteControl, %s", utSideName(isServer))
+			assert.Zero(t, allocs, "allocations per WriteControl, %s", sideName(isServer))
 		}
 	})
 }
@@ -373,39 +373,39 @@ func TestUnitStubStreamsReadBack(t *testing.T) {
 	// Conn reads back as the payload they were built from.
 	for _, isServer := range []bool{true, false} {
 		for _, size := range []int{0, 16, 125, 126, 1 << 10, 64 << 10} {
-			c := utReadConn(isServer, size)
+			c := benchReadConn(isServer, size)
 			for i := 0; i < 3; i++ {
 				mt, p, err := c.ReadMessage()
 				require.NoError(t, err)
 				require.Equal(t, TextMessage, mt)
-				require.Equal(t, bytes.Repeat([]byte("a"), size), p, "%s size %d", utSideName(isServer), size)
+				require.Equal(t, bytes.Repeat([]byte("a"), size), p, "%s size %d", sideName(isServer), size)
 			}
 		}
 	}
 }
 
-// utCaptureConn is a net.Conn that records what is written to it.
-type utCaptureConn struct {
-	utDiscardConn
+// captureConn is a net.Conn that records what is written to it.
+type captureConn struct {
+	discardConn
 	buf bytes.Buffer
 }
 
-func (c *utCaptureConn) Write(p []byte) (int, error) { return c.buf.Write(p) }
+func (c *captureConn) Write(p []byte) (int, error) { return c.buf.Write(p) }
 
 func TestUnitWritePathWire(t *testing.T) {
 	// What the write benchmarks measure puts correct frames on the wire,
 	// and leaves the caller's data alone.
 	for _, isServer := range []bool{true, false} {
 		for _, size := range []int{0, 1, 125, 126, 4095, 4096, 4097, 8192 + 3, 64 << 10, 1 << 20} {
-			name := utSideName(isServer) + "/" + strconv.Itoa(size)
+			name := sideName(isServer) + "/" + strconv.Itoa(size)
 			t.Run(name, func(t *testing.T) {
-				nc := &utCaptureConn{}
+				nc := &captureConn{}
 				c := newConn(nc, isServer, 0, 0, nil, nil)
 				msg := make([]byte, size)
 				for i := range msg {
 					msg[i] = byte(i*7 + 1)
 				}
-				orig := utClone(msg)
+				orig := cloneBytes(msg)
 				require.NoError(t, c.WriteMessage(BinaryMessage, msg))
 				require.Equal(t, orig, msg, "WriteMessage modified the caller's data")
 
@@ -422,13 +422,13 @@ func TestUnitWritePathWire(t *testing.T) {
 
 				require.NoError(t, c.WriteMessage(TextMessage, []byte("end")))
 				// The peer of a server reads as a client and the reverse.
-				out := utRefRead(nc.buf.Bytes(), !isServer, 0)
+				out := referenceRead(nc.buf.Bytes(), !isServer, 0)
 				require.Equal(t, "close", out.err)
 				require.Equal(t, CloseAbnormalClosure, out.code, "the stream must end cleanly between frames")
 				require.Len(t, out.msgs, 3)
-				assert.Equal(t, utMessage{typ: BinaryMessage, data: orig}, out.msgs[0])
-				assert.Equal(t, utMessage{typ: BinaryMessage, data: orig}, out.msgs[1])
-				assert.Equal(t, utMessage{typ: TextMessage, data: []byte("end")}, out.msgs[2])
+				assert.Equal(t, readResult{typ: BinaryMessage, data: orig}, out.msgs[0])
+				assert.Equal(t, readResult{typ: BinaryMessage, data: orig}, out.msgs[1])
+				assert.Equal(t, readResult{typ: TextMessage, data: []byte("end")}, out.msgs[2])
 			})
 		}
 	}
@@ -451,7 +451,7 @@ func TestZeroAllocsIdleWaitTCP(t *testing.T) {
 	require.NotNil(t, c.idle, "a TCP connection should wait without a buffer")
 
 	payload := []byte("sixteen byte msg")
-	frame := utFrameStream(opBinary, payload, true, 1)
+	frame := repeatedFrames(opBinary, payload, true, 1)
 	send := make(chan struct{})
 	sent := make(chan error, 1)
 	go func() {
@@ -493,7 +493,7 @@ func TestZeroAllocsIdleWaitTCP(t *testing.T) {
 	}
 	readOne()
 	require.NoError(t, problem)
-	if utRaceEnabled() {
+	if raceEnabled() {
 		return
 	}
 	allocs := testing.AllocsPerRun(200, readOne)

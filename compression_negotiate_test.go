@@ -10,17 +10,17 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// negOffers parses Sec-WebSocket-Extensions header lines as a server or
+// parseOffers parses Sec-WebSocket-Extensions header lines as a server or
 // client receives them.
-func negOffers(t testing.TB, lines ...string) []extensionOffer {
+func parseOffers(t testing.TB, lines ...string) []extensionOffer {
 	t.Helper()
 	offers, ok := parseExtensions(http.Header{"Sec-Websocket-Extensions": lines}, -1)
 	require.True(t, ok, "parseExtensions(%q)", lines)
 	return offers
 }
 
-// negP builds a pmdParams.
-func negP(serverNCT, clientNCT bool, serverBits, clientBits int) pmdParams {
+// paramsOf builds a pmdParams.
+func paramsOf(serverNCT, clientNCT bool, serverBits, clientBits int) pmdParams {
 	return pmdParams{
 		serverNoContextTakeover: serverNCT,
 		clientNoContextTakeover: clientNCT,
@@ -29,10 +29,10 @@ func negP(serverNCT, clientNCT bool, serverBits, clientBits int) pmdParams {
 	}
 }
 
-// negClientOptsFor returns client options whose clientOffer means the same
+// clientOptsFor returns client options whose clientOffer means the same
 // as offer (a valid permessage-deflate offer): what a client that sent
 // offer would have been configured with.
-func negClientOptsFor(t testing.TB, offer extensionOffer) pmdOptions {
+func clientOptsFor(t testing.TB, offer extensionOffer) pmdOptions {
 	t.Helper()
 	w, err := parsePMD(offer, false)
 	require.NoError(t, err)
@@ -48,13 +48,13 @@ func negClientOptsFor(t testing.TB, offer extensionOffer) pmdOptions {
 	return opts
 }
 
-// negCheckRoundTrip checks that a response negotiateServer gave to offer
+// checkResponseRoundTrip checks that a response negotiateServer gave to offer
 // is well formed, that a client that sent offer accepts it and derives the
 // same parameters, and that the client's own rendering of the same offer
 // negotiates the same parameters.
-func negCheckRoundTrip(t testing.TB, offer extensionOffer, sopts pmdOptions, p pmdParams, response string) {
+func checkResponseRoundTrip(t testing.TB, offer extensionOffer, sopts pmdOptions, p pmdParams, response string) {
 	t.Helper()
-	resp := negOffers(t, response)
+	resp := parseOffers(t, response)
 	require.Len(t, resp, 1, response)
 	require.Equal(t, pmdName, resp[0].Name)
 	r, err := parsePMD(resp[0], true)
@@ -64,13 +64,13 @@ func negCheckRoundTrip(t testing.TB, offer extensionOffer, sopts pmdOptions, p p
 		assert.True(t, bits >= 8 && bits <= 15, "window bits %d in %+v", bits, p)
 	}
 
-	copts := negClientOptsFor(t, offer)
+	copts := clientOptsFor(t, offer)
 	cp, negotiated, err := acceptServerResponse(resp, copts)
 	require.NoError(t, err, "offer %+v, response %q", offer, response)
 	require.True(t, negotiated)
 	assert.Equal(t, p, cp, "client and server disagree on %q", response)
 
-	p2, _, ok := negotiateServer(negOffers(t, clientOffer(copts)), sopts)
+	p2, _, ok := negotiateServer(parseOffers(t, clientOffer(copts)), sopts)
 	require.True(t, ok, "clientOffer %q declined", clientOffer(copts))
 	assert.Equal(t, p, p2, "clientOffer %q negotiates differently", clientOffer(copts))
 }
@@ -86,39 +86,39 @@ func TestNegotiateServerTable(t *testing.T) {
 		p        pmdParams
 	}{
 		// One parameter at a time, default server options.
-		{name: "bare", offer: []string{pmd}, ok: true, response: pmd, p: negP(false, false, 15, 15)},
+		{name: "bare", offer: []string{pmd}, ok: true, response: pmd, p: paramsOf(false, false, 15, 15)},
 		{name: "server_no_context_takeover", offer: []string{pmd + "; server_no_context_takeover"}, ok: true,
-			response: pmd + "; server_no_context_takeover", p: negP(true, false, 15, 15)},
+			response: pmd + "; server_no_context_takeover", p: paramsOf(true, false, 15, 15)},
 		{name: "client_no_context_takeover echoed", offer: []string{pmd + "; client_no_context_takeover"}, ok: true,
-			response: pmd + "; client_no_context_takeover", p: negP(false, true, 15, 15)},
+			response: pmd + "; client_no_context_takeover", p: paramsOf(false, true, 15, 15)},
 		{name: "server_max_window_bits=8", offer: []string{pmd + "; server_max_window_bits=8"}, ok: true,
-			response: pmd + "; server_max_window_bits=8", p: negP(false, false, 8, 15)},
+			response: pmd + "; server_max_window_bits=8", p: paramsOf(false, false, 8, 15)},
 		{name: "server_max_window_bits=9", offer: []string{pmd + "; server_max_window_bits=9"}, ok: true,
-			response: pmd + "; server_max_window_bits=9", p: negP(false, false, 9, 15)},
+			response: pmd + "; server_max_window_bits=9", p: paramsOf(false, false, 9, 15)},
 		{name: "server_max_window_bits=15 must be answered", offer: []string{pmd + "; server_max_window_bits=15"}, ok: true,
-			response: pmd + "; server_max_window_bits=15", p: negP(false, false, 15, 15)},
+			response: pmd + "; server_max_window_bits=15", p: paramsOf(false, false, 15, 15)},
 		{name: "client_max_window_bits", offer: []string{pmd + "; client_max_window_bits"}, ok: true,
-			response: pmd, p: negP(false, false, 15, 15)},
+			response: pmd, p: paramsOf(false, false, 15, 15)},
 		{name: "client_max_window_bits=8 hint", offer: []string{pmd + "; client_max_window_bits=8"}, ok: true,
-			response: pmd, p: negP(false, false, 15, 8)},
+			response: pmd, p: paramsOf(false, false, 15, 8)},
 		{name: "client_max_window_bits=9 hint", offer: []string{pmd + "; client_max_window_bits=9"}, ok: true,
-			response: pmd, p: negP(false, false, 15, 9)},
+			response: pmd, p: paramsOf(false, false, 15, 9)},
 		{name: "client_max_window_bits=15 hint", offer: []string{pmd + "; client_max_window_bits=15"}, ok: true,
-			response: pmd, p: negP(false, false, 15, 15)},
+			response: pmd, p: paramsOf(false, false, 15, 15)},
 
 		// Combinations and forms.
 		{name: "all four", offer: []string{pmd + "; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10; client_max_window_bits=12"}, ok: true,
-			response: pmd + "; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10", p: negP(true, true, 10, 12)},
+			response: pmd + "; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10", p: paramsOf(true, true, 10, 12)},
 		{name: "any parameter order, canonical response", offer: []string{pmd + ";client_max_window_bits;server_max_window_bits=11;client_no_context_takeover;server_no_context_takeover"}, ok: true,
-			response: pmd + "; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=11", p: negP(true, true, 11, 15)},
+			response: pmd + "; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=11", p: paramsOf(true, true, 11, 15)},
 		{name: "both takeovers", offer: []string{pmd + "; server_no_context_takeover; client_no_context_takeover"}, ok: true,
-			response: pmd + "; server_no_context_takeover; client_no_context_takeover", p: negP(true, true, 15, 15)},
+			response: pmd + "; server_no_context_takeover; client_no_context_takeover", p: paramsOf(true, true, 15, 15)},
 		{name: "both window sizes", offer: []string{pmd + "; server_max_window_bits=12; client_max_window_bits=13"}, ok: true,
-			response: pmd + "; server_max_window_bits=12", p: negP(false, false, 12, 13)},
+			response: pmd + "; server_max_window_bits=12", p: paramsOf(false, false, 12, 13)},
 		{name: "quoted values", offer: []string{pmd + `; server_max_window_bits="10"; client_max_window_bits="9"`}, ok: true,
-			response: pmd + "; server_max_window_bits=10", p: negP(false, false, 10, 9)},
+			response: pmd + "; server_max_window_bits=10", p: paramsOf(false, false, 10, 9)},
 		{name: "quoted value with escape", offer: []string{pmd + `; server_max_window_bits="1\1"`}, ok: true,
-			response: pmd + "; server_max_window_bits=11", p: negP(false, false, 11, 15)},
+			response: pmd + "; server_max_window_bits=11", p: paramsOf(false, false, 11, 15)},
 
 		// Invalid values: the offer is declined, not the handshake.
 		{name: "server_max_window_bits=7", offer: []string{pmd + "; server_max_window_bits=7"}},
@@ -158,69 +158,69 @@ func TestNegotiateServerTable(t *testing.T) {
 		{name: "extension name is case-sensitive", offer: []string{"Permessage-Deflate"}},
 		{name: "other extension only", offer: []string{"x-webkit-deflate-frame"}},
 		{name: "other extension first", offer: []string{"x-webkit-deflate-frame; no_context_takeover, permessage-deflate; client_max_window_bits"}, ok: true,
-			response: pmd, p: negP(false, false, 15, 15)},
+			response: pmd, p: paramsOf(false, false, 15, 15)},
 		{name: "invalid first, valid second", offer: []string{pmd + "; server_max_window_bits=7, " + pmd + "; server_no_context_takeover"}, ok: true,
-			response: pmd + "; server_no_context_takeover", p: negP(true, false, 15, 15)},
+			response: pmd + "; server_no_context_takeover", p: paramsOf(true, false, 15, 15)},
 		{name: "duplicate first, valid second on another line", offer: []string{pmd + "; client_max_window_bits; client_max_window_bits", pmd + "; client_no_context_takeover"}, ok: true,
-			response: pmd + "; client_no_context_takeover", p: negP(false, true, 15, 15)},
+			response: pmd + "; client_no_context_takeover", p: paramsOf(false, true, 15, 15)},
 		{name: "unknown first, other extension, valid third", offer: []string{pmd + "; foo, x-foo, " + pmd + "; server_max_window_bits=9"}, ok: true,
-			response: pmd + "; server_max_window_bits=9", p: negP(false, false, 9, 15)},
+			response: pmd + "; server_max_window_bits=9", p: paramsOf(false, false, 9, 15)},
 		{name: "first valid offer wins", offer: []string{pmd + "; server_no_context_takeover, " + pmd}, ok: true,
-			response: pmd + "; server_no_context_takeover", p: negP(true, false, 15, 15)},
+			response: pmd + "; server_no_context_takeover", p: paramsOf(true, false, 15, 15)},
 		{name: "all invalid", offer: []string{pmd + "; a, " + pmd + "; server_max_window_bits, x-foo"}},
 
 		// Server options.
 		{name: "server resets its compressor", offer: []string{pmd + "; client_max_window_bits"}, opts: pmdOptions{serverNoContextTakeover: true}, ok: true,
-			response: pmd + "; server_no_context_takeover", p: negP(true, false, 15, 15)},
+			response: pmd + "; server_no_context_takeover", p: paramsOf(true, false, 15, 15)},
 		{name: "server requires the client to reset", offer: []string{pmd}, opts: pmdOptions{clientNoContextTakeover: true}, ok: true,
-			response: pmd + "; client_no_context_takeover", p: negP(false, true, 15, 15)},
+			response: pmd + "; client_no_context_takeover", p: paramsOf(false, true, 15, 15)},
 		{name: "server announces a smaller window", offer: []string{pmd}, opts: pmdOptions{serverMaxWindowBits: 10}, ok: true,
-			response: pmd + "; server_max_window_bits=10", p: negP(false, false, 10, 15)},
+			response: pmd + "; server_max_window_bits=10", p: paramsOf(false, false, 10, 15)},
 		{name: "offer larger than the server's window", offer: []string{pmd + "; server_max_window_bits=12"}, opts: pmdOptions{serverMaxWindowBits: 10}, ok: true,
-			response: pmd + "; server_max_window_bits=10", p: negP(false, false, 10, 15)},
+			response: pmd + "; server_max_window_bits=10", p: paramsOf(false, false, 10, 15)},
 		{name: "offer smaller than the server's window", offer: []string{pmd + "; server_max_window_bits=9"}, opts: pmdOptions{serverMaxWindowBits: 10}, ok: true,
-			response: pmd + "; server_max_window_bits=9", p: negP(false, false, 9, 15)},
+			response: pmd + "; server_max_window_bits=9", p: paramsOf(false, false, 9, 15)},
 		{name: "offer of 15, server window 10", offer: []string{pmd + "; server_max_window_bits=15"}, opts: pmdOptions{serverMaxWindowBits: 10}, ok: true,
-			response: pmd + "; server_max_window_bits=10", p: negP(false, false, 10, 15)},
+			response: pmd + "; server_max_window_bits=10", p: paramsOf(false, false, 10, 15)},
 		{name: "offer below the compressor's minimum", offer: []string{pmd + "; server_max_window_bits=8"}, opts: pmdOptions{minWindowBits: 9}},
 		{name: "offer at the compressor's minimum", offer: []string{pmd + "; server_max_window_bits=9"}, opts: pmdOptions{minWindowBits: 9}, ok: true,
-			response: pmd + "; server_max_window_bits=9", p: negP(false, false, 9, 15)},
+			response: pmd + "; server_max_window_bits=9", p: paramsOf(false, false, 9, 15)},
 		{name: "offer below the minimum, fallback offer", offer: []string{pmd + "; server_max_window_bits=8; server_no_context_takeover, " + pmd + "; server_no_context_takeover"}, opts: pmdOptions{minWindowBits: 9}, ok: true,
-			response: pmd + "; server_no_context_takeover", p: negP(true, false, 15, 15)},
+			response: pmd + "; server_no_context_takeover", p: paramsOf(true, false, 15, 15)},
 		{name: "compressor without window control declines 14", offer: []string{pmd + "; server_max_window_bits=14"}, opts: pmdOptions{minWindowBits: 15}},
 		{name: "compressor without window control accepts 15", offer: []string{pmd + "; server_max_window_bits=15"}, opts: pmdOptions{minWindowBits: 15}, ok: true,
-			response: pmd + "; server_max_window_bits=15", p: negP(false, false, 15, 15)},
+			response: pmd + "; server_max_window_bits=15", p: paramsOf(false, false, 15, 15)},
 		{name: "server window below its minimum is raised", offer: []string{pmd}, opts: pmdOptions{serverMaxWindowBits: 9, minWindowBits: 12}, ok: true,
-			response: pmd + "; server_max_window_bits=12", p: negP(false, false, 12, 15)},
+			response: pmd + "; server_max_window_bits=12", p: paramsOf(false, false, 12, 15)},
 		{name: "server limits the client's window", offer: []string{pmd + "; client_max_window_bits"}, opts: pmdOptions{clientMaxWindowBits: 10}, ok: true,
-			response: pmd + "; client_max_window_bits=10", p: negP(false, false, 15, 10)},
+			response: pmd + "; client_max_window_bits=10", p: paramsOf(false, false, 15, 10)},
 		{name: "server limits below the client's hint", offer: []string{pmd + "; client_max_window_bits=12"}, opts: pmdOptions{clientMaxWindowBits: 10}, ok: true,
-			response: pmd + "; client_max_window_bits=10", p: negP(false, false, 15, 10)},
+			response: pmd + "; client_max_window_bits=10", p: paramsOf(false, false, 15, 10)},
 		{name: "client's hint already within the limit", offer: []string{pmd + "; client_max_window_bits=10"}, opts: pmdOptions{clientMaxWindowBits: 10}, ok: true,
-			response: pmd, p: negP(false, false, 15, 10)},
+			response: pmd, p: paramsOf(false, false, 15, 10)},
 		{name: "client's hint below the limit", offer: []string{pmd + "; client_max_window_bits=9"}, opts: pmdOptions{clientMaxWindowBits: 10}, ok: true,
-			response: pmd, p: negP(false, false, 15, 9)},
+			response: pmd, p: paramsOf(false, false, 15, 9)},
 		{name: "client without client_max_window_bits cannot be limited", offer: []string{pmd}, opts: pmdOptions{clientMaxWindowBits: 10}, ok: true,
-			response: pmd, p: negP(false, false, 15, 15)},
+			response: pmd, p: paramsOf(false, false, 15, 15)},
 		{name: "server never asks a client for 8", offer: []string{pmd + "; client_max_window_bits"}, opts: pmdOptions{clientMaxWindowBits: 8}, ok: true,
-			response: pmd + "; client_max_window_bits=9", p: negP(false, false, 15, 9)},
+			response: pmd + "; client_max_window_bits=9", p: paramsOf(false, false, 15, 9)},
 		{name: "client's own hint of 8 kept", offer: []string{pmd + "; client_max_window_bits=8"}, opts: pmdOptions{clientMaxWindowBits: 8}, ok: true,
-			response: pmd, p: negP(false, false, 15, 8)},
+			response: pmd, p: paramsOf(false, false, 15, 8)},
 		{name: "options clamped: too small", offer: []string{pmd}, opts: pmdOptions{serverMaxWindowBits: 3}, ok: true,
-			response: pmd + "; server_max_window_bits=8", p: negP(false, false, 8, 15)},
+			response: pmd + "; server_max_window_bits=8", p: paramsOf(false, false, 8, 15)},
 		{name: "options clamped: too large", offer: []string{pmd + "; client_max_window_bits"}, opts: pmdOptions{serverMaxWindowBits: 20, clientMaxWindowBits: 20, minWindowBits: 1}, ok: true,
-			response: pmd, p: negP(false, false, 15, 15)},
+			response: pmd, p: paramsOf(false, false, 15, 15)},
 		{name: "all server options, browser offer", offer: []string{pmd + "; client_max_window_bits"},
 			opts: pmdOptions{serverNoContextTakeover: true, clientNoContextTakeover: true, serverMaxWindowBits: 12, clientMaxWindowBits: 11}, ok: true,
 			response: pmd + "; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=12; client_max_window_bits=11",
-			p:        negP(true, true, 12, 11)},
+			p:        paramsOf(true, true, 12, 11)},
 		{name: "all server options, offer without client_max_window_bits", offer: []string{pmd},
 			opts: pmdOptions{serverNoContextTakeover: true, clientNoContextTakeover: true, serverMaxWindowBits: 12, clientMaxWindowBits: 11}, ok: true,
 			response: pmd + "; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=12",
-			p:        negP(true, true, 12, 15)},
+			p:        paramsOf(true, true, 12, 15)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			offers := negOffers(t, tc.offer...)
+			offers := parseOffers(t, tc.offer...)
 			p, response, ok := negotiateServer(offers, tc.opts)
 			require.Equal(t, tc.ok, ok, "response %q", response)
 			if !ok {
@@ -232,7 +232,7 @@ func TestNegotiateServerTable(t *testing.T) {
 			assert.Equal(t, tc.p, p)
 			for _, o := range offers {
 				if _, _, ok := negotiateServer([]extensionOffer{o}, tc.opts); ok {
-					negCheckRoundTrip(t, o, tc.opts, p, response)
+					checkResponseRoundTrip(t, o, tc.opts, p, response)
 					break
 				}
 			}
@@ -291,7 +291,7 @@ func TestNegotiateServerCombinations(t *testing.T) {
 							header += "; " + p.text
 						}
 					}
-					offers := negOffers(t, header)
+					offers := parseOffers(t, header)
 					valid := snct.valid && cnct.valid && smwb.valid && cmwb.valid
 					for _, opts := range serverOpts {
 						n++
@@ -301,7 +301,7 @@ func TestNegotiateServerCombinations(t *testing.T) {
 						if !assert.Equal(t, acceptable, ok, "%q %+v: %q", header, opts, response) || !ok {
 							continue
 						}
-						r, err := parsePMD(negOffers(t, response)[0], true)
+						r, err := parsePMD(parseOffers(t, response)[0], true)
 						require.NoError(t, err)
 						what := fmt.Sprintf("%q %+v -> %q", header, opts, response)
 
@@ -352,7 +352,7 @@ func TestNegotiateServerCombinations(t *testing.T) {
 							assert.Equal(t, clientBound, p.clientMaxWindowBits, what)
 						}
 
-						negCheckRoundTrip(t, offers[0], opts, p, response)
+						checkResponseRoundTrip(t, offers[0], opts, p, response)
 					}
 				}
 			}
@@ -389,12 +389,12 @@ func TestNegotiateClientOffer(t *testing.T) {
 
 			// What we offer, our server accepts as it is, and we accept
 			// what it answers.
-			offers := negOffers(t, got)
+			offers := parseOffers(t, got)
 			require.Len(t, offers, 1)
 			for _, sopts := range []pmdOptions{{}, {serverNoContextTakeover: true, clientNoContextTakeover: true, serverMaxWindowBits: 12, clientMaxWindowBits: 11}} {
 				sp, response, ok := negotiateServer(offers, sopts)
 				require.True(t, ok)
-				cp, negotiated, err := acceptServerResponse(negOffers(t, response), tc.opts)
+				cp, negotiated, err := acceptServerResponse(parseOffers(t, response), tc.opts)
 				require.NoError(t, err, "response %q", response)
 				require.True(t, negotiated)
 				assert.Equal(t, sp.serverNoContextTakeover, cp.serverNoContextTakeover)
@@ -421,25 +421,25 @@ func TestNegotiateAcceptServerResponse(t *testing.T) {
 		// Accepted.
 		{name: "declined: no header", opts: dflt, response: nil, declined: true},
 		{name: "declined: empty header", opts: dflt, response: []string{" , "}, declined: true},
-		{name: "bare", opts: dflt, response: []string{pmd}, p: negP(false, false, 15, 15)},
-		{name: "server_no_context_takeover unrequested", opts: dflt, response: []string{pmd + "; server_no_context_takeover"}, p: negP(true, false, 15, 15)},
-		{name: "client_no_context_takeover unrequested", opts: dflt, response: []string{pmd + "; client_no_context_takeover"}, p: negP(false, true, 15, 15)},
-		{name: "server_max_window_bits=8 unrequested", opts: dflt, response: []string{pmd + "; server_max_window_bits=8"}, p: negP(false, false, 8, 15)},
-		{name: "server_max_window_bits=9 unrequested", opts: dflt, response: []string{pmd + "; server_max_window_bits=9"}, p: negP(false, false, 9, 15)},
-		{name: "server_max_window_bits=15 unrequested", opts: dflt, response: []string{pmd + "; server_max_window_bits=15"}, p: negP(false, false, 15, 15)},
-		{name: "client_max_window_bits=8", opts: dflt, response: []string{pmd + "; client_max_window_bits=8"}, p: negP(false, false, 15, 8)},
-		{name: "client_max_window_bits=9", opts: dflt, response: []string{pmd + "; client_max_window_bits=9"}, p: negP(false, false, 15, 9)},
-		{name: "client_max_window_bits=15", opts: dflt, response: []string{pmd + "; client_max_window_bits=15"}, p: negP(false, false, 15, 15)},
-		{name: "quoted values", opts: dflt, response: []string{pmd + `; server_max_window_bits="10"; client_max_window_bits="11"`}, p: negP(false, false, 10, 11)},
-		{name: "all four, any order", opts: dflt, response: []string{pmd + ";client_max_window_bits=9;client_no_context_takeover;server_max_window_bits=10;server_no_context_takeover"}, p: negP(true, true, 10, 9)},
-		{name: "promised client_no_context_takeover holds without echo", opts: pmdOptions{clientNoContextTakeover: true}, response: []string{pmd}, p: negP(false, true, 15, 15)},
-		{name: "requested server_no_context_takeover granted", opts: pmdOptions{serverNoContextTakeover: true}, response: []string{pmd + "; server_no_context_takeover"}, p: negP(true, false, 15, 15)},
-		{name: "requested server window granted", opts: pmdOptions{serverMaxWindowBits: 10}, response: []string{pmd + "; server_max_window_bits=10"}, p: negP(false, false, 10, 15)},
-		{name: "requested server window granted smaller", opts: pmdOptions{serverMaxWindowBits: 10}, response: []string{pmd + "; server_max_window_bits=8"}, p: negP(false, false, 8, 15)},
-		{name: "own window kept without response", opts: pmdOptions{clientMaxWindowBits: 12}, response: []string{pmd}, p: negP(false, false, 15, 12)},
-		{name: "own window answered the same", opts: pmdOptions{clientMaxWindowBits: 12}, response: []string{pmd + "; client_max_window_bits=12"}, p: negP(false, false, 15, 12)},
-		{name: "own window lowered by the server", opts: pmdOptions{clientMaxWindowBits: 12}, response: []string{pmd + "; client_max_window_bits=9"}, p: negP(false, false, 15, 9)},
-		{name: "own window without client_max_window_bits offered", opts: pmdOptions{clientMaxWindowBits: 12, minWindowBits: 10}, response: []string{pmd}, p: negP(false, false, 15, 12)},
+		{name: "bare", opts: dflt, response: []string{pmd}, p: paramsOf(false, false, 15, 15)},
+		{name: "server_no_context_takeover unrequested", opts: dflt, response: []string{pmd + "; server_no_context_takeover"}, p: paramsOf(true, false, 15, 15)},
+		{name: "client_no_context_takeover unrequested", opts: dflt, response: []string{pmd + "; client_no_context_takeover"}, p: paramsOf(false, true, 15, 15)},
+		{name: "server_max_window_bits=8 unrequested", opts: dflt, response: []string{pmd + "; server_max_window_bits=8"}, p: paramsOf(false, false, 8, 15)},
+		{name: "server_max_window_bits=9 unrequested", opts: dflt, response: []string{pmd + "; server_max_window_bits=9"}, p: paramsOf(false, false, 9, 15)},
+		{name: "server_max_window_bits=15 unrequested", opts: dflt, response: []string{pmd + "; server_max_window_bits=15"}, p: paramsOf(false, false, 15, 15)},
+		{name: "client_max_window_bits=8", opts: dflt, response: []string{pmd + "; client_max_window_bits=8"}, p: paramsOf(false, false, 15, 8)},
+		{name: "client_max_window_bits=9", opts: dflt, response: []string{pmd + "; client_max_window_bits=9"}, p: paramsOf(false, false, 15, 9)},
+		{name: "client_max_window_bits=15", opts: dflt, response: []string{pmd + "; client_max_window_bits=15"}, p: paramsOf(false, false, 15, 15)},
+		{name: "quoted values", opts: dflt, response: []string{pmd + `; server_max_window_bits="10"; client_max_window_bits="11"`}, p: paramsOf(false, false, 10, 11)},
+		{name: "all four, any order", opts: dflt, response: []string{pmd + ";client_max_window_bits=9;client_no_context_takeover;server_max_window_bits=10;server_no_context_takeover"}, p: paramsOf(true, true, 10, 9)},
+		{name: "promised client_no_context_takeover holds without echo", opts: pmdOptions{clientNoContextTakeover: true}, response: []string{pmd}, p: paramsOf(false, true, 15, 15)},
+		{name: "requested server_no_context_takeover granted", opts: pmdOptions{serverNoContextTakeover: true}, response: []string{pmd + "; server_no_context_takeover"}, p: paramsOf(true, false, 15, 15)},
+		{name: "requested server window granted", opts: pmdOptions{serverMaxWindowBits: 10}, response: []string{pmd + "; server_max_window_bits=10"}, p: paramsOf(false, false, 10, 15)},
+		{name: "requested server window granted smaller", opts: pmdOptions{serverMaxWindowBits: 10}, response: []string{pmd + "; server_max_window_bits=8"}, p: paramsOf(false, false, 8, 15)},
+		{name: "own window kept without response", opts: pmdOptions{clientMaxWindowBits: 12}, response: []string{pmd}, p: paramsOf(false, false, 15, 12)},
+		{name: "own window answered the same", opts: pmdOptions{clientMaxWindowBits: 12}, response: []string{pmd + "; client_max_window_bits=12"}, p: paramsOf(false, false, 15, 12)},
+		{name: "own window lowered by the server", opts: pmdOptions{clientMaxWindowBits: 12}, response: []string{pmd + "; client_max_window_bits=9"}, p: paramsOf(false, false, 15, 9)},
+		{name: "own window without client_max_window_bits offered", opts: pmdOptions{clientMaxWindowBits: 12, minWindowBits: 10}, response: []string{pmd}, p: paramsOf(false, false, 15, 12)},
 
 		// Not what was offered.
 		{name: "other extension", opts: dflt, response: []string{"x-foo"}, err: `extension "x-foo", which was not offered`},
@@ -502,8 +502,8 @@ func TestNegotiateAutobahn13(t *testing.T) {
 	// and client_max_window_bits: accept_no_context_takeover and
 	// accept_max_window_bits default to true).
 	const (
-		abDefault = pmd + "; client_no_context_takeover; client_max_window_bits"
-		abNCT     = abDefault + "; server_no_context_takeover"
+		suiteOffer    = pmd + "; client_no_context_takeover; client_max_window_bits"
+		suiteOfferNCT = suiteOffer + "; server_no_context_takeover"
 	)
 	t.Run("as server", func(t *testing.T) {
 		for _, tc := range []struct {
@@ -512,21 +512,21 @@ func TestNegotiateAutobahn13(t *testing.T) {
 			response string
 			p        pmdParams
 		}{
-			{"13.1 default", abDefault, pmd + "; client_no_context_takeover", negP(false, true, 15, 15)},
-			{"13.2 no context takeover", abNCT, pmd + "; server_no_context_takeover; client_no_context_takeover", negP(true, true, 15, 15)},
-			{"13.3 window 8", abDefault + "; server_max_window_bits=8", pmd + "; client_no_context_takeover; server_max_window_bits=8", negP(false, true, 8, 15)},
-			{"13.4 window 15", abDefault + "; server_max_window_bits=15", pmd + "; client_no_context_takeover; server_max_window_bits=15", negP(false, true, 15, 15)},
-			{"13.5 no context takeover, window 8", abNCT + "; server_max_window_bits=8", pmd + "; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=8", negP(true, true, 8, 15)},
-			{"13.6 no context takeover, window 15", abNCT + "; server_max_window_bits=15", pmd + "; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=15", negP(true, true, 15, 15)},
-			{"13.7 list of three", abNCT + "; server_max_window_bits=8, " + abNCT + ", " + abDefault, pmd + "; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=8", negP(true, true, 8, 15)},
+			{"13.1 default", suiteOffer, pmd + "; client_no_context_takeover", paramsOf(false, true, 15, 15)},
+			{"13.2 no context takeover", suiteOfferNCT, pmd + "; server_no_context_takeover; client_no_context_takeover", paramsOf(true, true, 15, 15)},
+			{"13.3 window 8", suiteOffer + "; server_max_window_bits=8", pmd + "; client_no_context_takeover; server_max_window_bits=8", paramsOf(false, true, 8, 15)},
+			{"13.4 window 15", suiteOffer + "; server_max_window_bits=15", pmd + "; client_no_context_takeover; server_max_window_bits=15", paramsOf(false, true, 15, 15)},
+			{"13.5 no context takeover, window 8", suiteOfferNCT + "; server_max_window_bits=8", pmd + "; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=8", paramsOf(true, true, 8, 15)},
+			{"13.6 no context takeover, window 15", suiteOfferNCT + "; server_max_window_bits=15", pmd + "; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=15", paramsOf(true, true, 15, 15)},
+			{"13.7 list of three", suiteOfferNCT + "; server_max_window_bits=8, " + suiteOfferNCT + ", " + suiteOffer, pmd + "; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=8", paramsOf(true, true, 8, 15)},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				offers := negOffers(t, tc.offer)
+				offers := parseOffers(t, tc.offer)
 				p, response, ok := negotiateServer(offers, pmdOptions{})
 				require.True(t, ok)
 				assert.Equal(t, tc.response, response)
 				assert.Equal(t, tc.p, p)
-				negCheckRoundTrip(t, offers[0], pmdOptions{}, p, response)
+				checkResponseRoundTrip(t, offers[0], pmdOptions{}, p, response)
 
 				// A server whose compressor cannot go below 9 falls back
 				// to the next offer of 13.7 and declines 13.3 and 13.5.
@@ -535,7 +535,7 @@ func TestNegotiateAutobahn13(t *testing.T) {
 				case strings.HasPrefix(tc.name, "13.7"):
 					require.True(t, ok9)
 					assert.Equal(t, pmd+"; server_no_context_takeover; client_no_context_takeover", response9)
-					assert.Equal(t, negP(true, true, 15, 15), p9)
+					assert.Equal(t, paramsOf(true, true, 15, 15), p9)
 				case strings.Contains(tc.offer, "server_max_window_bits=8"):
 					assert.False(t, ok9, response9)
 				default:
@@ -562,16 +562,16 @@ func TestNegotiateAutobahn13(t *testing.T) {
 			response string
 			p        pmdParams
 		}{
-			{"13.1 accept1", pmd, negP(false, false, 15, 15)},
-			{"13.2 accept2", pmd + "; client_no_context_takeover", negP(false, true, 15, 15)},
-			{"13.3 accept3", pmd + "; client_max_window_bits=8", negP(false, false, 15, 8)},
-			{"13.4 accept4", pmd + "; client_max_window_bits=15", negP(false, false, 15, 15)},
-			{"13.5 accept5", pmd + "; client_no_context_takeover; client_max_window_bits=8", negP(false, true, 15, 8)},
-			{"13.6 accept6", pmd + "; client_no_context_takeover; client_max_window_bits=15", negP(false, true, 15, 15)},
-			{"13.7 accept7", pmd + "; client_no_context_takeover; client_max_window_bits=8", negP(false, true, 15, 8)},
+			{"13.1 accept1", pmd, paramsOf(false, false, 15, 15)},
+			{"13.2 accept2", pmd + "; client_no_context_takeover", paramsOf(false, true, 15, 15)},
+			{"13.3 accept3", pmd + "; client_max_window_bits=8", paramsOf(false, false, 15, 8)},
+			{"13.4 accept4", pmd + "; client_max_window_bits=15", paramsOf(false, false, 15, 15)},
+			{"13.5 accept5", pmd + "; client_no_context_takeover; client_max_window_bits=8", paramsOf(false, true, 15, 8)},
+			{"13.6 accept6", pmd + "; client_no_context_takeover; client_max_window_bits=15", paramsOf(false, true, 15, 15)},
+			{"13.7 accept7", pmd + "; client_no_context_takeover; client_max_window_bits=8", paramsOf(false, true, 15, 8)},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				p, negotiated, err := acceptServerResponse(negOffers(t, tc.response), pmdOptions{})
+				p, negotiated, err := acceptServerResponse(parseOffers(t, tc.response), pmdOptions{})
 				require.NoError(t, err)
 				require.True(t, negotiated)
 				assert.Equal(t, tc.p, p)
@@ -591,7 +591,7 @@ func TestNegotiateRealWorldOffers(t *testing.T) {
 		{"Python websockets, no takeover", "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12", "permessage-deflate; server_max_window_bits=12"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, response, ok := negotiateServer(negOffers(t, tc.offer), pmdOptions{})
+			_, response, ok := negotiateServer(parseOffers(t, tc.offer), pmdOptions{})
 			assert.Equal(t, tc.response != "", ok)
 			assert.Equal(t, tc.response, response)
 		})
@@ -644,17 +644,17 @@ func FuzzNegotiateServer(f *testing.F) {
 			if minBits := pmdNormWindowBits(opts.minWindowBits, 8); p.serverMaxWindowBits < minBits {
 				t.Fatalf("server window %d below its minimum %d", p.serverMaxWindowBits, minBits)
 			}
-			negCheckRoundTrip(t, o, opts, p, response)
+			checkResponseRoundTrip(t, o, opts, p, response)
 
 			// Whatever our client is configured with, it accepts what the
 			// server answers to its offer.
-			copts := negClientOptsFor(t, o)
+			copts := clientOptsFor(t, o)
 			copts.minWindowBits = opts.minWindowBits
-			sp, cresponse, ok := negotiateServer(negOffers(t, clientOffer(copts)), opts)
+			sp, cresponse, ok := negotiateServer(parseOffers(t, clientOffer(copts)), opts)
 			if !ok {
 				return
 			}
-			cp, negotiated, err := acceptServerResponse(negOffers(t, cresponse), copts)
+			cp, negotiated, err := acceptServerResponse(parseOffers(t, cresponse), copts)
 			if err != nil || !negotiated {
 				t.Fatalf("client %+v rejects %q: %v", copts, cresponse, err)
 			}

@@ -18,10 +18,10 @@ import (
 	"github.com/wsforge/websocket/internal/flate/flatetest"
 )
 
-// infPair returns a server Conn that negotiated permessage-deflate (with or
+// deflateServerPair returns a server Conn that negotiated permessage-deflate (with or
 // without client context takeover) and the raw client end of its TCP
 // connection.
-func infPair(t *testing.T, takeover bool) (*Conn, net.Conn) {
+func deflateServerPair(t *testing.T, takeover bool) (*Conn, net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -36,8 +36,8 @@ func infPair(t *testing.T, takeover bool) (*Conn, net.Conn) {
 	return c, raw
 }
 
-// infFrame is a masked client frame.
-func infFrame(fin bool, rsv, op byte, payload []byte) []byte {
+// maskedClientFrame is a masked client frame.
+func maskedClientFrame(fin bool, rsv, op byte, payload []byte) []byte {
 	key := [4]byte{1, 2, 3, 4}
 	b := appendFrameHeader(nil, fin, rsv, op, len(payload), true, key)
 	hl := len(b)
@@ -46,23 +46,23 @@ func infFrame(fin bool, rsv, op byte, payload []byte) []byte {
 	return b
 }
 
-// infCompressor compresses messages as a peer would: a sync flush per
+// stdCompressor compresses messages as a peer would: a sync flush per
 // message with the tail removed, keeping the LZ77 window between messages
 // (context takeover) unless fresh is set.
-type infCompressor struct {
+type stdCompressor struct {
 	buf bytes.Buffer
 	fw  *stdflate.Writer
 }
 
-func newInfCompressor(t *testing.T) *infCompressor {
-	fc := &infCompressor{}
+func newStdCompressor(t *testing.T) *stdCompressor {
+	fc := &stdCompressor{}
 	var err error
 	fc.fw, err = stdflate.NewWriter(&fc.buf, stdflate.BestCompression)
 	require.NoError(t, err)
 	return fc
 }
 
-func (fc *infCompressor) compress(t *testing.T, msg []byte, fresh bool) []byte {
+func (fc *stdCompressor) compress(t *testing.T, msg []byte, fresh bool) []byte {
 	if fresh {
 		fc.fw.Reset(&fc.buf)
 	}
@@ -75,9 +75,9 @@ func (fc *infCompressor) compress(t *testing.T, msg []byte, fresh bool) []byte {
 	return out[:len(out)-4]
 }
 
-// infReadClose reads frames from the raw end until a close frame and
+// requireCloseCode reads frames from the raw end until a close frame and
 // returns its code.
-func infReadClose(t *testing.T, raw net.Conn) int {
+func requireCloseCode(t *testing.T, raw net.Conn) int {
 	t.Helper()
 	require.NoError(t, raw.SetReadDeadline(time.Now().Add(5*time.Second)))
 	for {
@@ -112,8 +112,8 @@ func TestInflateMessages(t *testing.T) {
 	}
 	for _, takeover := range []bool{true, false} {
 		t.Run(fmt.Sprintf("takeover=%v", takeover), func(t *testing.T) {
-			c, raw := infPair(t, takeover)
-			fc := newInfCompressor(t)
+			c, raw := deflateServerPair(t, takeover)
+			fc := newStdCompressor(t)
 			const count = 300
 			go func() {
 				for i := 0; i < count; i++ {
@@ -122,13 +122,13 @@ func TestInflateMessages(t *testing.T) {
 					var b []byte
 					switch i % 3 {
 					case 0: // one frame
-						b = infFrame(true, rsv1Bit, opText, z)
+						b = maskedClientFrame(true, rsv1Bit, opText, z)
 					case 1: // two fragments with a ping between them
 						h := len(z) / 2
-						b = append(infFrame(false, rsv1Bit, opText, z[:h]), infFrame(true, 0, opPing, []byte("p"))...)
-						b = append(b, infFrame(true, 0, opContinuation, z[h:])...)
+						b = append(maskedClientFrame(false, rsv1Bit, opText, z[:h]), maskedClientFrame(true, 0, opPing, []byte("p"))...)
+						b = append(b, maskedClientFrame(true, 0, opContinuation, z[h:])...)
 					default: // an empty first fragment
-						b = append(infFrame(false, rsv1Bit, opText, nil), infFrame(true, 0, opContinuation, z)...)
+						b = append(maskedClientFrame(false, rsv1Bit, opText, nil), maskedClientFrame(true, 0, opContinuation, z)...)
 					}
 					if _, err := raw.Write(b); err != nil {
 						return
@@ -156,7 +156,7 @@ func TestInflateMessages(t *testing.T) {
 
 func TestInflateFailures(t *testing.T) {
 	bomb := func(t *testing.T) []byte {
-		fc := newInfCompressor(t)
+		fc := newStdCompressor(t)
 		return fc.compress(t, make([]byte, 4<<20), true)
 	}
 	for _, tc := range []struct {
@@ -166,25 +166,25 @@ func TestInflateFailures(t *testing.T) {
 		code  int
 		err   error
 	}{
-		{"corrupt data", 0, func(t *testing.T) []byte { return infFrame(true, rsv1Bit, opBinary, []byte{0xff, 0xff, 0xff}) }, CloseInvalidFramePayloadData, errInvalidCompressed},
+		{"corrupt data", 0, func(t *testing.T) []byte { return maskedClientFrame(true, rsv1Bit, opBinary, []byte{0xff, 0xff, 0xff}) }, CloseInvalidFramePayloadData, errInvalidCompressed},
 		{"RSV1 on a continuation", 0, func(t *testing.T) []byte {
-			return append(infFrame(false, rsv1Bit, opText, nil), infFrame(true, rsv1Bit, opContinuation, []byte{0})...)
+			return append(maskedClientFrame(false, rsv1Bit, opText, nil), maskedClientFrame(true, rsv1Bit, opContinuation, []byte{0})...)
 		}, CloseProtocolError, nil},
-		{"RSV1 on a ping", 0, func(t *testing.T) []byte { return infFrame(true, rsv1Bit, opPing, nil) }, CloseProtocolError, nil},
+		{"RSV1 on a ping", 0, func(t *testing.T) []byte { return maskedClientFrame(true, rsv1Bit, opPing, nil) }, CloseProtocolError, nil},
 		{"invalid UTF-8 once inflated", 0, func(t *testing.T) []byte {
-			return infFrame(true, rsv1Bit, opText, newInfCompressor(t).compress(t, []byte{'a', 0xff, 'b'}, true))
+			return maskedClientFrame(true, rsv1Bit, opText, newStdCompressor(t).compress(t, []byte{'a', 0xff, 'b'}, true))
 		}, CloseInvalidFramePayloadData, nil},
-		{"inflation past the read limit", 64 << 10, func(t *testing.T) []byte { return infFrame(true, rsv1Bit, opBinary, bomb(t)) }, CloseMessageTooBig, ErrReadLimit},
+		{"inflation past the read limit", 64 << 10, func(t *testing.T) []byte { return maskedClientFrame(true, rsv1Bit, opBinary, bomb(t)) }, CloseMessageTooBig, ErrReadLimit},
 		{"data after a final block", 0, func(t *testing.T) []byte {
 			var zb bytes.Buffer
 			fw, _ := stdflate.NewWriter(&zb, stdflate.BestSpeed)
 			fw.Write([]byte("x"))
 			fw.Close()
-			return infFrame(true, rsv1Bit, opBinary, append(zb.Bytes(), 1, 2, 3))
+			return maskedClientFrame(true, rsv1Bit, opBinary, append(zb.Bytes(), 1, 2, 3))
 		}, CloseInvalidFramePayloadData, errInvalidCompressed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, raw := infPair(t, true)
+			c, raw := deflateServerPair(t, true)
 			c.SetReadLimit(tc.limit)
 			go raw.Write(tc.bytes(t))
 			_, _, err := c.ReadMessage()
@@ -196,7 +196,7 @@ func TestInflateFailures(t *testing.T) {
 			if errors.As(err, &pe) {
 				require.Equal(t, tc.code, pe.Code)
 			}
-			require.Equal(t, tc.code, infReadClose(t, raw))
+			require.Equal(t, tc.code, requireCloseCode(t, raw))
 		})
 	}
 }
@@ -204,11 +204,11 @@ func TestInflateFailures(t *testing.T) {
 // TestInflateDiscardKeepsWindow checks that a compressed message the
 // application skips still feeds the context takeover window.
 func TestInflateDiscardKeepsWindow(t *testing.T) {
-	c, raw := infPair(t, true)
-	fc := newInfCompressor(t)
+	c, raw := deflateServerPair(t, true)
+	fc := newStdCompressor(t)
 	first := []byte(strings.Repeat("the quick brown fox jumps over the lazy dog ", 50))
 	second := []byte(strings.Repeat("the quick brown fox jumps over the lazy dog ", 51))
-	go raw.Write(append(infFrame(true, rsv1Bit, opText, fc.compress(t, first, false)), infFrame(true, rsv1Bit, opText, fc.compress(t, second, false))...))
+	go raw.Write(append(maskedClientFrame(true, rsv1Bit, opText, fc.compress(t, first, false)), maskedClientFrame(true, rsv1Bit, opText, fc.compress(t, second, false))...))
 	_, _, err := c.NextReader() // skipped
 	require.NoError(t, err)
 	_, p, err := c.ReadMessage()
@@ -216,15 +216,15 @@ func TestInflateDiscardKeepsWindow(t *testing.T) {
 	require.Equal(t, string(second), string(p))
 }
 
-// infStreamConn is a net.Conn whose reads serve a fixed stream in chunks
+// chunkedStreamConn is a net.Conn whose reads serve a fixed stream in chunks
 // of at most chunk bytes (all at once for 0), then io.EOF.
-type infStreamConn struct {
-	utDiscardConn
+type chunkedStreamConn struct {
+	discardConn
 	data  []byte
 	chunk int
 }
 
-func (c *infStreamConn) Read(p []byte) (int, error) {
+func (c *chunkedStreamConn) Read(p []byte) (int, error) {
 	if len(c.data) == 0 {
 		return 0, io.EOF
 	}
@@ -288,7 +288,7 @@ func TestInflateDifferential(t *testing.T) {
 					}
 					want = append(want, msg)
 				}
-				c := newConn(&infStreamConn{data: stream, chunk: 1 + rng.Intn(700)}, true, 0, 0, nil, nil)
+				c := newConn(&chunkedStreamConn{data: stream, chunk: 1 + rng.Intn(700)}, true, 0, 0, nil, nil)
 				c.enableCompression(pmdParams{serverNoContextTakeover: !takeover, clientNoContextTakeover: !takeover, serverMaxWindowBits: 15, clientMaxWindowBits: 15}, &CompressionOptions{})
 				for i, w := range want {
 					_, p, err := c.ReadMessage()

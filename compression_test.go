@@ -35,12 +35,12 @@ import (
 // compress/flate, never with the library's, so that the library is checked
 // against an independent reading of the RFCs.
 
-const czPMD = "permessage-deflate"
+const permessageDeflate = "permessage-deflate"
 
 // ---- an independent frame codec --------------------------------------------
 
-// czFrame is one frame as it crossed the wire, payload unmasked.
-type czFrame struct {
+// wireFrame is one frame as it crossed the wire, payload unmasked.
+type wireFrame struct {
 	fin     bool
 	rsv     byte // RSV1..RSV3 where they sit in the first byte
 	op      byte
@@ -49,16 +49,16 @@ type czFrame struct {
 }
 
 const (
-	czRSV1 = 0x40
-	czRSV2 = 0x20
+	wireRSV1 = 0x40
+	wireRSV2 = 0x20
 )
 
-func czReadFrame(r io.Reader) (czFrame, error) {
+func readWireFrame(r io.Reader) (wireFrame, error) {
 	var h [8]byte
 	if _, err := io.ReadFull(r, h[:2]); err != nil {
-		return czFrame{}, err
+		return wireFrame{}, err
 	}
-	f := czFrame{fin: h[0]&0x80 != 0, rsv: h[0] & 0x70, op: h[0] & 0x0f, masked: h[1]&0x80 != 0}
+	f := wireFrame{fin: h[0]&0x80 != 0, rsv: h[0] & 0x70, op: h[0] & 0x0f, masked: h[1]&0x80 != 0}
 	n := uint64(h[1] & 0x7f)
 	switch n {
 	case 126:
@@ -93,8 +93,8 @@ func czReadFrame(r io.Reader) (czFrame, error) {
 	return f, nil
 }
 
-// czFrameBytes encodes a frame; mask is set for a client's frames.
-func czFrameBytes(fin bool, rsv, op byte, payload []byte, mask bool) []byte {
+// encodeFrame encodes a frame; mask is set for a client's frames.
+func encodeFrame(fin bool, rsv, op byte, payload []byte, mask bool) []byte {
 	b0 := rsv | op
 	if fin {
 		b0 |= 0x80
@@ -124,25 +124,25 @@ func czFrameBytes(fin bool, rsv, op byte, payload []byte, mask bool) []byte {
 	return b
 }
 
-// czClosed is the close frame that ended a stream.
-type czClosed struct{ code int }
+// closedByFrame is the close frame that ended a stream.
+type closedByFrame struct{ code int }
 
-func (e *czClosed) Error() string { return fmt.Sprintf("close frame %d", e.code) }
+func (e *closedByFrame) Error() string { return fmt.Sprintf("close frame %d", e.code) }
 
-// czWireMsg is one data message as it crossed the wire.
-type czWireMsg struct {
+// wireMessage is one data message as it crossed the wire.
+type wireMessage struct {
 	op         byte
 	compressed bool // RSV1 on the first frame
-	frames     []czFrame
+	frames     []wireFrame
 	payload    []byte // the frames' payloads, joined
 }
 
-// czReadWireMsg reads the next data message, skipping pings and pongs. A
-// close frame gives a *czClosed error.
-func czReadWireMsg(r io.Reader) (czWireMsg, error) {
-	var m czWireMsg
+// readWireMessage reads the next data message, skipping pings and pongs. A
+// close frame gives a *closedByFrame error.
+func readWireMessage(r io.Reader) (wireMessage, error) {
+	var m wireMessage
 	for {
-		f, err := czReadFrame(r)
+		f, err := readWireFrame(r)
 		if err != nil {
 			return m, err
 		}
@@ -152,13 +152,13 @@ func czReadWireMsg(r io.Reader) (czWireMsg, error) {
 				if len(f.payload) >= 2 {
 					code = int(binary.BigEndian.Uint16(f.payload))
 				}
-				return m, &czClosed{code}
+				return m, &closedByFrame{code}
 			}
 			continue
 		}
 		if len(m.frames) == 0 {
 			m.op = f.op
-			m.compressed = f.rsv&czRSV1 != 0
+			m.compressed = f.rsv&wireRSV1 != 0
 		}
 		m.frames = append(m.frames, f)
 		m.payload = append(m.payload, f.payload...)
@@ -168,11 +168,11 @@ func czReadWireMsg(r io.Reader) (czWireMsg, error) {
 	}
 }
 
-// czReadClose reads frames until a close frame and returns its code.
-func czReadClose(r io.Reader) (int, error) {
+// readCloseCode reads frames until a close frame and returns its code.
+func readCloseCode(r io.Reader) (int, error) {
 	for {
-		_, err := czReadWireMsg(r)
-		var ce *czClosed
+		_, err := readWireMessage(r)
+		var ce *closedByFrame
 		if errors.As(err, &ce) {
 			return ce.code, nil
 		}
@@ -182,18 +182,18 @@ func czReadClose(r io.Reader) (int, error) {
 	}
 }
 
-// czCheckFraming checks the RFC 6455 and RFC 7692 rules our writer must
+// checkFraming checks the RFC 6455 and RFC 7692 rules our writer must
 // follow for m: continuation frames after the first, RSV1 on the first frame
 // only, masking on the client's frames only, and a compressed message's
 // non-final fragments each ending with a complete sync flush.
-func czCheckFraming(t *testing.T, m czWireMsg, masked bool) {
+func checkFraming(t *testing.T, m wireMessage, masked bool) {
 	t.Helper()
 	require.NotEmpty(t, m.frames)
 	require.Contains(t, []byte{opText, opBinary}, m.op)
 	for i, f := range m.frames {
 		assert.Equal(t, masked, f.masked, "frame %d masking", i)
 		if i == 0 {
-			assert.Zero(t, f.rsv&^czRSV1, "RSV2/RSV3 on the first frame")
+			assert.Zero(t, f.rsv&^wireRSV1, "RSV2/RSV3 on the first frame")
 			continue
 		}
 		assert.Equal(t, byte(opContinuation), f.op, "frame %d opcode", i)
@@ -208,41 +208,41 @@ func czCheckFraming(t *testing.T, m czWireMsg, masked bool) {
 
 // ---- a reference receiver ----------------------------------------------------
 
-// czRef inflates the compressed messages of one direction as RFC 7692 asks
+// referenceInflater inflates the compressed messages of one direction as RFC 7692 asks
 // of a receiver, twice: with compress/flate (one stream across messages
 // with context takeover, else a fresh one each), and with flatetest's
 // Inflater,
 // which also fails on any back-reference farther than the window, within a
 // message or across messages, that compress/flate would follow, and on
 // anything but the sync flush our writer ends every message with.
-type czRef struct {
+type referenceInflater struct {
 	takeover bool
 	ref      flatetest.Inflater
 	src      bytes.Buffer // with takeover, the input of the one stream
 	fr       io.ReadCloser
 }
 
-func newCZRef(takeover bool, windowBits int) *czRef {
-	return &czRef{takeover: takeover, ref: flatetest.Inflater{Window: 1 << windowBits, Takeover: takeover}}
+func newReferenceInflater(takeover bool, windowBits int) *referenceInflater {
+	return &referenceInflater{takeover: takeover, ref: flatetest.Inflater{Window: 1 << windowBits, Takeover: takeover}}
 }
 
-// czFinalBlock is an empty final stored block: after a message's data and
+// emptyFinalBlock is an empty final stored block: after a message's data and
 // the restored sync flush it lets compress/flate end with io.EOF.
-var czFinalBlock = []byte{0x01, 0x00, 0x00, 0xff, 0xff}
+var emptyFinalBlock = []byte{0x01, 0x00, 0x00, 0xff, 0xff}
 
-// czTail is the end of the sync flush that RFC 7692 removes from each
+// syncFlushTail is the end of the sync flush that RFC 7692 removes from each
 // message.
-var czTail = []byte{0x00, 0x00, 0xff, 0xff}
+var syncFlushTail = []byte{0x00, 0x00, 0xff, 0xff}
 
-func (z *czRef) inflate(payload []byte) ([]byte, flatetest.Stats, error) {
+func (z *referenceInflater) inflate(payload []byte) ([]byte, flatetest.Stats, error) {
 	want, err := z.ref.Inflate(payload)
 	st := z.ref.Stats
 	if err != nil {
 		return nil, st, fmt.Errorf("reference: %w", err)
 	}
 
-	in := make([]byte, 0, len(payload)+len(czTail)+len(czFinalBlock))
-	in = append(append(in, payload...), czTail...)
+	in := make([]byte, 0, len(payload)+len(syncFlushTail)+len(emptyFinalBlock))
+	in = append(append(in, payload...), syncFlushTail...)
 	var got []byte
 	if z.takeover {
 		z.src.Write(in)
@@ -253,7 +253,7 @@ func (z *czRef) inflate(payload []byte) ([]byte, flatetest.Stats, error) {
 		got = make([]byte, len(want))
 		_, err = io.ReadFull(z.fr, got)
 	} else {
-		in = append(in, czFinalBlock...)
+		in = append(in, emptyFinalBlock...)
 		if z.fr == nil {
 			z.fr = stdflate.NewReader(bytes.NewReader(in))
 		} else if err = z.fr.(stdflate.Resetter).Reset(bytes.NewReader(in), nil); err != nil {
@@ -270,7 +270,7 @@ func (z *czRef) inflate(payload []byte) ([]byte, flatetest.Stats, error) {
 	return bytes.Clone(want), st, nil
 }
 
-// czDeflater compresses messages as a peer does: a sync flush ends each
+// peerDeflater compresses messages as a peer does: a sync flush ends each
 // message and its 00 00 ff ff is removed. With a 32 KiB window the
 // compressor is compress/flate, one stdflate.Writer kept across messages with
 // takeover. compress/flate cannot be held to a smaller window (and a
@@ -278,7 +278,7 @@ func (z *czRef) inflate(payload []byte) ([]byte, flatetest.Stats, error) {
 // the middle of a message may reach farther back into it than the window),
 // so below 15 bits the compressor is the library's encoder, whose every
 // message is audited against the window before it is sent.
-type czDeflater struct {
+type peerDeflater struct {
 	takeover bool
 	bits     int
 	level    int
@@ -288,11 +288,11 @@ type czDeflater struct {
 	ref      *flatetest.Inflater // below 15 bits: the receiver's view
 }
 
-func newCZDeflater(takeover bool, windowBits, level int) *czDeflater {
-	return &czDeflater{takeover: takeover, bits: windowBits, level: level}
+func newPeerDeflater(takeover bool, windowBits, level int) *peerDeflater {
+	return &peerDeflater{takeover: takeover, bits: windowBits, level: level}
 }
 
-func (d *czDeflater) compress(msg []byte) []byte {
+func (d *peerDeflater) compress(msg []byte) []byte {
 	if d.bits < 15 {
 		return d.compressOwn(msg)
 	}
@@ -306,13 +306,13 @@ func (d *czDeflater) compress(msg []byte) []byte {
 	d.fw.Write(msg)
 	d.fw.Flush()
 	out := d.buf.Bytes()
-	if !bytes.HasSuffix(out, czTail) {
+	if !bytes.HasSuffix(out, syncFlushTail) {
 		panic("compress/flate: no sync flush")
 	}
-	return bytes.Clone(out[:len(out)-len(czTail)])
+	return bytes.Clone(out[:len(out)-len(syncFlushTail)])
 }
 
-func (d *czDeflater) compressOwn(msg []byte) []byte {
+func (d *peerDeflater) compressOwn(msg []byte) []byte {
 	if d.own == nil {
 		d.own = flate.NewEncoder(d.bits, d.level, d.takeover)
 		d.ref = &flatetest.Inflater{Window: 1 << d.bits, Takeover: d.takeover}
@@ -330,25 +330,25 @@ func (d *czDeflater) compressOwn(msg []byte) []byte {
 
 // ---- messages ----------------------------------------------------------------
 
-type czMsg struct {
+type chatMsg struct {
 	typ  int
 	data []byte
 }
 
-var czWords = []string{"hello", "world", "message", "room", "general", "status", "online", "typing", "naïve", "café", "日本語", "ünïcödé", "🚀", "lorem", "ipsum", "the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "ack", "ping", "update", "delta"}
+var chatWords = []string{"hello", "world", "message", "room", "general", "status", "online", "typing", "naïve", "café", "日本語", "ünïcödé", "🚀", "lorem", "ipsum", "the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "ack", "ping", "update", "delta"}
 
-// czText returns about n bytes (at most n) of valid UTF-8 JSON-like text.
-func czText(rng *rand.Rand, n int) []byte {
+// chatText returns about n bytes (at most n) of valid UTF-8 JSON-like text.
+func chatText(rng *rand.Rand, n int) []byte {
 	b := make([]byte, 0, n+200)
 	for len(b) < n {
 		var text strings.Builder
 		for w := rng.IntN(12) + 1; w > 0; w-- {
-			text.WriteString(czWords[rng.IntN(len(czWords))])
+			text.WriteString(chatWords[rng.IntN(len(chatWords))])
 			text.WriteByte(' ')
 		}
 		b = fmt.Appendf(b, `{"id":%d,"type":%q,"user":"user%d","room":%q,"text":%q,"score":%d.%02d,"tags":[%q,%q]},`,
-			rng.IntN(100000), czWords[rng.IntN(4)], rng.IntN(50), czWords[rng.IntN(6)], text.String(),
-			rng.IntN(1000), rng.IntN(100), czWords[rng.IntN(len(czWords))], czWords[rng.IntN(len(czWords))])
+			rng.IntN(100000), chatWords[rng.IntN(4)], rng.IntN(50), chatWords[rng.IntN(6)], text.String(),
+			rng.IntN(1000), rng.IntN(100), chatWords[rng.IntN(len(chatWords))], chatWords[rng.IntN(len(chatWords))])
 	}
 	b = b[:n]
 	for !utf8.Valid(b) {
@@ -357,7 +357,7 @@ func czText(rng *rand.Rand, n int) []byte {
 	return b
 }
 
-func czRandom(rng *rand.Rand, n int) []byte {
+func randomBytes(rng *rand.Rand, n int) []byte {
 	b := make([]byte, n)
 	for i := range b {
 		b[i] = byte(rng.Uint32())
@@ -365,25 +365,25 @@ func czRandom(rng *rand.Rand, n int) []byte {
 	return b
 }
 
-// czCorpus returns n messages like those of a chatty application: mostly
+// chatCorpus returns n messages like those of a chatty application: mostly
 // JSON of up to about 300 bytes, a few of up to 8 KiB, some below the default
 // compression threshold (empty ones included), repeats of earlier messages
 // (whole or with a changed head), and incompressible binary.
-func czCorpus(seed uint64, n int) []czMsg {
+func chatCorpus(seed uint64, n int) []chatMsg {
 	rng := rand.New(rand.NewPCG(seed, 0xc0ffee))
-	msgs := make([]czMsg, 0, n)
+	msgs := make([]chatMsg, 0, n)
 	for len(msgs) < n {
 		r := rng.IntN(100)
 		switch {
 		case r < 15:
-			msgs = append(msgs, czMsg{TextMessage, czText(rng, rng.IntN(defaultCompressionThreshold))})
+			msgs = append(msgs, chatMsg{TextMessage, chatText(rng, rng.IntN(defaultCompressionThreshold))})
 		case r < 27 && len(msgs) > 0:
 			m := msgs[len(msgs)-1-rng.IntN(min(len(msgs), 300))]
-			msgs = append(msgs, czMsg{m.typ, m.data})
+			msgs = append(msgs, chatMsg{m.typ, m.data})
 		case r < 32 && len(msgs) > 0:
 			m := msgs[len(msgs)-1-rng.IntN(min(len(msgs), 50))]
 			if m.typ == TextMessage {
-				head := czText(rng, 12)
+				head := chatText(rng, 12)
 				d := append(head, m.data[min(len(m.data), len(head)):]...)
 				for !utf8.Valid(d) {
 					d = d[:len(d)-1]
@@ -392,11 +392,11 @@ func czCorpus(seed uint64, n int) []czMsg {
 			}
 			msgs = append(msgs, m)
 		case r < 40:
-			msgs = append(msgs, czMsg{BinaryMessage, czRandom(rng, 64+rng.IntN(200))})
+			msgs = append(msgs, chatMsg{BinaryMessage, randomBytes(rng, 64+rng.IntN(200))})
 		case r < 99:
-			msgs = append(msgs, czMsg{TextMessage, czText(rng, 64+rng.IntN(250))})
+			msgs = append(msgs, chatMsg{TextMessage, chatText(rng, 64+rng.IntN(250))})
 		default:
-			msgs = append(msgs, czMsg{TextMessage, czText(rng, 1500+rng.IntN(6700))})
+			msgs = append(msgs, chatMsg{TextMessage, chatText(rng, 1500+rng.IntN(6700))})
 		}
 	}
 	return msgs
@@ -404,9 +404,9 @@ func czCorpus(seed uint64, n int) []czMsg {
 
 // ---- servers and peers -----------------------------------------------------
 
-// czServed adapts an echo loop to czServer's handler: it runs once the
+// echoOnUpgrade adapts an echo loop to upgradeServer's handler: it runs once the
 // upgrade has worked.
-func czServed(echo func(*Conn) error) func(*Conn, error) {
+func echoOnUpgrade(echo func(*Conn) error) func(*Conn, error) {
 	return func(c *Conn, err error) {
 		if err == nil {
 			echo(c)
@@ -414,11 +414,11 @@ func czServed(echo func(*Conn) error) func(*Conn, error) {
 	}
 }
 
-// czServer serves upgrades with u on a loopback server and gives each
+// upgradeServer serves upgrades with u on a loopback server and gives each
 // upgraded Conn, or Upgrade's error, to handle in the handler's goroutine.
 // When the test ends the server and the Conns are closed and every handler
 // has returned.
-func czServer(t *testing.T, u *Upgrader, handle func(c *Conn, err error)) *httptest.Server {
+func upgradeServer(t *testing.T, u *Upgrader, handle func(c *Conn, err error)) *httptest.Server {
 	t.Helper()
 	var (
 		wg    sync.WaitGroup
@@ -451,13 +451,15 @@ func czServer(t *testing.T, u *Upgrader, handle func(c *Conn, err error)) *httpt
 	return srv
 }
 
-func czURL(srv *httptest.Server) string { return "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws" }
+func upgradeURL(srv *httptest.Server) string {
+	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"
+}
 
-// czRawDial opens a raw TCP connection to srv and sends an upgrade request
+// dialRawUpgrade opens a raw TCP connection to srv and sends an upgrade request
 // with the given Sec-WebSocket-Extensions lines. It returns the connection
 // (with a deadline), a reader positioned after the response, and the
 // response.
-func czRawDial(t *testing.T, srv *httptest.Server, ext ...string) (net.Conn, *bufio.Reader, *http.Response) {
+func dialRawUpgrade(t *testing.T, srv *httptest.Server, ext ...string) (net.Conn, *bufio.Reader, *http.Response) {
 	t.Helper()
 	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
 	require.NoError(t, err)
@@ -483,8 +485,8 @@ func czRawDial(t *testing.T, srv *httptest.Server, ext ...string) (net.Conn, *bu
 	return conn, br, resp
 }
 
-// czListen returns a loopback listener closed when the test ends.
-func czListen(t *testing.T) net.Listener {
+// listenLoopback returns a loopback listener closed when the test ends.
+func listenLoopback(t *testing.T) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -492,9 +494,9 @@ func czListen(t *testing.T) net.Listener {
 	return ln
 }
 
-// czRawAccept accepts one connection on ln and reads its upgrade request.
+// acceptRawUpgrade accepts one connection on ln and reads its upgrade request.
 // The connection gets a deadline.
-func czRawAccept(ln net.Listener) (net.Conn, *bufio.Reader, *http.Request, error) {
+func acceptRawUpgrade(ln net.Listener) (net.Conn, *bufio.Reader, *http.Request, error) {
 	conn, err := ln.Accept()
 	if err != nil {
 		return nil, nil, nil, err
@@ -509,8 +511,8 @@ func czRawAccept(ln net.Listener) (net.Conn, *bufio.Reader, *http.Request, error
 	return conn, br, req, nil
 }
 
-// czRespond101 accepts req with the given Sec-WebSocket-Extensions lines.
-func czRespond101(conn net.Conn, req *http.Request, ext ...string) error {
+// respond101 accepts req with the given Sec-WebSocket-Extensions lines.
+func respond101(conn net.Conn, req *http.Request, ext ...string) error {
 	sum := sha1.Sum([]byte(req.Header.Get("Sec-Websocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
 	var b strings.Builder
 	b.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
@@ -523,15 +525,15 @@ func czRespond101(conn net.Conn, req *http.Request, ext ...string) error {
 	return err
 }
 
-// czTap records the traffic of a client's connection.
-type czTap struct {
+// trafficTap records the traffic of a client's connection.
+type trafficTap struct {
 	net.Conn
 	mu      sync.Mutex
 	read    []byte
 	written []byte
 }
 
-func (c *czTap) Read(p []byte) (int, error) {
+func (c *trafficTap) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.mu.Lock()
 	c.read = append(c.read, p[:n]...)
@@ -539,7 +541,7 @@ func (c *czTap) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (c *czTap) Write(p []byte) (int, error) {
+func (c *trafficTap) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	c.mu.Lock()
 	c.written = append(c.written, p[:n]...)
@@ -550,7 +552,7 @@ func (c *czTap) Write(p []byte) (int, error) {
 // messages returns the data messages that crossed the tapped connection,
 // from the server (fromServer) or from the client: every whole frame after
 // the handshake, control frames left out.
-func (c *czTap) messages(t *testing.T, fromServer bool) []czWireMsg {
+func (c *trafficTap) messages(t *testing.T, fromServer bool) []wireMessage {
 	t.Helper()
 	c.mu.Lock()
 	stream := c.written
@@ -562,39 +564,39 @@ func (c *czTap) messages(t *testing.T, fromServer bool) []czWireMsg {
 	end := bytes.Index(stream, []byte("\r\n\r\n"))
 	require.GreaterOrEqual(t, end, 0, "no handshake in the tapped stream")
 	r := bytes.NewReader(stream[end+4:])
-	var msgs []czWireMsg
+	var msgs []wireMessage
 	for {
-		m, err := czReadWireMsg(r)
+		m, err := readWireMessage(r)
 		if err != nil {
 			return msgs
 		}
-		czCheckFraming(t, m, !fromServer)
+		checkFraming(t, m, !fromServer)
 		msgs = append(msgs, m)
 	}
 }
 
-// czDialTapped dials srv with d, recording the client's traffic.
-func czDialTapped(t *testing.T, srv *httptest.Server, d *Dialer) (*Conn, *czTap, *http.Response) {
+// dialTapped dials srv with d, recording the client's traffic.
+func dialTapped(t *testing.T, srv *httptest.Server, d *Dialer) (*Conn, *trafficTap, *http.Response) {
 	t.Helper()
-	var tap *czTap
+	var tap *trafficTap
 	dd := *d
 	dd.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
-		tap = &czTap{Conn: c}
+		tap = &trafficTap{Conn: c}
 		return tap, nil
 	}
-	c, resp, err := dd.Dial(czURL(srv), nil)
+	c, resp, err := dd.Dial(upgradeURL(srv), nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	return c, tap, resp
 }
 
-// czLibraryGoroutines counts the goroutines running code of the library's
+// libraryGoroutines counts the goroutines running code of the library's
 // own (non-test) files.
-func czLibraryGoroutines() int {
+func libraryGoroutines() int {
 	_, self, _, _ := runtime.Caller(0)
 	dir := filepath.Dir(self) + string(os.PathSeparator)
 	buf := make([]byte, 1<<20)
@@ -618,18 +620,18 @@ func czLibraryGoroutines() int {
 	return n
 }
 
-// czParams parses a permessage-deflate response as the test expects it:
+// negotiatedParams parses a permessage-deflate response as the test expects it:
 // what each side then uses.
-type czParams struct {
+type negotiatedParams struct {
 	serverTakeover, clientTakeover bool
 	serverBits, clientBits         int
 }
 
-func czParseResponse(t *testing.T, response string) czParams {
+func parseNegotiated(t *testing.T, response string) negotiatedParams {
 	t.Helper()
-	p := czParams{serverTakeover: true, clientTakeover: true, serverBits: 15, clientBits: 15}
+	p := negotiatedParams{serverTakeover: true, clientTakeover: true, serverBits: 15, clientBits: 15}
 	parts := strings.Split(response, ";")
-	require.Equal(t, czPMD, strings.TrimSpace(parts[0]))
+	require.Equal(t, permessageDeflate, strings.TrimSpace(parts[0]))
 	for _, part := range parts[1:] {
 		name, value, _ := strings.Cut(strings.TrimSpace(part), "=")
 		var bits int
@@ -656,7 +658,7 @@ func czParseResponse(t *testing.T, response string) czParams {
 // ---- 1. the server's handshake ------------------------------------------------
 
 func TestCompressHandshakeServer(t *testing.T) {
-	const pmd = czPMD
+	const pmd = permessageDeflate
 	for _, tc := range []struct {
 		name     string
 		disabled bool // EnableCompression false
@@ -730,7 +732,7 @@ func TestCompressHandshakeServer(t *testing.T) {
 			upgraded := make(chan error, 1)
 			extensions := make(chan string, 1)
 			u := &Upgrader{EnableCompression: !tc.disabled, Compression: tc.opts}
-			srv := czServer(t, u, func(c *Conn, err error) {
+			srv := upgradeServer(t, u, func(c *Conn, err error) {
 				if c != nil {
 					extensions <- c.Extensions()
 				}
@@ -739,7 +741,7 @@ func TestCompressHandshakeServer(t *testing.T) {
 					echoWhole(c)
 				}
 			})
-			conn, br, resp := czRawDial(t, srv, tc.offer...)
+			conn, br, resp := dialRawUpgrade(t, srv, tc.offer...)
 			require.NoError(t, <-upgraded, "an offer never fails the upgrade")
 			require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
 			got := resp.Header.Values("Sec-Websocket-Extensions")
@@ -752,28 +754,28 @@ func TestCompressHandshakeServer(t *testing.T) {
 
 			// Both ends must now agree on the parameters: two copies of a
 			// message go each way, compressed as negotiated.
-			msg := czText(rand.New(rand.NewPCG(7, 7)), 600)
-			var p czParams
+			msg := chatText(rand.New(rand.NewPCG(7, 7)), 600)
+			var p negotiatedParams
 			if tc.want != "" {
-				p = czParseResponse(t, tc.want)
+				p = parseNegotiated(t, tc.want)
 			}
 			// The raw client keeps its history only where the window it
 			// may use holds the whole earlier message: a window it
 			// promised in its offer binds it too.
 			hinted := strings.Contains(strings.Join(tc.offer, ","), "client_max_window_bits=")
-			out := newCZDeflater(p.clientTakeover && p.clientBits == 15 && !hinted, 15, stdflate.BestCompression)
-			in := newCZRef(p.serverTakeover, p.serverBits)
+			out := newPeerDeflater(p.clientTakeover && p.clientBits == 15 && !hinted, 15, stdflate.BestCompression)
+			in := newReferenceInflater(p.serverTakeover, p.serverBits)
 			for i := 0; i < 2; i++ {
 				if tc.want == "" {
-					_, err := conn.Write(czFrameBytes(true, 0, opText, msg, true))
+					_, err := conn.Write(encodeFrame(true, 0, opText, msg, true))
 					require.NoError(t, err)
 				} else {
-					_, err := conn.Write(czFrameBytes(true, czRSV1, opText, out.compress(msg), true))
+					_, err := conn.Write(encodeFrame(true, wireRSV1, opText, out.compress(msg), true))
 					require.NoError(t, err)
 				}
-				m, err := czReadWireMsg(br)
+				m, err := readWireMessage(br)
 				require.NoError(t, err)
-				czCheckFraming(t, m, false)
+				checkFraming(t, m, false)
 				require.Equal(t, tc.want != "", m.compressed, "RSV1 on the echo")
 				got := m.payload
 				if m.compressed {
@@ -798,10 +800,10 @@ func TestCompressHandshakeServerBadOptions(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("%+v", opts), func(t *testing.T) {
 			upgraded := make(chan error, 1)
-			srv := czServer(t, &Upgrader{EnableCompression: true, Compression: opts}, func(c *Conn, err error) {
+			srv := upgradeServer(t, &Upgrader{EnableCompression: true, Compression: opts}, func(c *Conn, err error) {
 				upgraded <- err
 			})
-			_, _, resp := czRawDial(t, srv, czPMD)
+			_, _, resp := dialRawUpgrade(t, srv, permessageDeflate)
 			require.Equal(t, http.StatusInternalServerError, resp.StatusCode)
 			err := <-upgraded
 			var he HandshakeError
@@ -810,7 +812,7 @@ func TestCompressHandshakeServerBadOptions(t *testing.T) {
 
 			// The options are checked whether or not the client offers
 			// compression.
-			_, _, resp = czRawDial(t, srv)
+			_, _, resp = dialRawUpgrade(t, srv)
 			require.Equal(t, http.StatusInternalServerError, resp.StatusCode)
 			require.Error(t, <-upgraded)
 		})
@@ -819,8 +821,8 @@ func TestCompressHandshakeServerBadOptions(t *testing.T) {
 
 // ---- 2. the client's handshake ------------------------------------------------
 
-// czRawServerResult is what a raw server saw of one client.
-type czRawServerResult struct {
+// rawServerResult is what a raw server saw of one client.
+type rawServerResult struct {
 	offer []string
 	err   error
 	// Valid responses: the client's messages, inflated, and whether each
@@ -831,37 +833,37 @@ type czRawServerResult struct {
 	afterErr error
 }
 
-// czRawServe answers one client on ln with a 101 carrying ext. For a
+// serveRawClient answers one client on ln with a 101 carrying ext. For a
 // valid response it then reads the client's n messages (inflating them as
 // p says) and sends back replies, compressed when compress is set; for an
 // invalid one it reads until the client closes.
-func czRawServe(ln net.Listener, ext []string, valid bool, p czParams, n int, replies [][]byte, compress bool) <-chan czRawServerResult {
-	done := make(chan czRawServerResult, 1)
+func serveRawClient(ln net.Listener, ext []string, valid bool, p negotiatedParams, n int, replies [][]byte, compress bool) <-chan rawServerResult {
+	done := make(chan rawServerResult, 1)
 	go func() {
-		var res czRawServerResult
+		var res rawServerResult
 		defer func() { done <- res }()
-		conn, br, req, err := czRawAccept(ln)
+		conn, br, req, err := acceptRawUpgrade(ln)
 		if err != nil {
 			res.err = err
 			return
 		}
 		defer conn.Close()
 		res.offer = req.Header.Values("Sec-Websocket-Extensions")
-		if res.err = czRespond101(conn, req, ext...); res.err != nil {
+		if res.err = respond101(conn, req, ext...); res.err != nil {
 			return
 		}
 		if !valid {
 			_, res.afterErr = br.ReadByte()
 			return
 		}
-		ref := newCZRef(p.clientTakeover, p.clientBits)
+		ref := newReferenceInflater(p.clientTakeover, p.clientBits)
 		for i := 0; i < n; i++ {
-			m, err := czReadWireMsg(br)
+			m, err := readWireMessage(br)
 			if err != nil {
 				res.err = err
 				return
 			}
-			if !m.frames[0].masked || m.frames[0].rsv&^czRSV1 != 0 {
+			if !m.frames[0].masked || m.frames[0].rsv&^wireRSV1 != 0 {
 				res.err = fmt.Errorf("message %d: bad first frame %+v", i, m.frames[0])
 				return
 			}
@@ -875,18 +877,18 @@ func czRawServe(ln net.Listener, ext []string, valid bool, p czParams, n int, re
 			res.got = append(res.got, data)
 			res.compressed = append(res.compressed, m.compressed)
 		}
-		out := newCZDeflater(p.serverTakeover && p.serverBits == 15, 15, stdflate.BestCompression)
+		out := newPeerDeflater(p.serverTakeover && p.serverBits == 15, 15, stdflate.BestCompression)
 		for _, r := range replies {
-			frame := czFrameBytes(true, 0, opBinary, r, false)
+			frame := encodeFrame(true, 0, opBinary, r, false)
 			if compress {
-				frame = czFrameBytes(true, czRSV1, opBinary, out.compress(r), false)
+				frame = encodeFrame(true, wireRSV1, opBinary, out.compress(r), false)
 			}
 			if _, res.err = conn.Write(frame); res.err != nil {
 				return
 			}
 		}
 		// Wait for the client to close.
-		_, err = czReadClose(br)
+		_, err = readCloseCode(br)
 		if err != nil && !errors.Is(err, io.EOF) {
 			res.err = err
 		}
@@ -895,7 +897,7 @@ func czRawServe(ln net.Listener, ext []string, valid bool, p czParams, n int, re
 }
 
 func TestCompressDialOffer(t *testing.T) {
-	const pmd = czPMD
+	const pmd = permessageDeflate
 	for _, tc := range []struct {
 		name     string
 		disabled bool
@@ -924,12 +926,12 @@ func TestCompressDialOffer(t *testing.T) {
 		{name: "disabled", disabled: true, opts: CompressionOptions{ServerNoContextTakeover: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ln := czListen(t)
+			ln := listenLoopback(t)
 			var ext []string
 			if tc.response != "" {
 				ext = []string{tc.response}
 			}
-			done := czRawServe(ln, ext, true, czParams{}, 0, nil, false)
+			done := serveRawClient(ln, ext, true, negotiatedParams{}, 0, nil, false)
 			d := &Dialer{EnableCompression: !tc.disabled, Compression: tc.opts}
 			c, _, err := d.Dial("ws://"+ln.Addr().String()+"/", nil)
 			require.NoError(t, err)
@@ -957,7 +959,7 @@ func TestCompressDialBadOptions(t *testing.T) {
 		t.Run(fmt.Sprintf("%+v", opts), func(t *testing.T) {
 			// Nothing listens there: the options fail the dial before
 			// it connects.
-			ln := czListen(t)
+			ln := listenLoopback(t)
 			addr := ln.Addr().String()
 			ln.Close()
 			d := &Dialer{EnableCompression: true, Compression: opts}
@@ -970,27 +972,27 @@ func TestCompressDialBadOptions(t *testing.T) {
 }
 
 func TestCompressDialResponse(t *testing.T) {
-	const pmd = czPMD
+	const pmd = permessageDeflate
 	for _, tc := range []struct {
 		name     string
 		opts     CompressionOptions
 		response []string // Sec-WebSocket-Extensions lines of the 101
 		valid    bool
-		p        czParams // valid responses: what each side must use
+		p        negotiatedParams // valid responses: what each side must use
 	}{
 		{name: "declined", response: nil, valid: true},
-		{name: "bare", response: []string{pmd}, valid: true, p: czParams{true, true, 15, 15}},
-		{name: "server_no_context_takeover unasked", response: []string{pmd + "; server_no_context_takeover"}, valid: true, p: czParams{false, true, 15, 15}},
-		{name: "client_no_context_takeover demanded", response: []string{pmd + "; client_no_context_takeover"}, valid: true, p: czParams{true, false, 15, 15}},
-		{name: "client window demanded", response: []string{pmd + "; client_max_window_bits=9"}, valid: true, p: czParams{true, true, 15, 9}},
-		{name: "client window 8 demanded", response: []string{pmd + "; client_max_window_bits=8"}, valid: true, p: czParams{true, true, 15, 8}},
-		{name: "server window unasked", response: []string{pmd + "; server_max_window_bits=10"}, valid: true, p: czParams{true, true, 10, 15}},
-		{name: "client promise kept without echo", opts: CompressionOptions{ClientNoContextTakeover: true}, response: []string{pmd}, valid: true, p: czParams{true, false, 15, 15}},
-		{name: "client window offered", opts: CompressionOptions{ClientMaxWindowBits: 10}, response: []string{pmd}, valid: true, p: czParams{true, true, 15, 10}},
-		{name: "client window lowered", opts: CompressionOptions{ClientMaxWindowBits: 10}, response: []string{pmd + "; client_max_window_bits=9"}, valid: true, p: czParams{true, true, 15, 9}},
+		{name: "bare", response: []string{pmd}, valid: true, p: negotiatedParams{true, true, 15, 15}},
+		{name: "server_no_context_takeover unasked", response: []string{pmd + "; server_no_context_takeover"}, valid: true, p: negotiatedParams{false, true, 15, 15}},
+		{name: "client_no_context_takeover demanded", response: []string{pmd + "; client_no_context_takeover"}, valid: true, p: negotiatedParams{true, false, 15, 15}},
+		{name: "client window demanded", response: []string{pmd + "; client_max_window_bits=9"}, valid: true, p: negotiatedParams{true, true, 15, 9}},
+		{name: "client window 8 demanded", response: []string{pmd + "; client_max_window_bits=8"}, valid: true, p: negotiatedParams{true, true, 15, 8}},
+		{name: "server window unasked", response: []string{pmd + "; server_max_window_bits=10"}, valid: true, p: negotiatedParams{true, true, 10, 15}},
+		{name: "client promise kept without echo", opts: CompressionOptions{ClientNoContextTakeover: true}, response: []string{pmd}, valid: true, p: negotiatedParams{true, false, 15, 15}},
+		{name: "client window offered", opts: CompressionOptions{ClientMaxWindowBits: 10}, response: []string{pmd}, valid: true, p: negotiatedParams{true, true, 15, 10}},
+		{name: "client window lowered", opts: CompressionOptions{ClientMaxWindowBits: 10}, response: []string{pmd + "; client_max_window_bits=9"}, valid: true, p: negotiatedParams{true, true, 15, 9}},
 		{name: "requests granted", opts: CompressionOptions{ServerNoContextTakeover: true, ServerMaxWindowBits: 10},
-			response: []string{pmd + "; server_no_context_takeover; server_max_window_bits=9"}, valid: true, p: czParams{false, true, 9, 15}},
-		{name: "quoted value", response: []string{pmd + `; client_max_window_bits="11"`}, valid: true, p: czParams{true, true, 15, 11}},
+			response: []string{pmd + "; server_no_context_takeover; server_max_window_bits=9"}, valid: true, p: negotiatedParams{false, true, 9, 15}},
+		{name: "quoted value", response: []string{pmd + `; client_max_window_bits="11"`}, valid: true, p: negotiatedParams{true, true, 15, 11}},
 
 		{name: "unknown parameter", response: []string{pmd + "; foo"}},
 		{name: "unknown parameter with value", response: []string{pmd + "; foo=1"}},
@@ -1012,12 +1014,12 @@ func TestCompressDialResponse(t *testing.T) {
 		{name: "malformed", response: []string{pmd + "; ="}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ln := czListen(t)
-			msgs := [][]byte{czText(rand.New(rand.NewPCG(3, 3)), 700), nil, []byte("short")}
+			ln := listenLoopback(t)
+			msgs := [][]byte{chatText(rand.New(rand.NewPCG(3, 3)), 700), nil, []byte("short")}
 			msgs[1] = msgs[0]
 			replies := [][]byte{bytes.Repeat([]byte("reply "), 100), bytes.Repeat([]byte("reply "), 100)}
-			done := czRawServe(ln, tc.response, tc.valid, tc.p, len(msgs), replies, tc.response != nil)
-			before := czLibraryGoroutines()
+			done := serveRawClient(ln, tc.response, tc.valid, tc.p, len(msgs), replies, tc.response != nil)
+			before := libraryGoroutines()
 			d := &Dialer{EnableCompression: true, Compression: tc.opts}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -1031,7 +1033,7 @@ func TestCompressDialResponse(t *testing.T) {
 				res := <-done
 				require.NoError(t, res.err)
 				require.ErrorIs(t, res.afterErr, io.EOF, "the client must close the connection")
-				require.LessOrEqual(t, czLibraryGoroutines(), before, "a goroutine outlived DialContext")
+				require.LessOrEqual(t, libraryGoroutines(), before, "a goroutine outlived DialContext")
 				return
 			}
 			require.NoError(t, err)
@@ -1056,8 +1058,8 @@ func TestCompressDialResponse(t *testing.T) {
 
 // ---- 3. long runs against the reference ---------------------------------------
 
-// czCorpusSize is the number of messages of the long runs.
-const czCorpusSize = 10000
+// chatCorpusSize is the number of messages of the long runs.
+const chatCorpusSize = 10000
 
 // TestCompressClientAgainstReference has our client send a long corpus with
 // context takeover to a raw server that checks every message against the
@@ -1072,15 +1074,15 @@ func TestCompressClientAgainstReference(t *testing.T) {
 		bits     int
 		n        int
 	}{
-		{"window 15", CompressionOptions{}, 0, czPMD, 15, czCorpusSize},
+		{"window 15", CompressionOptions{}, 0, permessageDeflate, 15, chatCorpusSize},
 		// Fewer messages: under the race detector the encoder's fixed cost
 		// per message dominates.
-		{"window 9 offered", CompressionOptions{ClientMaxWindowBits: 9}, 1024, czPMD, 9, czCorpusSize / 4},
-		{"window 8 demanded", CompressionOptions{Level: 6}, 512, czPMD + "; client_max_window_bits=8", 8, czCorpusSize / 4},
+		{"window 9 offered", CompressionOptions{ClientMaxWindowBits: 9}, 1024, permessageDeflate, 9, chatCorpusSize / 4},
+		{"window 8 demanded", CompressionOptions{Level: 6}, 512, permessageDeflate + "; client_max_window_bits=8", 8, chatCorpusSize / 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			msgs := czCorpus(1, tc.n)
-			ln := czListen(t)
+			msgs := chatCorpus(1, tc.n)
+			ln := listenLoopback(t)
 			stop := make(chan struct{})
 			written := make(chan error, 1)
 			go func() {
@@ -1125,18 +1127,18 @@ func TestCompressClientAgainstReference(t *testing.T) {
 				assert.NoError(t, <-written)
 			})
 
-			conn, br, req, err := czRawAccept(ln)
+			conn, br, req, err := acceptRawUpgrade(ln)
 			require.NoError(t, err)
 			defer conn.Close()
 			require.NoError(t, conn.SetDeadline(time.Now().Add(4*testWait)))
-			require.NoError(t, czRespond101(conn, req, tc.response))
-			ref := newCZRef(true, tc.bits)
+			require.NoError(t, respond101(conn, req, tc.response))
+			ref := newReferenceInflater(true, tc.bits)
 			var fragmented, compressed int
 			var maxDist int
 			for i, want := range msgs {
-				m, err := czReadWireMsg(br)
+				m, err := readWireMessage(br)
 				require.NoError(t, err, "message %d", i)
-				czCheckFraming(t, m, true)
+				checkFraming(t, m, true)
 				require.Equal(t, want.typ, int(m.op), "message %d", i)
 				require.Equal(t, len(want.data) >= defaultCompressionThreshold, m.compressed, "RSV1 on message %d of %d bytes", i, len(want.data))
 				got := m.payload
@@ -1174,18 +1176,18 @@ func TestCompressServerAgainstReference(t *testing.T) {
 		n     int
 	}{
 		// One stdflate.Writer over the whole run.
-		{"window 15", CompressionOptions{}, czPMD + "; client_max_window_bits", 15, czCorpusSize},
+		{"window 15", CompressionOptions{}, permessageDeflate + "; client_max_window_bits", 15, chatCorpusSize},
 		// compress/flate cannot keep to a smaller window: the library's
-		// encoder, audited message by message (see czDeflater), with
+		// encoder, audited message by message (see peerDeflater), with
 		// fewer messages, as under the race detector its fixed cost per
 		// message dominates.
-		{"window 9 asked by the server", CompressionOptions{ClientMaxWindowBits: 9}, czPMD + "; client_max_window_bits", 9, czCorpusSize / 5},
-		{"window 10 offered by the client", CompressionOptions{}, czPMD + "; client_max_window_bits=10", 10, czCorpusSize / 5},
+		{"window 9 asked by the server", CompressionOptions{ClientMaxWindowBits: 9}, permessageDeflate + "; client_max_window_bits", 9, chatCorpusSize / 5},
+		{"window 10 offered by the client", CompressionOptions{}, permessageDeflate + "; client_max_window_bits=10", 10, chatCorpusSize / 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			msgs := czCorpus(2, tc.n)
+			msgs := chatCorpus(2, tc.n)
 			results := make(chan error, 1)
-			srv := czServer(t, &Upgrader{EnableCompression: true, Compression: tc.opts}, func(c *Conn, err error) {
+			srv := upgradeServer(t, &Upgrader{EnableCompression: true, Compression: tc.opts}, func(c *Conn, err error) {
 				results <- func() error {
 					if err != nil {
 						return err
@@ -1226,31 +1228,31 @@ func TestCompressServerAgainstReference(t *testing.T) {
 					return nil
 				}()
 			})
-			conn, br, resp := czRawDial(t, srv, tc.offer)
+			conn, br, resp := dialRawUpgrade(t, srv, tc.offer)
 			require.NoError(t, conn.SetDeadline(time.Now().Add(4*testWait)))
-			p := czParseResponse(t, resp.Header.Get("Sec-Websocket-Extensions"))
+			p := parseNegotiated(t, resp.Header.Get("Sec-Websocket-Extensions"))
 			require.True(t, p.clientTakeover)
 			require.GreaterOrEqual(t, p.clientBits, tc.bits)
 			// The server answers pings; drain its pongs so that it never
 			// blocks on them.
 			go io.Copy(io.Discard, br)
 
-			out := newCZDeflater(true, tc.bits, stdflate.DefaultCompression)
+			out := newPeerDeflater(true, tc.bits, stdflate.DefaultCompression)
 			var stream []byte
 			for i, m := range msgs {
 				if i%11 == 5 {
-					stream = append(stream, czFrameBytes(true, 0, byte(m.typ), m.data, true)...)
+					stream = append(stream, encodeFrame(true, 0, byte(m.typ), m.data, true)...)
 				} else {
 					z := out.compress(m.data)
 					if i%7 == 3 {
 						// Fragmented, with a ping inside.
 						h := len(z) / 2
-						stream = append(stream, czFrameBytes(false, czRSV1, byte(m.typ), z[:h], true)...)
-						stream = append(stream, czFrameBytes(true, 0, opPing, []byte("p"), true)...)
-						stream = append(stream, czFrameBytes(false, 0, opContinuation, z[h:], true)...)
-						stream = append(stream, czFrameBytes(true, 0, opContinuation, nil, true)...)
+						stream = append(stream, encodeFrame(false, wireRSV1, byte(m.typ), z[:h], true)...)
+						stream = append(stream, encodeFrame(true, 0, opPing, []byte("p"), true)...)
+						stream = append(stream, encodeFrame(false, 0, opContinuation, z[h:], true)...)
+						stream = append(stream, encodeFrame(true, 0, opContinuation, nil, true)...)
 					} else {
-						stream = append(stream, czFrameBytes(true, czRSV1, byte(m.typ), z, true)...)
+						stream = append(stream, encodeFrame(true, wireRSV1, byte(m.typ), z, true)...)
 					}
 				}
 				if len(stream) > 64<<10 || i == len(msgs)-1 {
@@ -1268,16 +1270,16 @@ func TestCompressServerAgainstReference(t *testing.T) {
 
 // ---- 4. our server and our client ---------------------------------------------
 
-// czCheckDirection decodes the messages one direction of a tapped
+// checkTappedDirection decodes the messages one direction of a tapped
 // connection carried and compares them with want: RSV1 exactly on the
 // messages of at least threshold bytes (all of them for a negative one),
 // every back-reference within the window, no history used without
 // takeover. It returns the wire messages and their statistics.
-func czCheckDirection(t *testing.T, tap *czTap, fromServer, takeover bool, bits, threshold int, want []czMsg) ([]czWireMsg, []flatetest.Stats) {
+func checkTappedDirection(t *testing.T, tap *trafficTap, fromServer, takeover bool, bits, threshold int, want []chatMsg) ([]wireMessage, []flatetest.Stats) {
 	t.Helper()
 	wire := tap.messages(t, fromServer)
 	require.Len(t, wire, len(want), "messages from the server: %v", fromServer)
-	ref := newCZRef(takeover, bits)
+	ref := newReferenceInflater(takeover, bits)
 	stats := make([]flatetest.Stats, len(want))
 	for i, m := range wire {
 		require.Equal(t, want[i].typ, int(m.op), "message %d", i)
@@ -1293,9 +1295,9 @@ func czCheckDirection(t *testing.T, tap *czTap, fromServer, takeover bool, bits,
 	return wire, stats
 }
 
-// czSendAndEcho writes msgs on c (the i-th through NextWriter in pieces
+// sendAndEcho writes msgs on c (the i-th through NextWriter in pieces
 // when streamed(i)), and reads each echo back.
-func czSendAndEcho(t *testing.T, c *Conn, msgs []czMsg, streamed func(i int) bool) {
+func sendAndEcho(t *testing.T, c *Conn, msgs []chatMsg, streamed func(i int) bool) {
 	t.Helper()
 	for i, m := range msgs {
 		if streamed != nil && streamed(i) {
@@ -1318,17 +1320,17 @@ func czSendAndEcho(t *testing.T, c *Conn, msgs []czMsg, streamed func(i int) boo
 	}
 }
 
-// czEchoMsgs: a compressible message twice (with takeover the second
+// echoTestMessages: a compressible message twice (with takeover the second
 // refers to the first), incompressible binary, one below the threshold,
 // one larger than the write buffer, an empty one, the large one again.
-func czEchoMsgs() []czMsg {
+func echoTestMessages() []chatMsg {
 	rng := rand.New(rand.NewPCG(11, 11))
-	text := czText(rng, 700)
-	large := czText(rng, 6000)
-	return []czMsg{
+	text := chatText(rng, 700)
+	large := chatText(rng, 6000)
+	return []chatMsg{
 		{TextMessage, text},
 		{TextMessage, text},
-		{BinaryMessage, czRandom(rng, 300)},
+		{BinaryMessage, randomBytes(rng, 300)},
 		{TextMessage, []byte("below threshold")},
 		{TextMessage, large},
 		{BinaryMessage, []byte{}},
@@ -1337,7 +1339,7 @@ func czEchoMsgs() []czMsg {
 }
 
 func TestCompressEchoMatrix(t *testing.T) {
-	msgs := czEchoMsgs()
+	msgs := echoTestMessages()
 	for _, takeover := range []bool{true, false} {
 		for _, bits := range []int{8, 9, 12, 15} {
 			for _, level := range []int{-2, 0, 1, 6, 9} {
@@ -1350,7 +1352,7 @@ func TestCompressEchoMatrix(t *testing.T) {
 						Level:                   level, // 0: the default, then set below
 					}
 					levelSet := make(chan struct{})
-					srv := czServer(t, &Upgrader{EnableCompression: true, Compression: opts}, func(c *Conn, err error) {
+					srv := upgradeServer(t, &Upgrader{EnableCompression: true, Compression: opts}, func(c *Conn, err error) {
 						if err == nil && level == 0 {
 							err = c.SetCompressionLevel(0)
 						}
@@ -1359,22 +1361,22 @@ func TestCompressEchoMatrix(t *testing.T) {
 							echoStreamed(c)
 						}
 					})
-					c, tap, resp := czDialTapped(t, srv, &Dialer{EnableCompression: true, Compression: opts})
+					c, tap, resp := dialTapped(t, srv, &Dialer{EnableCompression: true, Compression: opts})
 					<-levelSet
 					if level == 0 {
 						require.NoError(t, c.SetCompressionLevel(0))
 					}
-					p := czParseResponse(t, resp.Header.Get("Sec-Websocket-Extensions"))
+					p := parseNegotiated(t, resp.Header.Get("Sec-Websocket-Extensions"))
 					require.Equal(t, takeover, p.serverTakeover)
 					require.Equal(t, takeover, p.clientTakeover)
 					if bits < 15 {
 						require.Equal(t, bits, p.serverBits)
 					}
-					czSendAndEcho(t, c, msgs, func(i int) bool { return i == 4 })
+					sendAndEcho(t, c, msgs, func(i int) bool { return i == 4 })
 					require.NoError(t, c.CloseGracefully(CloseNormalClosure, "", testWait))
 
 					for _, fromServer := range []bool{false, true} {
-						wire, stats := czCheckDirection(t, tap, fromServer, takeover, bits, defaultCompressionThreshold, msgs)
+						wire, stats := checkTappedDirection(t, tap, fromServer, takeover, bits, defaultCompressionThreshold, msgs)
 						for i, st := range stats {
 							if !wire[i].compressed {
 								continue
@@ -1410,17 +1412,17 @@ func TestCompressStreamLarge(t *testing.T) {
 	// the first, within the window, so with takeover it refers back
 	// across fragments.
 	rng := rand.New(rand.NewPCG(5, 5))
-	text := czText(rng, 20<<10)
-	msgs := []czMsg{{TextMessage, text}, {TextMessage, text}, {TextMessage, czText(rng, 200<<10)}, {BinaryMessage, czRandom(rng, 50<<10)}}
+	text := chatText(rng, 20<<10)
+	msgs := []chatMsg{{TextMessage, text}, {TextMessage, text}, {TextMessage, chatText(rng, 200<<10)}, {BinaryMessage, randomBytes(rng, 50<<10)}}
 	for _, takeover := range []bool{true, false} {
 		t.Run(fmt.Sprintf("takeover=%v", takeover), func(t *testing.T) {
 			opts := CompressionOptions{ServerNoContextTakeover: !takeover, ClientNoContextTakeover: !takeover}
-			srv := czServer(t, &Upgrader{EnableCompression: true, Compression: opts, WriteBufferSize: 2048}, czServed(echoStreamed))
-			c, tap, _ := czDialTapped(t, srv, &Dialer{EnableCompression: true, Compression: opts, WriteBufferSize: 4096})
-			czSendAndEcho(t, c, msgs, func(int) bool { return true })
+			srv := upgradeServer(t, &Upgrader{EnableCompression: true, Compression: opts, WriteBufferSize: 2048}, echoOnUpgrade(echoStreamed))
+			c, tap, _ := dialTapped(t, srv, &Dialer{EnableCompression: true, Compression: opts, WriteBufferSize: 4096})
+			sendAndEcho(t, c, msgs, func(int) bool { return true })
 			require.NoError(t, c.CloseGracefully(CloseNormalClosure, "", testWait))
 			for _, fromServer := range []bool{false, true} {
-				wire, _ := czCheckDirection(t, tap, fromServer, takeover, 15, defaultCompressionThreshold, msgs)
+				wire, _ := checkTappedDirection(t, tap, fromServer, takeover, 15, defaultCompressionThreshold, msgs)
 				for i, m := range wire {
 					if fromServer {
 						// The relay's ReadFrom grows its buffer (doubling,
@@ -1441,13 +1443,13 @@ func TestCompressStreamLarge(t *testing.T) {
 
 func TestCompressPrepared(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
-	data := czText(rng, 2000)
+	data := chatText(rng, 2000)
 	pm, err := NewPreparedMessage(TextMessage, data)
 	require.NoError(t, err)
 	small, err := NewPreparedMessage(BinaryMessage, []byte("short, sent as it is"))
 	require.NoError(t, err)
-	other := czText(rng, 500)
-	want := []czMsg{{TextMessage, data}, {TextMessage, data}, {BinaryMessage, []byte("short, sent as it is")}, {TextMessage, other}, {TextMessage, data}}
+	other := chatText(rng, 500)
+	want := []chatMsg{{TextMessage, data}, {TextMessage, data}, {BinaryMessage, []byte("short, sent as it is")}, {TextMessage, other}, {TextMessage, data}}
 
 	type server struct {
 		name     string
@@ -1467,10 +1469,10 @@ func TestCompressPrepared(t *testing.T) {
 	// prepared message is used concurrently.
 	start := make(chan struct{})
 	clients := make([]*Conn, len(servers))
-	taps := make([]*czTap, len(servers))
+	taps := make([]*trafficTap, len(servers))
 	for i, s := range servers {
 		s := s
-		srv := czServer(t, &Upgrader{EnableCompression: !s.disabled, Compression: s.opts}, func(c *Conn, err error) {
+		srv := upgradeServer(t, &Upgrader{EnableCompression: !s.disabled, Compression: s.opts}, func(c *Conn, err error) {
 			if err != nil {
 				return
 			}
@@ -1488,7 +1490,7 @@ func TestCompressPrepared(t *testing.T) {
 			c.WritePreparedMessage(pm)
 			echoStreamed(c)
 		})
-		clients[i], taps[i], _ = czDialTapped(t, srv, &Dialer{EnableCompression: true})
+		clients[i], taps[i], _ = dialTapped(t, srv, &Dialer{EnableCompression: true})
 	}
 	close(start)
 	for i, s := range servers {
@@ -1501,7 +1503,7 @@ func TestCompressPrepared(t *testing.T) {
 		require.NoError(t, clients[i].CloseGracefully(CloseNormalClosure, "", testWait))
 	}
 
-	wires := make([][]czWireMsg, len(servers))
+	wires := make([][]wireMessage, len(servers))
 	for i, s := range servers {
 		threshold := defaultCompressionThreshold
 		if s.disabled {
@@ -1512,7 +1514,7 @@ func TestCompressPrepared(t *testing.T) {
 			bits = s.opts.ServerMaxWindowBits
 		}
 		var stats []flatetest.Stats
-		wires[i], stats = czCheckDirection(t, taps[i], true, !s.opts.ServerNoContextTakeover, bits, threshold, want)
+		wires[i], stats = checkTappedDirection(t, taps[i], true, !s.opts.ServerNoContextTakeover, bits, threshold, want)
 		if s.level0 {
 			assert.Zero(t, stats[4].Blocks[1]+stats[4].Blocks[2], "%s: level 0 not applied to the prepared message", s.name)
 		}
@@ -1535,12 +1537,12 @@ func TestCompressPrepared(t *testing.T) {
 }
 
 func TestCompressPreparedClient(t *testing.T) {
-	data := czText(rand.New(rand.NewPCG(13, 13)), 2000)
+	data := chatText(rand.New(rand.NewPCG(13, 13)), 2000)
 	pm, err := NewPreparedMessage(TextMessage, data)
 	require.NoError(t, err)
-	srv := czServer(t, &Upgrader{EnableCompression: true}, czServed(echoStreamed))
+	srv := upgradeServer(t, &Upgrader{EnableCompression: true}, echoOnUpgrade(echoStreamed))
 	for _, takeover := range []bool{true, false} {
-		c, tap, _ := czDialTapped(t, srv, &Dialer{EnableCompression: true, Compression: CompressionOptions{ClientNoContextTakeover: !takeover}})
+		c, tap, _ := dialTapped(t, srv, &Dialer{EnableCompression: true, Compression: CompressionOptions{ClientNoContextTakeover: !takeover}})
 		for i := 0; i < 3; i++ {
 			require.NoError(t, c.WritePreparedMessage(pm))
 			_, p, err := c.ReadMessage()
@@ -1548,27 +1550,27 @@ func TestCompressPreparedClient(t *testing.T) {
 			require.True(t, bytes.Equal(data, p))
 		}
 		require.NoError(t, c.CloseGracefully(CloseNormalClosure, "", testWait))
-		want := []czMsg{{TextMessage, data}, {TextMessage, data}, {TextMessage, data}}
-		wire, _ := czCheckDirection(t, tap, false, takeover, 15, defaultCompressionThreshold, want)
+		want := []chatMsg{{TextMessage, data}, {TextMessage, data}, {TextMessage, data}}
+		wire, _ := checkTappedDirection(t, tap, false, takeover, 15, defaultCompressionThreshold, want)
 		if takeover {
 			assert.Less(t, len(wire[1].payload), len(wire[0].payload)/4)
 		}
-		czCheckDirection(t, tap, true, true, 15, defaultCompressionThreshold, want)
+		checkTappedDirection(t, tap, true, true, 15, defaultCompressionThreshold, want)
 	}
 }
 
 func TestCompressEnableWriteCompression(t *testing.T) {
 	rng := rand.New(rand.NewPCG(17, 17))
-	text := czText(rng, 800)
+	text := chatText(rng, 800)
 	enabled := []bool{true, false, true, true, false, true}
-	msgs := make([]czMsg, len(enabled))
+	msgs := make([]chatMsg, len(enabled))
 	for i := range msgs {
-		msgs[i] = czMsg{TextMessage, text}
+		msgs[i] = chatMsg{TextMessage, text}
 	}
 	for _, negotiated := range []bool{true, false} {
 		t.Run(fmt.Sprintf("negotiated=%v", negotiated), func(t *testing.T) {
 			// The server switches too, in its own pattern.
-			srv := czServer(t, &Upgrader{EnableCompression: negotiated}, func(c *Conn, err error) {
+			srv := upgradeServer(t, &Upgrader{EnableCompression: negotiated}, func(c *Conn, err error) {
 				for i := 0; err == nil; i++ {
 					c.EnableWriteCompression(i%3 != 1)
 					var typ int
@@ -1578,7 +1580,7 @@ func TestCompressEnableWriteCompression(t *testing.T) {
 					}
 				}
 			})
-			c, tap, _ := czDialTapped(t, srv, &Dialer{EnableCompression: true})
+			c, tap, _ := dialTapped(t, srv, &Dialer{EnableCompression: true})
 			for i, m := range msgs {
 				c.EnableWriteCompression(enabled[i])
 				require.NoError(t, c.WriteMessage(m.typ, m.data))
@@ -1592,7 +1594,7 @@ func TestCompressEnableWriteCompression(t *testing.T) {
 				require.Len(t, wire, len(msgs))
 				// Uncompressed messages stay out of the history: the
 				// reference inflates only the compressed ones.
-				ref := newCZRef(true, 15)
+				ref := newReferenceInflater(true, 15)
 				for i, m := range wire {
 					want := negotiated && enabled[i]
 					if fromServer {
@@ -1614,13 +1616,13 @@ func TestCompressEnableWriteCompression(t *testing.T) {
 
 func TestCompressSetCompressionLevel(t *testing.T) {
 	levels := []int{1, 9, 0, -2, 6, 2, -1}
-	msg := czText(rand.New(rand.NewPCG(19, 19)), 3000)
-	msgs := make([]czMsg, len(levels))
+	msg := chatText(rand.New(rand.NewPCG(19, 19)), 3000)
+	msgs := make([]chatMsg, len(levels))
 	for i := range msgs {
-		msgs[i] = czMsg{TextMessage, msg}
+		msgs[i] = chatMsg{TextMessage, msg}
 	}
-	srv := czServer(t, &Upgrader{EnableCompression: true, Compression: CompressionOptions{ServerNoContextTakeover: true}}, czServed(echoWhole))
-	c, tap, _ := czDialTapped(t, srv, &Dialer{EnableCompression: true})
+	srv := upgradeServer(t, &Upgrader{EnableCompression: true, Compression: CompressionOptions{ServerNoContextTakeover: true}}, echoOnUpgrade(echoWhole))
+	c, tap, _ := dialTapped(t, srv, &Dialer{EnableCompression: true})
 	for _, bad := range []int{-3, 10, 100} {
 		require.Error(t, c.SetCompressionLevel(bad))
 	}
@@ -1632,7 +1634,7 @@ func TestCompressSetCompressionLevel(t *testing.T) {
 		require.True(t, bytes.Equal(msg, p), "echo %d", i)
 	}
 	require.NoError(t, c.CloseGracefully(CloseNormalClosure, "", testWait))
-	wire, stats := czCheckDirection(t, tap, false, true, 15, defaultCompressionThreshold, msgs)
+	wire, stats := checkTappedDirection(t, tap, false, true, 15, defaultCompressionThreshold, msgs)
 	for i, level := range levels {
 		st := stats[i]
 		switch level {
@@ -1654,8 +1656,8 @@ func TestCompressSetCompressionLevel(t *testing.T) {
 func TestCompressSetCompressionLevelConcurrent(t *testing.T) {
 	// SetCompressionLevel and EnableWriteCompression race with the writes
 	// they affect; every message must still arrive intact.
-	srv := czServer(t, &Upgrader{EnableCompression: true}, czServed(echoWhole))
-	c, tap, _ := czDialTapped(t, srv, &Dialer{EnableCompression: true})
+	srv := upgradeServer(t, &Upgrader{EnableCompression: true}, echoOnUpgrade(echoWhole))
+	c, tap, _ := dialTapped(t, srv, &Dialer{EnableCompression: true})
 	stop := make(chan struct{})
 	switched := make(chan struct{})
 	go func() {
@@ -1670,7 +1672,7 @@ func TestCompressSetCompressionLevelConcurrent(t *testing.T) {
 			c.EnableWriteCompression(i%5 != 0)
 		}
 	}()
-	msgs := czCorpus(23, 200)
+	msgs := chatCorpus(23, 200)
 	for i, m := range msgs {
 		require.NoError(t, c.WriteMessage(m.typ, m.data))
 		_, p, err := c.ReadMessage()
@@ -1682,7 +1684,7 @@ func TestCompressSetCompressionLevelConcurrent(t *testing.T) {
 	require.NoError(t, c.CloseGracefully(CloseNormalClosure, "", testWait))
 	wire := tap.messages(t, false)
 	require.Len(t, wire, len(msgs))
-	ref := newCZRef(true, 15)
+	ref := newReferenceInflater(true, 15)
 	for i, m := range wire {
 		got := m.payload
 		if m.compressed {
@@ -1708,13 +1710,13 @@ func TestCompressThreshold(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := CompressionOptions{Threshold: tc.threshold}
-			srv := czServer(t, &Upgrader{EnableCompression: true, Compression: opts}, czServed(echoWhole))
-			c, tap, _ := czDialTapped(t, srv, &Dialer{EnableCompression: true, Compression: opts})
+			srv := upgradeServer(t, &Upgrader{EnableCompression: true, Compression: opts}, echoOnUpgrade(echoWhole))
+			c, tap, _ := dialTapped(t, srv, &Dialer{EnableCompression: true, Compression: opts})
 			rng := rand.New(rand.NewPCG(29, 29))
-			var msgs []czMsg
+			var msgs []chatMsg
 			var streamed []bool
 			for _, n := range sizes {
-				m := czMsg{BinaryMessage, czText(rng, n)}
+				m := chatMsg{BinaryMessage, chatText(rng, n)}
 				for len(m.data) < n {
 					m.data = append(m.data, 'x')
 				}
@@ -1747,11 +1749,11 @@ func TestCompressThreshold(t *testing.T) {
 			}
 			require.NoError(t, c.CloseGracefully(CloseNormalClosure, "", testWait))
 			// The server answers with WriteMessage: the threshold as it is.
-			czCheckDirection(t, tap, true, true, 15, tc.effective, msgs)
+			checkTappedDirection(t, tap, true, true, 15, tc.effective, msgs)
 			// A NextWriter message that overflowed the write buffer
 			// (4 KiB) before Close is compressed whatever its size.
 			wire := tap.messages(t, false)
-			ref := newCZRef(true, 15)
+			ref := newReferenceInflater(true, 15)
 			for i, m := range wire {
 				n := len(msgs[i].data)
 				want := tc.effective < 0 || n >= tc.effective || streamed[i] && n > defaultWriteBufferSize
@@ -1768,14 +1770,14 @@ func TestCompressThreshold(t *testing.T) {
 
 // ---- 5. hostile and broken peers ----------------------------------------------
 
-// czBomb is a few KiB of compressed data that inflates to 4 MiB of zeros.
-var czBomb = sync.OnceValue(func() []byte {
-	return newCZDeflater(false, 15, stdflate.BestCompression).compress(make([]byte, 4<<20))
+// deflateBomb is a few KiB of compressed data that inflates to 4 MiB of zeros.
+var deflateBomb = sync.OnceValue(func() []byte {
+	return newPeerDeflater(false, 15, stdflate.BestCompression).compress(make([]byte, 4<<20))
 })
 
-// czFlateFinal compresses msg into a complete stream ending with a BFINAL
+// deflateFinal compresses msg into a complete stream ending with a BFINAL
 // block.
-func czFlateFinal(msg []byte) []byte {
+func deflateFinal(msg []byte) []byte {
 	var b bytes.Buffer
 	fw, _ := stdflate.NewWriter(&b, stdflate.BestSpeed)
 	fw.Write(msg)
@@ -1783,26 +1785,26 @@ func czFlateFinal(msg []byte) []byte {
 	return b.Bytes()
 }
 
-// czFlateDict compresses msg as a peer whose history holds dict.
-func czFlateDict(msg, dict []byte) []byte {
+// deflateWithDict compresses msg as a peer whose history holds dict.
+func deflateWithDict(msg, dict []byte) []byte {
 	var b bytes.Buffer
 	fw, _ := stdflate.NewWriterDict(&b, stdflate.BestCompression, dict)
 	fw.Write(msg)
 	fw.Flush()
-	return bytes.TrimSuffix(b.Bytes(), czTail)
+	return bytes.TrimSuffix(b.Bytes(), syncFlushTail)
 }
 
 func TestCompressBadPeer(t *testing.T) {
-	pmd := czPMD
+	pmd := permessageDeflate
 	rng := rand.New(rand.NewPCG(31, 31))
 	letters := make([]byte, 600)
 	for i := range letters {
 		letters[i] = 'a' + byte(rng.IntN(26))
 	}
-	text := czText(rng, 3000)
-	truncated := newCZDeflater(false, 15, stdflate.BestCompression).compress(text)
+	text := chatText(rng, 3000)
+	truncated := newPeerDeflater(false, 15, stdflate.BestCompression).compress(text)
 	truncated = truncated[:len(truncated)/2]
-	frame := czFrameBytes
+	frame := encodeFrame
 	cat := func(frames ...[]byte) []byte { return bytes.Join(frames, nil) }
 	for _, tc := range []struct {
 		name string
@@ -1818,59 +1820,59 @@ func TestCompressBadPeer(t *testing.T) {
 		code                    int   // the close code the peer receives
 	}{
 		{name: "bomb", offer: pmd, response: pmd, limit: 1 << 10,
-			send: func(mask bool) []byte { return frame(true, czRSV1, opBinary, czBomb(), mask) },
+			send: func(mask bool) []byte { return frame(true, wireRSV1, opBinary, deflateBomb(), mask) },
 			want: ErrReadLimit, code: CloseMessageTooBig},
 		{name: "fragmented bomb", offer: pmd, response: pmd, limit: 1 << 10,
 			send: func(mask bool) []byte {
-				z := czBomb()
-				return cat(frame(false, czRSV1, opText, z[:10], mask), frame(false, 0, opContinuation, z[10:100], mask), frame(true, 0, opContinuation, z[100:], mask))
+				z := deflateBomb()
+				return cat(frame(false, wireRSV1, opText, z[:10], mask), frame(false, 0, opContinuation, z[10:100], mask), frame(true, 0, opContinuation, z[100:], mask))
 			},
 			want: ErrReadLimit, code: CloseMessageTooBig},
 		{name: "RSV1 on a continuation", offer: pmd, response: pmd,
 			send: func(mask bool) []byte {
-				z := newCZDeflater(false, 15, 6).compress(text)
-				return cat(frame(false, czRSV1, opText, z[:10], mask), frame(true, czRSV1, opContinuation, z[10:], mask))
+				z := newPeerDeflater(false, 15, 6).compress(text)
+				return cat(frame(false, wireRSV1, opText, z[:10], mask), frame(true, wireRSV1, opContinuation, z[10:], mask))
 			},
 			want: &ProtocolError{Code: CloseProtocolError}, code: CloseProtocolError},
 		{name: "RSV1 on an uncompressed message's continuation", offer: pmd, response: pmd,
 			send: func(mask bool) []byte {
-				return cat(frame(false, 0, opText, []byte("abc"), mask), frame(true, czRSV1, opContinuation, []byte("def"), mask))
+				return cat(frame(false, 0, opText, []byte("abc"), mask), frame(true, wireRSV1, opContinuation, []byte("def"), mask))
 			},
 			want: &ProtocolError{Code: CloseProtocolError}, code: CloseProtocolError},
 		{name: "RSV1 on a ping", offer: pmd, response: pmd,
-			send: func(mask bool) []byte { return frame(true, czRSV1, opPing, []byte("p"), mask) },
+			send: func(mask bool) []byte { return frame(true, wireRSV1, opPing, []byte("p"), mask) },
 			want: &ProtocolError{Code: CloseProtocolError}, code: CloseProtocolError},
 		{name: "RSV1 on a close", offer: pmd, response: pmd,
-			send: func(mask bool) []byte { return frame(true, czRSV1, opClose, FormatCloseMessage(1000, ""), mask) },
+			send: func(mask bool) []byte { return frame(true, wireRSV1, opClose, FormatCloseMessage(1000, ""), mask) },
 			want: &ProtocolError{Code: CloseProtocolError}, code: CloseProtocolError},
 		{name: "RSV2 with compression", offer: pmd, response: pmd,
-			send: func(mask bool) []byte { return frame(true, czRSV2, opText, []byte("x"), mask) },
+			send: func(mask bool) []byte { return frame(true, wireRSV2, opText, []byte("x"), mask) },
 			want: &ProtocolError{Code: CloseProtocolError}, code: CloseProtocolError},
 		{name: "RSV1 without compression", offer: "", response: "",
 			send: func(mask bool) []byte {
-				return frame(true, czRSV1, opText, newCZDeflater(false, 15, 6).compress(text), mask)
+				return frame(true, wireRSV1, opText, newPeerDeflater(false, 15, 6).compress(text), mask)
 			},
 			want: &ProtocolError{Code: CloseProtocolError}, code: CloseProtocolError},
 		{name: "RSV1 when the server declined", offer: pmd + "; bogus", response: "",
 			send: func(mask bool) []byte {
-				return frame(true, czRSV1, opText, newCZDeflater(false, 15, 6).compress(text), mask)
+				return frame(true, wireRSV1, opText, newPeerDeflater(false, 15, 6).compress(text), mask)
 			},
 			want: &ProtocolError{Code: CloseProtocolError}, code: CloseProtocolError},
 		{name: "corrupt data", offer: pmd, response: pmd,
-			send: func(mask bool) []byte { return frame(true, czRSV1, opBinary, []byte{0xff, 0xff, 0xff, 0xff}, mask) },
+			send: func(mask bool) []byte { return frame(true, wireRSV1, opBinary, []byte{0xff, 0xff, 0xff, 0xff}, mask) },
 			want: &ProtocolError{Code: CloseInvalidFramePayloadData}, code: CloseInvalidFramePayloadData},
 		{name: "stored length check", offer: pmd, response: pmd,
 			send: func(mask bool) []byte {
-				return frame(true, czRSV1, opBinary, []byte{0x00, 0x05, 0x00, 0x00, 0x00, 1, 2, 3, 4, 5}, mask)
+				return frame(true, wireRSV1, opBinary, []byte{0x00, 0x05, 0x00, 0x00, 0x00, 1, 2, 3, 4, 5}, mask)
 			},
 			want: &ProtocolError{Code: CloseInvalidFramePayloadData}, code: CloseInvalidFramePayloadData},
 		{name: "truncated stored block", offer: pmd, response: pmd,
 			send: func(mask bool) []byte {
-				return frame(true, czRSV1, opBinary, []byte{0x00, 0x0a, 0x00, 0xf5, 0xff, 'a', 'b', 'c'}, mask)
+				return frame(true, wireRSV1, opBinary, []byte{0x00, 0x0a, 0x00, 0xf5, 0xff, 'a', 'b', 'c'}, mask)
 			},
 			want: &ProtocolError{Code: CloseInvalidFramePayloadData}, code: CloseInvalidFramePayloadData},
 		{name: "truncated Huffman block", offer: pmd, response: pmd,
-			send: func(mask bool) []byte { return frame(true, czRSV1, opBinary, truncated, mask) },
+			send: func(mask bool) []byte { return frame(true, wireRSV1, opBinary, truncated, mask) },
 			want: &ProtocolError{Code: CloseInvalidFramePayloadData}, code: CloseInvalidFramePayloadData},
 		{name: "truncated block the restored tail ends", offer: pmd, response: pmd,
 			// A fixed Huffman block cut after "the ": the first seven
@@ -1878,38 +1880,38 @@ func TestCompressBadPeer(t *testing.T) {
 			// code, and the rest as a stored block cut short. The
 			// payload did not end at a block boundary: it is invalid,
 			// and compress/flate (hence gorilla) refuses it.
-			send: func(mask bool) []byte { return frame(true, czRSV1, opText, []byte{0x2a, 0xc9, 0x48, 0x55}, mask) },
+			send: func(mask bool) []byte { return frame(true, wireRSV1, opText, []byte{0x2a, 0xc9, 0x48, 0x55}, mask) },
 			want: &ProtocolError{Code: CloseInvalidFramePayloadData}, code: CloseInvalidFramePayloadData},
 		{name: "invalid UTF-8 once inflated", offer: pmd, response: pmd,
 			send: func(mask bool) []byte {
 				bad := append(bytes.Clone(text[:2000]), 0xff)
-				return frame(true, czRSV1, opText, newCZDeflater(false, 15, 6).compress(bad), mask)
+				return frame(true, wireRSV1, opText, newPeerDeflater(false, 15, 6).compress(bad), mask)
 			},
 			want: &ProtocolError{Code: CloseInvalidFramePayloadData}, code: CloseInvalidFramePayloadData},
 		{name: "UTF-8 cut at the end once inflated", offer: pmd, response: pmd,
 			send: func(mask bool) []byte {
-				return frame(true, czRSV1, opText, newCZDeflater(false, 15, 6).compress([]byte("caf\xc3")), mask)
+				return frame(true, wireRSV1, opText, newPeerDeflater(false, 15, 6).compress([]byte("caf\xc3")), mask)
 			},
 			want: &ProtocolError{Code: CloseInvalidFramePayloadData}, code: CloseInvalidFramePayloadData},
 		{name: "data after a final block", offer: pmd, response: pmd,
 			send: func(mask bool) []byte {
-				return frame(true, czRSV1, opBinary, append(czFlateFinal(text), 0x00), mask)
+				return frame(true, wireRSV1, opBinary, append(deflateFinal(text), 0x00), mask)
 			},
 			want: &ProtocolError{Code: CloseInvalidFramePayloadData}, code: CloseInvalidFramePayloadData},
 		{name: "data after a final block in a later frame", offer: pmd, response: pmd,
 			send: func(mask bool) []byte {
-				return cat(frame(false, czRSV1, opBinary, czFlateFinal(text), mask), frame(true, 0, opContinuation, []byte{0x00}, mask))
+				return cat(frame(false, wireRSV1, opBinary, deflateFinal(text), mask), frame(true, 0, opContinuation, []byte{0x00}, mask))
 			},
 			want: &ProtocolError{Code: CloseInvalidFramePayloadData}, code: CloseInvalidFramePayloadData},
 		{name: "reference into a history not kept", offer: pmd + "; client_no_context_takeover", response: pmd + "; server_no_context_takeover", answer: pmd + "; client_no_context_takeover",
 			send: func(mask bool) []byte {
-				return frame(true, czRSV1, opBinary, czFlateDict(letters, letters), mask)
+				return frame(true, wireRSV1, opBinary, deflateWithDict(letters, letters), mask)
 			},
 			want: &ProtocolError{Code: CloseInvalidFramePayloadData}, code: CloseInvalidFramePayloadData},
 		{name: "reference beyond the window", offer: pmd + "; client_max_window_bits=9", response: pmd + "; server_max_window_bits=9", answer: pmd, before: 1,
 			send: func(mask bool) []byte {
-				d := newCZDeflater(true, 15, stdflate.BestCompression)
-				return cat(frame(true, czRSV1, opBinary, d.compress(letters), mask), frame(true, czRSV1, opBinary, d.compress(letters), mask))
+				d := newPeerDeflater(true, 15, stdflate.BestCompression)
+				return cat(frame(true, wireRSV1, opBinary, d.compress(letters), mask), frame(true, wireRSV1, opBinary, d.compress(letters), mask))
 			},
 			want: &ProtocolError{Code: CloseInvalidFramePayloadData}, code: CloseInvalidFramePayloadData},
 	} {
@@ -1926,7 +1928,7 @@ func TestCompressBadPeer(t *testing.T) {
 		t.Run("server/"+tc.name, func(t *testing.T) {
 			results := make(chan error, 2)
 			u := &Upgrader{EnableCompression: tc.offer != "", Compression: tc.opts}
-			srv := czServer(t, u, func(c *Conn, err error) {
+			srv := upgradeServer(t, u, func(c *Conn, err error) {
 				if err != nil {
 					results <- err
 					return
@@ -1949,7 +1951,7 @@ func TestCompressBadPeer(t *testing.T) {
 			if tc.offer != "" {
 				offer = []string{tc.offer}
 			}
-			conn, br, resp := czRawDial(t, srv, offer...)
+			conn, br, resp := dialRawUpgrade(t, srv, offer...)
 			answer := tc.response
 			if tc.answer != "" {
 				answer = tc.answer
@@ -1960,17 +1962,17 @@ func TestCompressBadPeer(t *testing.T) {
 			err = <-results
 			check(t, err)
 			require.Equal(t, err, <-results, "the error is permanent")
-			code, err := czReadClose(br)
+			code, err := readCloseCode(br)
 			require.NoError(t, err)
 			assert.Equal(t, tc.code, code)
 		})
 		t.Run("client/"+tc.name, func(t *testing.T) {
-			ln := czListen(t)
+			ln := listenLoopback(t)
 			codes := make(chan error, 1)
 			var code int
 			go func() {
 				codes <- func() error {
-					conn, br, req, err := czRawAccept(ln)
+					conn, br, req, err := acceptRawUpgrade(ln)
 					if err != nil {
 						return err
 					}
@@ -1979,13 +1981,13 @@ func TestCompressBadPeer(t *testing.T) {
 					if tc.response != "" {
 						ext = []string{tc.response}
 					}
-					if err := czRespond101(conn, req, ext...); err != nil {
+					if err := respond101(conn, req, ext...); err != nil {
 						return err
 					}
 					if _, err := conn.Write(tc.send(false)); err != nil {
 						return err
 					}
-					code, err = czReadClose(br)
+					code, err = readCloseCode(br)
 					return err
 				}()
 			}()
@@ -2015,7 +2017,7 @@ func TestCompressReadLimitBoundary(t *testing.T) {
 	for _, n := range []int{limit, limit + 1} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			results := make(chan error, 1)
-			srv := czServer(t, &Upgrader{EnableCompression: true}, func(c *Conn, err error) {
+			srv := upgradeServer(t, &Upgrader{EnableCompression: true}, func(c *Conn, err error) {
 				if err == nil {
 					c.SetReadLimit(limit)
 					var p []byte
@@ -2025,7 +2027,7 @@ func TestCompressReadLimitBoundary(t *testing.T) {
 				}
 				results <- err
 			})
-			c, tap, _ := czDialTapped(t, srv, &Dialer{EnableCompression: true})
+			c, tap, _ := dialTapped(t, srv, &Dialer{EnableCompression: true})
 			require.NoError(t, c.WriteMessage(BinaryMessage, make([]byte, n)))
 			err := <-results
 			wire := tap.messages(t, false)
@@ -2047,9 +2049,9 @@ func TestCompressNineForEight(t *testing.T) {
 	// zlib cannot compress with a 256-byte window and uses 512 when told
 	// 8 (compression_negotiate.go): the server inflates such a peer's
 	// messages all the same.
-	msgs := czCorpus(37, 300)
+	msgs := chatCorpus(37, 300)
 	results := make(chan error, 1)
-	srv := czServer(t, &Upgrader{EnableCompression: true}, func(c *Conn, err error) {
+	srv := upgradeServer(t, &Upgrader{EnableCompression: true}, func(c *Conn, err error) {
 		for i := 0; err == nil && i < len(msgs); i++ {
 			var p []byte
 			if _, p, err = c.ReadMessage(); err == nil && !bytes.Equal(p, msgs[i].data) {
@@ -2058,12 +2060,12 @@ func TestCompressNineForEight(t *testing.T) {
 		}
 		results <- err
 	})
-	conn, _, resp := czRawDial(t, srv, czPMD+"; client_max_window_bits=8")
-	require.Equal(t, czPMD, resp.Header.Get("Sec-Websocket-Extensions"))
-	out := newCZDeflater(true, 9, stdflate.DefaultCompression)
+	conn, _, resp := dialRawUpgrade(t, srv, permessageDeflate+"; client_max_window_bits=8")
+	require.Equal(t, permessageDeflate, resp.Header.Get("Sec-Websocket-Extensions"))
+	out := newPeerDeflater(true, 9, stdflate.DefaultCompression)
 	var stream []byte
 	for _, m := range msgs {
-		stream = append(stream, czFrameBytes(true, czRSV1, byte(m.typ), out.compress(m.data), true)...)
+		stream = append(stream, encodeFrame(true, wireRSV1, byte(m.typ), out.compress(m.data), true)...)
 	}
 	_, err := conn.Write(stream)
 	require.NoError(t, err)

@@ -595,7 +595,7 @@ func TestConnGoroutineLeak(t *testing.T) {
 		require.NoError(t, client.Close())
 		require.Error(t, <-done)
 	})
-	hostileNoLeak(t, base)
+	checkNoGoroutineLeak(t, base)
 }
 
 func TestConnJoinMessages(t *testing.T) {
@@ -979,7 +979,7 @@ func TestConnGorillaWriterRule(t *testing.T) {
 // blockingConn is a net.Conn whose writes block, once armed, until
 // released, reporting that one has started.
 type blockingConn struct {
-	utDiscardConn
+	discardConn
 	mu       sync.Mutex
 	out      bytes.Buffer
 	armed    bool
@@ -1051,7 +1051,7 @@ func TestConnConcurrentWritersDetected(t *testing.T) {
 	})
 
 	// Read back what went out: A's message, then B's, both whole.
-	rc := newConn(&utFuzzConn{data: nc.out.Bytes()}, false, 0, 0, nil, nil)
+	rc := newConn(&chunkedConn{data: nc.out.Bytes()}, false, 0, 0, nil, nil)
 	for _, want := range [][]byte{streamed('a'), streamed('b')} {
 		_, p, err := rc.ReadMessage()
 		require.NoError(t, err)
@@ -1181,7 +1181,7 @@ func TestConnCloseGracefullyReadEnds(t *testing.T) {
 // timeoutConn is a net.Conn whose next write, once armed, fails with
 // a timeout after writing n bytes of what it was given.
 type timeoutConn struct {
-	utDiscardConn
+	discardConn
 	mu    sync.Mutex
 	out   bytes.Buffer
 	armed bool
@@ -1229,7 +1229,7 @@ func TestConnControlTimeoutNotFatal(t *testing.T) {
 				}
 				require.NoError(t, err)
 				// What went out reads back as the one message.
-				rc := newConn(&utFuzzConn{data: nc.out.Bytes()}, false, 0, 0, nil, nil)
+				rc := newConn(&chunkedConn{data: nc.out.Bytes()}, false, 0, 0, nil, nil)
 				_, p, err := rc.ReadMessage()
 				require.NoError(t, err)
 				require.Equal(t, "after", string(p))
@@ -1283,7 +1283,7 @@ func TestConnFrameLockDeadline(t *testing.T) {
 	require.NoError(t, c.WriteMessage(TextMessage, []byte("after")), "timed-out waits broke nothing")
 
 	// On the wire: the two pings (in either order), then the message.
-	rc := newConn(&utFuzzConn{data: nc.out.Bytes()}, false, 0, 0, nil, nil)
+	rc := newConn(&chunkedConn{data: nc.out.Bytes()}, false, 0, 0, nil, nil)
 	var pings []string
 	rc.SetPingHandler(func(s string) error { pings = append(pings, s); return nil })
 	_, p, err := rc.ReadMessage()

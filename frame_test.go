@@ -11,9 +11,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// utLengthBoundaries are the payload lengths at which the encoding of the
+// lengthBoundaries are the payload lengths at which the encoding of the
 // length field changes, with their neighbours.
-var utLengthBoundaries = []int{0, 1, 125, 126, 127, 65535, 65536, 1 << 32, 1<<63 - 1}
+var lengthBoundaries = []int{0, 1, 125, 126, 127, 65535, 65536, 1 << 32, 1<<63 - 1}
 
 func TestUnitFrameHeaderRoundTrip(t *testing.T) {
 	type variant struct {
@@ -38,7 +38,7 @@ func TestUnitFrameHeaderRoundTrip(t *testing.T) {
 		{false, rsvBits, 0xF},
 	}
 	keys := [][4]byte{{}, {0x37, 0xfa, 0x21, 0x3d}, {0xff, 0xff, 0xff, 0xff}}
-	for _, length := range utLengthBoundaries {
+	for _, length := range lengthBoundaries {
 		for _, v := range variants {
 			for _, masked := range []bool{false, true} {
 				for _, key := range keys {

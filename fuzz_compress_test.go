@@ -18,20 +18,20 @@ import (
 // never panic, must fail only with the documented errors, and must return
 // what compress/flate makes of every payload it decodes.
 
-// czFuzzExp is what reading one message may give.
-type czFuzzExp struct {
+// inflateWant is what reading one message may give.
+type inflateWant struct {
 	out []byte // the message (or, when it fails, what may come of it first)
 	// success: the message may arrive, as out. failLimit, failData: it
 	// may fail with ErrReadLimit, or with a *ProtocolError with code 1007.
 	success, failLimit, failData bool
 }
 
-// czFuzzExpect works out what reading a message of type typ whose
+// expectInflate works out what reading a message of type typ whose
 // payloads are frames may give, after history (with takeover) in a window
 // of wsize bytes.
-func czFuzzExpect(t *testing.T, frames [][]byte, compressed, text bool, history []byte, takeover bool, wsize int, limit int64) czFuzzExp {
+func expectInflate(t *testing.T, frames [][]byte, compressed, text bool, history []byte, takeover bool, wsize int, limit int64) inflateWant {
 	payload := bytes.Join(frames, nil)
-	var e czFuzzExp
+	var e inflateWant
 	if !compressed {
 		e.out = payload
 		e.success = true
@@ -44,7 +44,7 @@ func czFuzzExpect(t *testing.T, frames [][]byte, compressed, text bool, history 
 				e.failLimit, e.success = true, false
 				break
 			}
-			if text && !utValidPrefixLinear(payload[:n]) {
+			if text && !isValidUTF8PrefixLinear(payload[:n]) {
 				e.failData, e.success = true, false
 				break
 			}
@@ -86,7 +86,7 @@ func FuzzInflate(f *testing.F) {
 	// Seeds: compress/flate's output for up to four messages, joined, the
 	// cuts at the messages' boundaries.
 	seed := func(takeover bool, flags uint32, limit uint16, msgs ...string) {
-		d := newCZDeflater(takeover, 15, flate.BestSpeed)
+		d := newPeerDeflater(takeover, 15, flate.BestSpeed)
 		var data []byte
 		var cuts []uint16
 		for _, m := range msgs {
@@ -109,7 +109,7 @@ func FuzzInflate(f *testing.F) {
 	seed(true, 1<<4|0x8|3<<8|1<<14, 20, json, json, hello)
 	seed(true, 0x2|7<<4|0x4|5<<11, 0, "", hello, "")
 	seed(false, 0x2|0<<4|6<<8, 40, json+json+json, hello)
-	f.Add(append(czFlateFinal([]byte(hello)), 0), uint16(0), uint16(0), uint16(0), uint32(0x2|7<<4), uint16(0))
+	f.Add(append(deflateFinal([]byte(hello)), 0), uint16(0), uint16(0), uint16(0), uint32(0x2|7<<4), uint16(0))
 	f.Add([]byte{0x00, 0x0a, 0x00, 0xf5, 0xff, 'a', 'b', 'c'}, uint16(8), uint16(8), uint16(8), uint32(7<<4), uint16(0))
 	f.Add([]byte{0xff, 0xff, 0xff}, uint16(1), uint16(2), uint16(3), uint32(0x2|7<<4), uint16(0))
 	// A stored block whose last four bytes are the restored tail: the
@@ -117,18 +117,18 @@ func FuzzInflate(f *testing.F) {
 	// zlib (and so the reference) accepts.
 	f.Add([]byte("00#\x00\xdc\xff0000000000000000000000000000000"), uint16(1), uint16(42), uint16(31), uint32(10312), uint16(0))
 	f.Fuzz(func(t *testing.T, data []byte, cut1, cut2, cut3 uint16, flags uint32, limit uint16) {
-		czFuzzInflate(t, data, [3]uint16{cut1, cut2, cut3}, flags, limit)
+		fuzzInflate(t, data, [3]uint16{cut1, cut2, cut3}, flags, limit)
 	})
 }
 
-// czFuzzInflate runs one FuzzInflate input. flags: bit 0 context
+// fuzzInflate runs one FuzzInflate input. flags: bit 0 context
 // takeover, bit 1 text, bit 2 fragmented (in three frames, a ping among
 // them), bit 3 the Conn is a server (masked frames), bits 4-6 the window
 // (8 + value bits), bit 7 the second message uncompressed, bits 8-10 the
 // read size (0: ReadMessage, else 1<<(value-1) bytes a read), bits 11-13
 // the network read size, bits 16-23 which messages are abandoned after
 // one read.
-func czFuzzInflate(t *testing.T, data []byte, cuts [3]uint16, flags uint32, limit uint16) {
+func fuzzInflate(t *testing.T, data []byte, cuts [3]uint16, flags uint32, limit uint16) {
 	takeover := flags&1 != 0
 	text := flags&2 != 0
 	fragmented := flags&4 != 0
@@ -166,40 +166,40 @@ func czFuzzInflate(t *testing.T, data []byte, cuts [3]uint16, flags uint32, limi
 		compressed[i] = !(i == 1 && flags&0x80 != 0)
 		var rsv byte
 		if compressed[i] {
-			rsv = czRSV1
+			rsv = wireRSV1
 		}
 		if !fragmented {
 			frames[i] = [][]byte{p}
-			stream = append(stream, czFrameBytes(true, rsv, typ, p, isServer)...)
+			stream = append(stream, encodeFrame(true, rsv, typ, p, isServer)...)
 			continue
 		}
 		a, b := len(p)/3, 2*len(p)/3
 		frames[i] = [][]byte{p[:a], p[a:b], p[b:]}
-		stream = append(stream, czFrameBytes(false, rsv, typ, p[:a], isServer)...)
-		stream = append(stream, czFrameBytes(true, 0, opPing, []byte("ping"), isServer)...)
-		stream = append(stream, czFrameBytes(false, 0, opContinuation, p[a:b], isServer)...)
-		stream = append(stream, czFrameBytes(true, 0, opContinuation, p[b:], isServer)...)
+		stream = append(stream, encodeFrame(false, rsv, typ, p[:a], isServer)...)
+		stream = append(stream, encodeFrame(true, 0, opPing, []byte("ping"), isServer)...)
+		stream = append(stream, encodeFrame(false, 0, opContinuation, p[a:b], isServer)...)
+		stream = append(stream, encodeFrame(true, 0, opContinuation, p[b:], isServer)...)
 	}
 
-	nc := &utFuzzConn{data: stream, chunk: netChunk}
+	nc := &chunkedConn{data: stream, chunk: netChunk}
 	c := newConn(nc, isServer, 0, 0, nil, nil)
 	c.enableCompression(pmdParams{
 		serverNoContextTakeover: !takeover, clientNoContextTakeover: !takeover,
 		serverMaxWindowBits: bits, clientMaxWindowBits: bits,
 	}, &CompressionOptions{})
 	c.SetReadLimit(int64(limit))
-	got, err := utReadAll(t, c, readChunk, skip, len(payloads))
+	got, err := readAllMessages(t, c, readChunk, skip, len(payloads))
 	if _, _, err2 := c.ReadMessage(); err2 != err {
 		t.Fatalf("error %v, then %v", err, err2)
 	}
 
 	// Walk the messages with the reference.
 	var history []byte
-	exps := make([]czFuzzExp, 0, len(payloads))
-	expect := func(i int) czFuzzExp {
+	exps := make([]inflateWant, 0, len(payloads))
+	expect := func(i int) inflateWant {
 		for len(exps) <= i {
 			j := len(exps)
-			e := czFuzzExpect(t, frames[j], compressed[j], text, history, takeover, wsize, int64(limit))
+			e := expectInflate(t, frames[j], compressed[j], text, history, takeover, wsize, int64(limit))
 			exps = append(exps, e)
 			if compressed[j] && takeover {
 				history = append(history, e.out...)
@@ -233,7 +233,7 @@ func czFuzzInflate(t *testing.T, data []byte, cuts [3]uint16, flags uint32, limi
 	// failure of the message after the last read (or of the last, when
 	// it was abandoned and its rest failed to inflate).
 	n := len(got)
-	allowed := func(e czFuzzExp) bool {
+	allowed := func(e inflateWant) bool {
 		var pe *ProtocolError
 		switch {
 		case errors.Is(err, ErrReadLimit):
@@ -255,7 +255,7 @@ func czFuzzInflate(t *testing.T, data []byte, cuts [3]uint16, flags uint32, limi
 		ok = errors.As(err, &ce) && ce.Code == CloseAbnormalClosure
 	}
 	if !ok {
-		var e czFuzzExp
+		var e inflateWant
 		if n < len(payloads) {
 			e = expect(n)
 		}
@@ -267,7 +267,7 @@ func TestCompressFuzzInflateSeeds(t *testing.T) {
 	// The oracle's own checks are flatetest's TestFlateMessage and
 	// TestExpect.
 	const msg = "the quick brown fox jumps over the lazy dog"
-	d := newCZDeflater(true, 15, flate.BestCompression)
+	d := newPeerDeflater(true, 15, flate.BestCompression)
 	a := d.compress([]byte(msg))
 	b := d.compress([]byte(msg))
 
@@ -275,12 +275,12 @@ func TestCompressFuzzInflateSeeds(t *testing.T) {
 	for i, in := range [][]byte{
 		append(bytes.Clone(a), b...),
 		bytes.Repeat(a, 3),
-		append(czFlateFinal([]byte("hello")), a...),
+		append(deflateFinal([]byte("hello")), a...),
 		{0x00, 0x0a, 0x00, 0xf5, 0xff, 'a', 'b', 'c'},
 	} {
 		for flags := uint32(0); flags < 1<<12; flags += 0x35 {
 			t.Run(fmt.Sprintf("%d/%#x", i, flags), func(t *testing.T) {
-				czFuzzInflate(t, in, [3]uint16{uint16(len(a)), uint16(len(a) + len(b)), uint16(len(in))}, flags|uint32(i)<<16, uint16(flags%3*10))
+				fuzzInflate(t, in, [3]uint16{uint16(len(a)), uint16(len(a) + len(b)), uint16(len(in))}, flags|uint32(i)<<16, uint16(flags%3*10))
 			})
 		}
 	}

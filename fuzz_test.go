@@ -93,9 +93,9 @@ func FuzzMask(f *testing.F) {
 			pos = -(pos + 1)
 		}
 		o := int(off) % (len(data) + 1)
-		want := utClone(data)
-		wantPos := utMaskRef(key, pos, want[o:])
-		got := utClone(data)
+		want := cloneBytes(data)
+		wantPos := maskReference(key, pos, want[o:])
+		got := cloneBytes(data)
 		gotPos := maskBytes(key, pos, got[o:])
 		if !bytes.Equal(got, want) || gotPos != wantPos {
 			t.Fatalf("key %x pos %d off %d len %d: got pos %d, want %d; bytes equal %v", key, pos, o, len(data), gotPos, wantPos, bytes.Equal(got, want))
@@ -125,24 +125,24 @@ func FuzzUTF8(f *testing.F) {
 		}
 		// The first piece is judged on its own merits: rejected exactly
 		// when it is no prefix of valid text.
-		if ok1 != utValidPrefixLinear(b[:c]) {
+		if ok1 != isValidUTF8PrefixLinear(b[:c]) {
 			t.Fatalf("% x cut at %d: first piece accepted %v", b, c, ok1)
 		}
 		if len(b) <= 64 {
-			utCheckPieces(t, b, []int{c}, "fuzz two pieces")
+			checkPiecesValid(t, b, []int{c}, "fuzz two pieces")
 		}
 	})
 }
 
-// utValidPrefixLinear is utIsValidPrefix in linear time, for long inputs:
+// isValidUTF8PrefixLinear is isValidUTF8Prefix in linear time, for long inputs:
 // b is a valid prefix when it is valid, or valid text followed by the
 // start of one more character.
-func utValidPrefixLinear(b []byte) bool {
+func isValidUTF8PrefixLinear(b []byte) bool {
 	if utf8.Valid(b) {
 		return true
 	}
 	for k := 1; k <= 3 && k <= len(b); k++ {
-		if utf8.Valid(b[:len(b)-k]) && utIsValidPrefix(b[len(b)-k:]) {
+		if utf8.Valid(b[:len(b)-k]) && isValidUTF8Prefix(b[len(b)-k:]) {
 			return true
 		}
 	}
@@ -159,11 +159,11 @@ func FuzzParseExtensions(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		offers, ok := parseExtensions(http.Header{"Sec-Websocket-Extensions": {s}}, -1)
 		for _, o := range offers {
-			if !utIsToken(o.Name) {
+			if !isHTTPToken(o.Name) {
 				t.Fatalf("%q: extension name %q is not a token", s, o.Name)
 			}
 			for _, p := range o.Params {
-				if !utIsToken(p.Name) {
+				if !isHTTPToken(p.Name) {
 					t.Fatalf("%q: parameter name %q is not a token", s, p.Name)
 				}
 				// A value is never empty; no value means Value "".
@@ -185,14 +185,14 @@ func FuzzParseExtensions(f *testing.F) {
 			return
 		}
 		// What parsed, formatted again, parses to the same offers.
-		again, ok := parseExtensions(http.Header{"Sec-Websocket-Extensions": {utFormatExtensions(offers)}}, -1)
+		again, ok := parseExtensions(http.Header{"Sec-Websocket-Extensions": {formatExtensions(offers)}}, -1)
 		if !ok || fmt.Sprint(again) != fmt.Sprint(offers) {
-			t.Fatalf("%q parsed to %+v; formatted as %q it parses to %+v (%v)", s, offers, utFormatExtensions(offers), again, ok)
+			t.Fatalf("%q parsed to %+v; formatted as %q it parses to %+v (%v)", s, offers, formatExtensions(offers), again, ok)
 		}
 	})
 }
 
-func utIsToken(s string) bool {
+func isHTTPToken(s string) bool {
 	if s == "" {
 		return false
 	}
@@ -205,7 +205,7 @@ func utIsToken(s string) bool {
 	return true
 }
 
-func utFormatExtensions(offers []extensionOffer) string {
+func formatExtensions(offers []extensionOffer) string {
 	var b strings.Builder
 	for i, o := range offers {
 		if i > 0 {
@@ -230,17 +230,17 @@ func utFormatExtensions(offers []extensionOffer) string {
 	return b.String()
 }
 
-// utFuzzConn is a net.Conn whose reads serve data, at most chunk bytes at a
+// chunkedConn is a net.Conn whose reads serve data, at most chunk bytes at a
 // time, then io.EOF; writes vanish. After Close, reads and writes fail.
-type utFuzzConn struct {
-	utDiscardConn
+type chunkedConn struct {
+	discardConn
 	mu     sync.Mutex
 	data   []byte
 	chunk  int
 	closed bool
 }
 
-func (c *utFuzzConn) Read(p []byte) (int, error) {
+func (c *chunkedConn) Read(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -257,7 +257,7 @@ func (c *utFuzzConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (c *utFuzzConn) Write(p []byte) (int, error) {
+func (c *chunkedConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -266,14 +266,14 @@ func (c *utFuzzConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (c *utFuzzConn) Close() error {
+func (c *chunkedConn) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true
 	return nil
 }
 
-type utMessage struct {
+type readResult struct {
 	typ  int
 	data []byte
 	// skipped: the reader abandoned the message after reading data, a
@@ -281,10 +281,10 @@ type utMessage struct {
 	skipped bool
 }
 
-// utRefOutcome is what reading a byte stream to its end must produce: the
+// referenceOutcome is what reading a byte stream to its end must produce: the
 // data messages in order, then one error.
-type utRefOutcome struct {
-	msgs []utMessage
+type referenceOutcome struct {
+	msgs []readResult
 	// err is one of "close" (a *CloseError with code and text), "protocol"
 	// (a *ProtocolError with code) or "limit" (ErrReadLimit).
 	err  string
@@ -292,15 +292,15 @@ type utRefOutcome struct {
 	text string
 }
 
-// utRefRead decodes stream the slow and obvious way, as a Conn on the given
+// referenceRead decodes stream the slow and obvious way, as a Conn on the given
 // side with read limit limit (0: none) and default handlers must see it.
-func utRefRead(stream []byte, isServer bool, limit int64) utRefOutcome {
-	var out utRefOutcome
-	eof := func() utRefOutcome {
+func referenceRead(stream []byte, isServer bool, limit int64) referenceOutcome {
+	var out referenceOutcome
+	eof := func() referenceOutcome {
 		out.err, out.code, out.text = "close", CloseAbnormalClosure, "unexpected EOF"
 		return out
 	}
-	protocol := func(code int) utRefOutcome {
+	protocol := func(code int) referenceOutcome {
 		out.err, out.code = "protocol", code
 		return out
 	}
@@ -358,7 +358,7 @@ func utRefRead(stream []byte, isServer bool, limit int64) utRefOutcome {
 		}
 		stream = stream[hl:]
 		unmask := func(p []byte) []byte {
-			q := utClone(p)
+			q := cloneBytes(p)
 			if masked {
 				for i := range q {
 					q[i] ^= key[i%4]
@@ -411,7 +411,7 @@ func utRefRead(stream []byte, isServer bool, limit int64) utRefOutcome {
 		}
 		msg = append(msg, unmask(stream[:avail])...)
 		stream = stream[avail:]
-		if msgType == TextMessage && !utValidPrefixLinear(msg) {
+		if msgType == TextMessage && !isValidUTF8PrefixLinear(msg) {
 			return protocol(CloseInvalidFramePayloadData)
 		}
 		if avail < length {
@@ -421,17 +421,17 @@ func utRefRead(stream []byte, isServer bool, limit int64) utRefOutcome {
 			if msgType == TextMessage && !utf8.Valid(msg) {
 				return protocol(CloseInvalidFramePayloadData)
 			}
-			out.msgs = append(out.msgs, utMessage{typ: msgType, data: msg})
+			out.msgs = append(out.msgs, readResult{typ: msgType, data: msg})
 			msgType = 0
 		}
 	}
 }
 
-// utCheckOutcome compares what a Conn read with the reference outcome.
+// checkAgainstReference compares what a Conn read with the reference outcome.
 // When the reader abandoned the last message just before the error, the
 // error may have come while discarding it, so the reference may or may not
 // count that message as complete.
-func utCheckOutcome(t *testing.T, stream []byte, got []utMessage, err error, want utRefOutcome) {
+func checkAgainstReference(t *testing.T, stream []byte, got []readResult, err error, want referenceOutcome) {
 	t.Helper()
 	n := len(got)
 	if n > 0 && got[n-1].skipped && len(want.msgs) == n-1 {
@@ -469,11 +469,11 @@ func utCheckOutcome(t *testing.T, stream []byte, got []utMessage, err error, wan
 	}
 }
 
-// utReadAll reads c to its first error with ReadMessage, or with NextReader
+// readAllMessages reads c to its first error with ReadMessage, or with NextReader
 // and reads of at most chunk bytes when chunk > 0. In the latter case,
 // message i is abandoned after one read when bit i%8 of skip is set.
-func utReadAll(t *testing.T, c *Conn, chunk int, skip uint8, maxMessages int) ([]utMessage, error) {
-	var msgs []utMessage
+func readAllMessages(t *testing.T, c *Conn, chunk int, skip uint8, maxMessages int) ([]readResult, error) {
+	var msgs []readResult
 	for i := 0; ; i++ {
 		if i > maxMessages {
 			t.Fatalf("more than %d messages", maxMessages)
@@ -483,14 +483,14 @@ func utReadAll(t *testing.T, c *Conn, chunk int, skip uint8, maxMessages int) ([
 			if err != nil {
 				return msgs, err
 			}
-			msgs = append(msgs, utMessage{typ: typ, data: p})
+			msgs = append(msgs, readResult{typ: typ, data: p})
 			continue
 		}
 		typ, r, err := c.NextReader()
 		if err != nil {
 			return msgs, err
 		}
-		m := utMessage{typ: typ, data: []byte{}}
+		m := readResult{typ: typ, data: []byte{}}
 		buf := make([]byte, chunk)
 		for {
 			n, err := r.Read(buf)
@@ -524,9 +524,9 @@ func utReadAll(t *testing.T, c *Conn, chunk int, skip uint8, maxMessages int) ([
 	}
 }
 
-// utFuzzRead reads stream through a Conn configured from the fuzz
+// fuzzReadStream reads stream through a Conn configured from the fuzz
 // parameters and checks the outcome against the reference decoder.
-func utFuzzRead(t *testing.T, stream []byte, isServer bool, netChunk, readChunk, skip uint8, limit uint16, smallBuf bool) {
+func fuzzReadStream(t *testing.T, stream []byte, isServer bool, netChunk, readChunk, skip uint8, limit uint16, smallBuf bool) {
 	bufSize := 0
 	if smallBuf {
 		bufSize = 1 // rounded up to the smallest workable size
@@ -538,11 +538,11 @@ func utFuzzRead(t *testing.T, stream []byte, isServer bool, netChunk, readChunk,
 	if netChunk%2 == 1 && len(stream) > 16 {
 		pending, rest = stream[:16], stream[16:]
 	}
-	nc := &utFuzzConn{data: rest, chunk: int(netChunk % 32)}
+	nc := &chunkedConn{data: rest, chunk: int(netChunk % 32)}
 	c := newConn(nc, isServer, bufSize, 0, nil, pending)
 	c.SetReadLimit(int64(limit))
-	msgs, err := utReadAll(t, c, int(readChunk%64), skip, len(stream)/2+1)
-	utCheckOutcome(t, stream, msgs, err, utRefRead(stream, isServer, int64(limit)))
+	msgs, err := readAllMessages(t, c, int(readChunk%64), skip, len(stream)/2+1)
+	checkAgainstReference(t, stream, msgs, err, referenceRead(stream, isServer, int64(limit)))
 	// The error is permanent.
 	_, _, err2 := c.ReadMessage()
 	if err2 != err {
@@ -550,9 +550,9 @@ func utFuzzRead(t *testing.T, stream []byte, isServer bool, netChunk, readChunk,
 	}
 }
 
-// utFuzzSeeds are streams worth starting from, as a client sends them to
+// readFuzzSeeds are streams worth starting from, as a client sends them to
 // a server (masked), for both FuzzReadFrames and the table test.
-func utFuzzSeeds() [][]byte {
+func readFuzzSeeds() [][]byte {
 	key := [4]byte{0x37, 0xfa, 0x21, 0x3d}
 	frame := func(fin bool, op byte, payload []byte) []byte {
 		b := appendFrameHeader(nil, fin, 0, op, len(payload), true, key)
@@ -585,20 +585,20 @@ func utFuzzSeeds() [][]byte {
 }
 
 func FuzzReadFrames(f *testing.F) {
-	for i, s := range utFuzzSeeds() {
+	for i, s := range readFuzzSeeds() {
 		f.Add(s, i%2 == 0, uint8(i), uint8(i*7), uint8(0), uint16(0), i%3 == 0)
 	}
-	f.Add(utFuzzSeeds()[2], true, uint8(0), uint8(1), uint8(0xff), uint16(0), false)
-	f.Add(utFuzzSeeds()[3], true, uint8(0), uint8(0), uint8(0), uint16(100), false)
-	f.Add(utFuzzSeeds()[3], true, uint8(1), uint8(5), uint8(1), uint16(300), true)
+	f.Add(readFuzzSeeds()[2], true, uint8(0), uint8(1), uint8(0xff), uint16(0), false)
+	f.Add(readFuzzSeeds()[3], true, uint8(0), uint8(0), uint8(0), uint16(100), false)
+	f.Add(readFuzzSeeds()[3], true, uint8(1), uint8(5), uint8(1), uint16(300), true)
 	f.Fuzz(func(t *testing.T, stream []byte, isServer bool, netChunk, readChunk, skip uint8, limit uint16, smallBuf bool) {
-		utFuzzRead(t, stream, isServer, netChunk, readChunk, skip, limit, smallBuf)
+		fuzzReadStream(t, stream, isServer, netChunk, readChunk, skip, limit, smallBuf)
 	})
 }
 
 func TestUnitReadFramesReference(t *testing.T) {
 	// The fuzz seeds, run in every configuration, as ordinary tests.
-	for i, s := range utFuzzSeeds() {
+	for i, s := range readFuzzSeeds() {
 		for _, isServer := range []bool{true, false} {
 			for _, netChunk := range []uint8{0, 1, 3, 7} {
 				for _, readChunk := range []uint8{0, 1, 5, 63} {
@@ -610,7 +610,7 @@ func TestUnitReadFramesReference(t *testing.T) {
 							for _, smallBuf := range []bool{false, true} {
 								name := fmt.Sprintf("seed%d/server=%v/net=%d/read=%d/skip=%#x/limit=%d/small=%v", i, isServer, netChunk, readChunk, skip, limit, smallBuf)
 								t.Run(name, func(t *testing.T) {
-									utFuzzRead(t, s, isServer, netChunk, readChunk, skip, limit, smallBuf)
+									fuzzReadStream(t, s, isServer, netChunk, readChunk, skip, limit, smallBuf)
 								})
 							}
 						}
@@ -624,24 +624,24 @@ func TestUnitReadFramesReference(t *testing.T) {
 func TestUnitRefReadSanity(t *testing.T) {
 	// The reference decoder on known streams, so that agreement with it
 	// means something.
-	seeds := utFuzzSeeds()
-	out := utRefRead(seeds[1], true, 0)
-	require.Equal(t, []utMessage{{typ: TextMessage, data: []byte("Hello")}}, out.msgs)
+	seeds := readFuzzSeeds()
+	out := referenceRead(seeds[1], true, 0)
+	require.Equal(t, []readResult{{typ: TextMessage, data: []byte("Hello")}}, out.msgs)
 	assert.Equal(t, "close", out.err)
 	assert.Equal(t, CloseAbnormalClosure, out.code)
 
-	out = utRefRead(seeds[2], true, 0)
-	require.Equal(t, []utMessage{{typ: TextMessage, data: []byte("Hello")}}, out.msgs)
+	out = referenceRead(seeds[2], true, 0)
+	require.Equal(t, []readResult{{typ: TextMessage, data: []byte("Hello")}}, out.msgs)
 
-	out = utRefRead(seeds[3], true, 0)
+	out = referenceRead(seeds[3], true, 0)
 	require.Len(t, out.msgs, 1)
 	assert.Equal(t, "close", out.err)
 	assert.Equal(t, 1000, out.code)
 	assert.Equal(t, "bye", out.text)
-	assert.Equal(t, "limit", utRefRead(seeds[3], true, 299).err)
-	assert.Equal(t, "protocol", utRefRead(seeds[3], false, 0).err)
+	assert.Equal(t, "limit", referenceRead(seeds[3], true, 299).err)
+	assert.Equal(t, "protocol", referenceRead(seeds[3], false, 0).err)
 
-	out = utRefRead(seeds[5], true, 0)
+	out = referenceRead(seeds[5], true, 0)
 	assert.Equal(t, "protocol", out.err)
 	assert.Equal(t, CloseInvalidFramePayloadData, out.code)
 }

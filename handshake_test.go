@@ -55,13 +55,13 @@ func TestUnitIsValidChallengeKey(t *testing.T) {
 		{"dGhlIHNhbXBsZSBub25jZQ=A", false},     // data after padding
 		{"dGhlIHNhbXBsZSBub!5jZQ==", false},     // bad character
 		{"dGhlIHNhbXBsZSBub25jZQ=\x00", false},
-		{utKeyOf16(), true},
+		{fixedChallengeKey(), true},
 	} {
 		assert.Equal(t, tc.want, isValidChallengeKey(tc.key), "%q", tc.key)
 	}
 }
 
-func utKeyOf16() string { return base64.StdEncoding.EncodeToString([]byte("0123456789abcdef")) }
+func fixedChallengeKey() string { return base64.StdEncoding.EncodeToString([]byte("0123456789abcdef")) }
 
 func TestUnitHeaderListContainsToken(t *testing.T) {
 	h := func(kv ...string) http.Header {

@@ -52,18 +52,18 @@ import (
 // continuations, shorter waits for writes that cannot finish) or skip
 // (handshake requests over 1 MiB), each saying so.
 
-// hostileStyle is how the application under attack runs its read loop.
-type hostileStyle struct {
+// readLoopStyle is how the application under attack runs its read loop.
+type readLoopStyle struct {
 	name string
 	// separate: the handler starts the read loop in a goroutine and
 	// returns, as gorilla's chat example does.
 	separate bool
 }
 
-var hostileStyles = []hostileStyle{{"handler", false}, {"goroutine", true}}
+var readLoopStyles = []readLoopStyle{{"handler", false}, {"goroutine", true}}
 
-// hostileApp is the application under attack.
-type hostileApp struct {
+// attackedApp is the application under attack.
+type attackedApp struct {
 	limit    int64 // SetReadLimit; 0 for none
 	compress bool  // negotiate permessage-deflate
 	reader   bool  // NextReader and io.Copy instead of ReadMessage
@@ -73,7 +73,7 @@ type hostileApp struct {
 	write func(c *Conn) error
 }
 
-func (a hostileApp) run(c *Conn) error {
+func (a attackedApp) run(c *Conn) error {
 	if a.write != nil {
 		return a.write(c)
 	}
@@ -114,25 +114,25 @@ func (a hostileApp) run(c *Conn) error {
 	}
 }
 
-// hostileSide is the role of the Conn under attack.
-type hostileSide struct {
+// attackedSide is the role of the Conn under attack.
+type attackedSide struct {
 	name   string
 	server bool
-	style  hostileStyle
+	style  readLoopStyle
 }
 
-// hostileSides are the server Conn in both handler styles and the client
+// attackedSides are the server Conn in both handler styles and the client
 // Conn (whose read loop always has a goroutine of its own).
-var hostileSides = []hostileSide{
-	{"server/handler", true, hostileStyles[0]},
-	{"server/goroutine", true, hostileStyles[1]},
-	{"client", false, hostileStyle{}},
+var attackedSides = []attackedSide{
+	{"server/handler", true, readLoopStyles[0]},
+	{"server/goroutine", true, readLoopStyles[1]},
+	{"client", false, readLoopStyle{}},
 }
 
 // start puts a Conn running app on side opposite a raw attacker, the
 // handshake done. The Conn is closed as soon as app returns, as a program
 // would.
-func (side hostileSide) start(t *testing.T, app hostileApp) *rawPeer {
+func (side attackedSide) start(t *testing.T, app attackedApp) *rawPeer {
 	t.Helper()
 	o := rawOptions{compress: app.compress, separate: side.style.separate, closeOnReturn: true}
 	if side.server {
@@ -141,15 +141,15 @@ func (side hostileSide) start(t *testing.T, app hostileApp) *rawPeer {
 	return dialRawWith(t, app.run, o)
 }
 
-// hostileCost is what an attack cost the process.
-type hostileCost struct {
+// attackCost is what an attack cost the process.
+type attackCost struct {
 	alloc int64         // bytes allocated
 	cpu   time.Duration // CPU time; negative where it cannot be read
 }
 
-// hostileMeasure runs f and returns the bytes allocated and the CPU time
+// measureCost runs f and returns the bytes allocated and the CPU time
 // used by the whole process meanwhile.
-func hostileMeasure(f func()) hostileCost {
+func measureCost(f func()) attackCost {
 	// Earlier work's garbage is collected now, not on this bill.
 	runtime.GC()
 	var before, after runtime.MemStats
@@ -158,24 +158,24 @@ func hostileMeasure(f func()) hostileCost {
 	f()
 	cpu1 := processCPUTime()
 	runtime.ReadMemStats(&after)
-	c := hostileCost{alloc: int64(after.TotalAlloc - before.TotalAlloc), cpu: -1}
+	c := attackCost{alloc: int64(after.TotalAlloc - before.TotalAlloc), cpu: -1}
 	if cpu0 >= 0 && cpu1 >= 0 {
 		c.cpu = cpu1 - cpu0
 	}
 	return c
 }
 
-// hostileBudget bounds the cost of an attack of n bytes: base plus perByte
+// costBudget bounds the cost of an attack of n bytes: base plus perByte
 // times n, for allocation and for CPU time. The CPU bounds are for a run
 // without the race detector and are multiplied by raceSlowdown under it.
-type hostileBudget struct {
+type costBudget struct {
 	allocBase    int64
 	allocPerByte int64
 	cpuBase      time.Duration
 	cpuPerByte   time.Duration // per KiB: nanoseconds are too coarse
 }
 
-// defaultHostileBudget suits attacks whose honest cost is framing,
+// defaultCostBudget suits attacks whose honest cost is framing,
 // unmasking, validating and a copy or two of the data: 1 MiB of
 // allocation plus 24 bytes per byte sent, 40 ms of CPU plus 20 µs per KiB.
 // Measured on a 2-core VM, 1 MiB sent as 16-byte fragments and echoed
@@ -183,7 +183,7 @@ type hostileBudget struct {
 // under the race detector); with the quadratic growth it once had, 728
 // bytes per byte and 0.3-0.5 s (15 s), which fails both bounds: the
 // allocation one by 30 times, the CPU one by 6 to 9.
-var defaultHostileBudget = hostileBudget{
+var defaultCostBudget = costBudget{
 	allocBase:    1 << 20,
 	allocPerByte: 24,
 	cpuBase:      40 * time.Millisecond,
@@ -194,10 +194,10 @@ var defaultHostileBudget = hostileBudget{
 // times for the framing loops measured above.
 const raceSlowdown = 25
 
-func (b hostileBudget) check(t *testing.T, sent int64, c hostileCost) {
+func (b costBudget) check(t *testing.T, sent int64, c attackCost) {
 	t.Helper()
-	if b == (hostileBudget{}) {
-		b = defaultHostileBudget
+	if b == (costBudget{}) {
+		b = defaultCostBudget
 	}
 	maxAlloc := b.allocBase + b.allocPerByte*sent
 	assert.LessOrEqual(t, c.alloc, maxAlloc, "bytes allocated for %d bytes received (%.1f per byte)", sent, float64(c.alloc)/float64(max(sent, 1)))
@@ -205,14 +205,14 @@ func (b hostileBudget) check(t *testing.T, sent int64, c hostileCost) {
 		return
 	}
 	maxCPU := b.cpuBase + time.Duration(float64(b.cpuPerByte)*float64(sent)/1024)
-	if utRaceEnabled() {
+	if raceEnabled() {
 		maxCPU *= raceSlowdown
 	}
 	assert.LessOrEqual(t, c.cpu, maxCPU, "CPU time for %d bytes received", sent)
 }
 
-// hostileOutcome is what an attack must end with.
-type hostileOutcome struct {
+// attackOutcome is what an attack must end with.
+type attackOutcome struct {
 	// peerCode is the close code the attacker must receive; 0 means the
 	// connection must end without a close frame.
 	peerCode int
@@ -226,7 +226,7 @@ type hostileOutcome struct {
 	echoed int64
 }
 
-func (o hostileOutcome) check(t *testing.T, res appResult, d rawDrained) {
+func (o attackOutcome) check(t *testing.T, res appResult, d rawDrained) {
 	t.Helper()
 	require.Nil(t, res.panicked, "panic in the application's goroutine (with the read loop in a goroutine of its own, the process would die):\n%s", res.stack)
 	err := res.err
@@ -260,10 +260,10 @@ func (o hostileOutcome) check(t *testing.T, res appResult, d rawDrained) {
 	}
 }
 
-// hostileCase is one attack.
-type hostileCase struct {
+// attackCase is one attack.
+type attackCase struct {
 	name string
-	app  hostileApp
+	app  attackedApp
 	// build returns the attacker's bytes for a peer (they depend on its
 	// masking); it runs before the measurement.
 	build func(p *rawPeer) []byte
@@ -271,27 +271,27 @@ type hostileCase struct {
 	// for attacks that end by going away.
 	after  func(p *rawPeer)
 	noRead bool // the attacker never reads
-	want   hostileOutcome
-	budget hostileBudget
+	want   attackOutcome
+	budget costBudget
 	// serverOnly: the attack needs a masking client (or a server Conn).
 	serverOnly bool
 }
 
-// hostileRun runs every case on every side, one at a time.
-func hostileRun(t *testing.T, cases []hostileCase) {
-	for _, side := range hostileSides {
+// runAttacks runs every case on every side, one at a time.
+func runAttacks(t *testing.T, cases []attackCase) {
+	for _, side := range attackedSides {
 		for _, tc := range cases {
 			if tc.serverOnly && !side.server {
 				continue
 			}
 			t.Run(side.name+"/"+tc.name, func(t *testing.T) {
-				hostileRunOne(t, side, tc)
+				runAttack(t, side, tc)
 			})
 		}
 	}
 }
 
-func hostileRunOne(t *testing.T, side hostileSide, tc hostileCase) {
+func runAttack(t *testing.T, side attackedSide, tc attackCase) {
 	base := runtime.NumGoroutine()
 	t.Run("attack", func(t *testing.T) {
 		p := side.start(t, tc.app)
@@ -299,7 +299,7 @@ func hostileRunOne(t *testing.T, side hostileSide, tc hostileCase) {
 		var res appResult
 		var d rawDrained
 		var writeErr error
-		cost := hostileMeasure(func() {
+		cost := measureCost(func() {
 			if !tc.noRead {
 				p.drain()
 			}
@@ -318,12 +318,12 @@ func hostileRunOne(t *testing.T, side hostileSide, tc hostileCase) {
 		tc.budget.check(t, p.sent, cost)
 		t.Logf("%d bytes sent: %d bytes allocated (%.2f per byte), CPU %v", p.sent, cost.alloc, float64(cost.alloc)/float64(max(p.sent, 1)), cost.cpu)
 	})
-	hostileNoLeak(t, base)
+	checkNoGoroutineLeak(t, base)
 }
 
-// hostileNoLeak checks that the goroutine count is back to base once the
+// checkNoGoroutineLeak checks that the goroutine count is back to base once the
 // connections of a case are closed.
-func hostileNoLeak(t *testing.T, base int) {
+func checkNoGoroutineLeak(t *testing.T, base int) {
 	t.Helper()
 	deadline := time.Now().Add(testWait)
 	n := runtime.NumGoroutine()
@@ -341,11 +341,11 @@ func hostileNoLeak(t *testing.T, base int) {
 
 // Attack builders.
 
-// hostileFragments returns a builder of a message of total bytes of fill,
+// fragmentedMessage returns a builder of a message of total bytes of fill,
 // sent as op and continuation frames of size bytes, then the frames in
 // after. between, if set, goes after every fragment but the last. The
 // middle fragments encode alike, so they are encoded once.
-func hostileFragments(op byte, total, size int, fill byte, between []rawFrame, after ...rawFrame) func(p *rawPeer) []byte {
+func fragmentedMessage(op byte, total, size int, fill byte, between []rawFrame, after ...rawFrame) func(p *rawPeer) []byte {
 	return func(p *rawPeer) []byte {
 		payload := bytes.Repeat([]byte{fill}, size)
 		mid := append(p.encode(rawFrame{op: opContinuation, payload: payload}), p.encode(between...)...)
@@ -360,9 +360,9 @@ func hostileFragments(op byte, total, size int, fill byte, between []rawFrame, a
 	}
 }
 
-// hostileDeflate returns payload compressed as one permessage-deflate
+// deflatePayload returns payload compressed as one permessage-deflate
 // message: raw DEFLATE, sync-flushed, without the final 00 00 ff ff.
-func hostileDeflate(payload []byte, level int) []byte {
+func deflatePayload(payload []byte, level int) []byte {
 	var b bytes.Buffer
 	w, err := flate.NewWriter(&b, level)
 	if err != nil {
@@ -377,13 +377,13 @@ func hostileDeflate(payload []byte, level int) []byte {
 	return out[:len(out)-4]
 }
 
-// closeFrame is the attacker's normal close, after an attack that the
+// attackerClose is the attacker's normal close, after an attack that the
 // Conn must survive.
-var hostileBye = rawClose(CloseNormalClosure, "bye")
+var attackerClose = rawClose(CloseNormalClosure, "bye")
 
-// hostileCloseWrite ends the attacker's side of the stream: the peer has
+// attackerVanishes ends the attacker's side of the stream: the peer has
 // vanished.
-func hostileCloseWrite(p *rawPeer) {
+func attackerVanishes(p *rawPeer) {
 	p.conn.(*net.TCPConn).CloseWrite()
 }
 
@@ -395,22 +395,22 @@ func declared(op byte, fin bool, n uint64, payload []byte) rawFrame {
 
 // The attacks.
 
-// hostileVanished is the outcome of an attack that ends with the peer
+// outcomeVanished is the outcome of an attack that ends with the peer
 // gone: no close frame either way, and CloseAbnormalClosure.
-var hostileVanished = hostileOutcome{kind: "close", code: CloseAbnormalClosure}
+var outcomeVanished = attackOutcome{kind: "close", code: CloseAbnormalClosure}
 
-// hostileFailed is the outcome of an attack the Conn fails with code.
-func hostileFailed(code int) hostileOutcome {
+// outcomeFailed is the outcome of an attack the Conn fails with code.
+func outcomeFailed(code int) attackOutcome {
 	if code == CloseMessageTooBig {
-		return hostileOutcome{peerCode: code, kind: "limit"}
+		return attackOutcome{peerCode: code, kind: "limit"}
 	}
-	return hostileOutcome{peerCode: code, kind: "protocol", code: code}
+	return attackOutcome{peerCode: code, kind: "protocol", code: code}
 }
 
-// hostileSurvived is the outcome of an attack the Conn must see through to
+// outcomeSurvived is the outcome of an attack the Conn must see through to
 // the attacker's normal close, echoing echoed bytes on the way.
-func hostileSurvived(echoed int64) hostileOutcome {
-	return hostileOutcome{peerCode: CloseNormalClosure, kind: "close", code: CloseNormalClosure, echoed: echoed}
+func outcomeSurvived(echoed int64) attackOutcome {
+	return attackOutcome{peerCode: CloseNormalClosure, kind: "close", code: CloseNormalClosure, echoed: echoed}
 }
 
 func frames(fs ...[]rawFrame) func(p *rawPeer) []byte {
@@ -425,15 +425,15 @@ func frames(fs ...[]rawFrame) func(p *rawPeer) []byte {
 
 func one(f ...rawFrame) []rawFrame { return f }
 
-// hostileLengthsCases announce lengths up to 2^63-1, alone, summed over
+// lengthAttacks announce lengths up to 2^63-1, alone, summed over
 // fragments and on compressed frames: the Conn must neither allocate what
 // is announced nor compute a size that overflows.
-func hostileLengthsCases() []hostileCase {
+func lengthAttacks() []attackCase {
 	const huge = 1<<63 - 1
 	some := bytes.Repeat([]byte("x"), 1000)
 	text := bytes.Repeat([]byte("abcdefgh"), 8<<10) // 64 KiB: fills an inflater's window
 	compressedHuge := func(fin bool) rawFrame {
-		f := declared(opBinary, fin, huge, hostileDeflate(text, flate.BestSpeed))
+		f := declared(opBinary, fin, huge, deflatePayload(text, flate.BestSpeed))
 		f.rsv = rsv1Bit
 		return f
 	}
@@ -444,39 +444,39 @@ func hostileLengthsCases() []hostileCase {
 	for i := range noise {
 		noise[i] = byte(rng.Uint32())
 	}
-	compressedNoise := declared(opBinary, true, 1<<62, hostileDeflate(noise, flate.BestSpeed))
+	compressedNoise := declared(opBinary, true, 1<<62, deflatePayload(noise, flate.BestSpeed))
 	compressedNoise.rsv = rsv1Bit
-	echo := hostileApp{echo: true}
-	limited := hostileApp{echo: true, limit: 1 << 20}
-	return []hostileCase{
+	echo := attackedApp{echo: true}
+	limited := attackedApp{echo: true, limit: 1 << 20}
+	return []attackCase{
 		// The frame of issue 13: FIN clear, 2^63-1 bytes.
-		{name: "unfinished frame of 2^63-1 bytes", app: echo, build: frames(one(declared(opBinary, false, huge, some))), after: hostileCloseWrite, want: hostileVanished},
-		{name: "unfinished frame of 2^63-1 bytes, NextReader", app: hostileApp{echo: true, reader: true}, build: frames(one(declared(opBinary, false, huge, some))), after: hostileCloseWrite, want: hostileVanished},
-		{name: "final frame of 2^63-1 bytes", app: echo, build: frames(one(declared(opBinary, true, huge, some))), after: hostileCloseWrite, want: hostileVanished},
-		{name: "unfinished text frame of 2^63-1 bytes", app: echo, build: frames(one(declared(opText, false, huge, some))), after: hostileCloseWrite, want: hostileVanished},
-		{name: "unfinished frame of 2^63-1 bytes, limit", app: limited, build: frames(one(declared(opBinary, false, huge, some))), want: hostileFailed(CloseMessageTooBig)},
-		{name: "continuation of 2^63-1 bytes", app: echo, build: frames(one(rawF(opBinary, false, "0123456789"), declared(opContinuation, true, huge, some))), after: hostileCloseWrite, want: hostileVanished},
-		{name: "continuation of 2^63-1 bytes, limit", app: limited, build: frames(one(rawF(opBinary, false, "0123456789"), declared(opContinuation, true, huge, some))), want: hostileFailed(CloseMessageTooBig)},
-		{name: "length with the top bit set", app: echo, build: frames(one(declared(opBinary, false, 1<<63, nil))), want: hostileFailed(CloseProtocolError)},
-		{name: "length of 1 in 64 bits", app: echo, build: frames(one(rawFrame{op: opBinary, fin: true, form: 64, payload: []byte("x")})), want: hostileFailed(CloseProtocolError)},
-		{name: "ping of 2^63-1 bytes", app: echo, build: frames(one(declared(opPing, true, huge, some))), want: hostileFailed(CloseProtocolError)},
-		{name: "close of 2^63-1 bytes", app: echo, build: frames(one(declared(opClose, true, huge, some))), want: hostileFailed(CloseProtocolError)},
-		{name: "compressed final frame of 2^63-1 bytes", app: hostileApp{echo: true, compress: true}, build: frames(one(compressedHuge(true))), after: hostileCloseWrite, want: hostileVanished},
-		{name: "compressed unfinished frame of 2^63-1 bytes", app: hostileApp{echo: true, compress: true}, build: frames(one(compressedHuge(false))), after: hostileCloseWrite, want: hostileVanished},
-		{name: "compressed final frame of 2^63-1 bytes, NextReader", app: hostileApp{echo: true, compress: true, reader: true}, build: frames(one(compressedHuge(true))), after: hostileCloseWrite, want: hostileVanished},
-		{name: "compressed final frame of 2^62 bytes, incompressible", app: hostileApp{echo: true, compress: true}, build: frames(one(compressedNoise)), after: hostileCloseWrite, want: hostileVanished},
-		{name: "compressed final frame of 2^63-1 bytes, limit", app: hostileApp{echo: true, compress: true, limit: 1 << 20}, build: frames(one(compressedHuge(true))), after: hostileCloseWrite, want: hostileVanished},
+		{name: "unfinished frame of 2^63-1 bytes", app: echo, build: frames(one(declared(opBinary, false, huge, some))), after: attackerVanishes, want: outcomeVanished},
+		{name: "unfinished frame of 2^63-1 bytes, NextReader", app: attackedApp{echo: true, reader: true}, build: frames(one(declared(opBinary, false, huge, some))), after: attackerVanishes, want: outcomeVanished},
+		{name: "final frame of 2^63-1 bytes", app: echo, build: frames(one(declared(opBinary, true, huge, some))), after: attackerVanishes, want: outcomeVanished},
+		{name: "unfinished text frame of 2^63-1 bytes", app: echo, build: frames(one(declared(opText, false, huge, some))), after: attackerVanishes, want: outcomeVanished},
+		{name: "unfinished frame of 2^63-1 bytes, limit", app: limited, build: frames(one(declared(opBinary, false, huge, some))), want: outcomeFailed(CloseMessageTooBig)},
+		{name: "continuation of 2^63-1 bytes", app: echo, build: frames(one(rawF(opBinary, false, "0123456789"), declared(opContinuation, true, huge, some))), after: attackerVanishes, want: outcomeVanished},
+		{name: "continuation of 2^63-1 bytes, limit", app: limited, build: frames(one(rawF(opBinary, false, "0123456789"), declared(opContinuation, true, huge, some))), want: outcomeFailed(CloseMessageTooBig)},
+		{name: "length with the top bit set", app: echo, build: frames(one(declared(opBinary, false, 1<<63, nil))), want: outcomeFailed(CloseProtocolError)},
+		{name: "length of 1 in 64 bits", app: echo, build: frames(one(rawFrame{op: opBinary, fin: true, form: 64, payload: []byte("x")})), want: outcomeFailed(CloseProtocolError)},
+		{name: "ping of 2^63-1 bytes", app: echo, build: frames(one(declared(opPing, true, huge, some))), want: outcomeFailed(CloseProtocolError)},
+		{name: "close of 2^63-1 bytes", app: echo, build: frames(one(declared(opClose, true, huge, some))), want: outcomeFailed(CloseProtocolError)},
+		{name: "compressed final frame of 2^63-1 bytes", app: attackedApp{echo: true, compress: true}, build: frames(one(compressedHuge(true))), after: attackerVanishes, want: outcomeVanished},
+		{name: "compressed unfinished frame of 2^63-1 bytes", app: attackedApp{echo: true, compress: true}, build: frames(one(compressedHuge(false))), after: attackerVanishes, want: outcomeVanished},
+		{name: "compressed final frame of 2^63-1 bytes, NextReader", app: attackedApp{echo: true, compress: true, reader: true}, build: frames(one(compressedHuge(true))), after: attackerVanishes, want: outcomeVanished},
+		{name: "compressed final frame of 2^62 bytes, incompressible", app: attackedApp{echo: true, compress: true}, build: frames(one(compressedNoise)), after: attackerVanishes, want: outcomeVanished},
+		{name: "compressed final frame of 2^63-1 bytes, limit", app: attackedApp{echo: true, compress: true, limit: 1 << 20}, build: frames(one(compressedHuge(true))), after: attackerVanishes, want: outcomeVanished},
 	}
 }
 
 func TestHostileLengths(t *testing.T) {
-	hostileRun(t, hostileLengthsCases())
+	runAttacks(t, lengthAttacks())
 }
 
-// hostileFragmentationCases send messages cut into tiny fragments, empty
+// fragmentationAttacks send messages cut into tiny fragments, empty
 // ones and fragments between pings: the cost must stay linear in the
 // bytes sent.
-func hostileFragmentationCases() []hostileCase {
+func fragmentationAttacks() []attackCase {
 	const mib = 1 << 20
 	nEmpty := 1_000_000
 	if testing.Short() {
@@ -486,70 +486,70 @@ func hostileFragmentationCases() []hostileCase {
 		b := p.encode(rawF(opBinary, false, "x"))
 		empty := p.encode(rawFrame{op: opContinuation})
 		b = append(b, bytes.Repeat(empty, nEmpty)...)
-		return append(b, p.encode(rawF(opContinuation, true, "y"), hostileBye)...)
+		return append(b, p.encode(rawF(opContinuation, true, "y"), attackerClose)...)
 	}
-	pingBudget := hostileBudget{allocBase: 1 << 20, allocPerByte: 24, cpuBase: 100 * time.Millisecond, cpuPerByte: 400 * time.Microsecond}
+	pingBudget := costBudget{allocBase: 1 << 20, allocPerByte: 24, cpuBase: 100 * time.Millisecond, cpuPerByte: 400 * time.Microsecond}
 	ping := []rawFrame{{op: opPing, fin: true, payload: bytes.Repeat([]byte{'i'}, 125)}}
-	return []hostileCase{
+	return []attackCase{
 		// Issue 13's second finding: 1.3 GiB allocated and 2 s of CPU.
-		{name: "1 MiB in 16-byte fragments", app: hostileApp{echo: true}, build: hostileFragments(opBinary, mib, 16, 'a', nil, hostileBye), want: hostileSurvived(mib)},
-		{name: "1 MiB in 16-byte fragments, NextReader", app: hostileApp{echo: true, reader: true}, build: hostileFragments(opBinary, mib, 16, 'a', nil, hostileBye), want: hostileSurvived(mib)},
-		{name: "1 MiB text in 16-byte fragments", app: hostileApp{echo: true}, build: hostileFragments(opText, mib, 16, 'a', nil, hostileBye), want: hostileSurvived(mib)},
-		{name: "2 MiB in 16-byte fragments, limit 1 MiB", app: hostileApp{echo: true, limit: mib}, build: hostileFragments(opBinary, 2*mib, 16, 'a', nil), want: hostileFailed(CloseMessageTooBig)},
-		{name: "256 KiB in 1-byte fragments", app: hostileApp{echo: true}, build: hostileFragments(opText, 256<<10, 1, 'b', nil, hostileBye), want: hostileSurvived(256 << 10)},
-		{name: "a million empty continuations", app: hostileApp{echo: true}, build: empties, want: hostileSurvived(2)},
-		{name: "a million empty continuations, NextReader", app: hostileApp{echo: true, reader: true}, build: empties, want: hostileSurvived(2)},
-		{name: "fragments between pings", app: hostileApp{echo: true}, build: hostileFragments(opBinary, 256<<10, 16, 'p', ping, hostileBye), want: hostileSurvived(256 << 10), budget: pingBudget},
-		{name: "1 MiB in 4 KiB fragments", app: hostileApp{echo: true}, build: hostileFragments(opBinary, mib, 4<<10, 'c', nil, hostileBye), want: hostileSurvived(mib)},
+		{name: "1 MiB in 16-byte fragments", app: attackedApp{echo: true}, build: fragmentedMessage(opBinary, mib, 16, 'a', nil, attackerClose), want: outcomeSurvived(mib)},
+		{name: "1 MiB in 16-byte fragments, NextReader", app: attackedApp{echo: true, reader: true}, build: fragmentedMessage(opBinary, mib, 16, 'a', nil, attackerClose), want: outcomeSurvived(mib)},
+		{name: "1 MiB text in 16-byte fragments", app: attackedApp{echo: true}, build: fragmentedMessage(opText, mib, 16, 'a', nil, attackerClose), want: outcomeSurvived(mib)},
+		{name: "2 MiB in 16-byte fragments, limit 1 MiB", app: attackedApp{echo: true, limit: mib}, build: fragmentedMessage(opBinary, 2*mib, 16, 'a', nil), want: outcomeFailed(CloseMessageTooBig)},
+		{name: "256 KiB in 1-byte fragments", app: attackedApp{echo: true}, build: fragmentedMessage(opText, 256<<10, 1, 'b', nil, attackerClose), want: outcomeSurvived(256 << 10)},
+		{name: "a million empty continuations", app: attackedApp{echo: true}, build: empties, want: outcomeSurvived(2)},
+		{name: "a million empty continuations, NextReader", app: attackedApp{echo: true, reader: true}, build: empties, want: outcomeSurvived(2)},
+		{name: "fragments between pings", app: attackedApp{echo: true}, build: fragmentedMessage(opBinary, 256<<10, 16, 'p', ping, attackerClose), want: outcomeSurvived(256 << 10), budget: pingBudget},
+		{name: "1 MiB in 4 KiB fragments", app: attackedApp{echo: true}, build: fragmentedMessage(opBinary, mib, 4<<10, 'c', nil, attackerClose), want: outcomeSurvived(mib)},
 	}
 }
 
 func TestHostileFragmentation(t *testing.T) {
-	hostileRun(t, hostileFragmentationCases())
+	runAttacks(t, fragmentationAttacks())
 }
 
-// hostileFloodsCases send pings to a Conn whose pongs it never reads, and
+// floodAttacks send pings to a Conn whose pongs it never reads, and
 // keeps talking after its close.
-func hostileFloodsCases() []hostileCase {
+func floodAttacks() []attackCase {
 	nPings := 50_000
 	if testing.Short() {
 		nPings = 5_000
 	}
 	pings := func(p *rawPeer) []byte {
 		ping := p.encode(rawFrame{op: opPing, fin: true, payload: bytes.Repeat([]byte{'p'}, 125)})
-		return append(bytes.Repeat(ping, nPings), p.encode(hostileBye)...)
+		return append(bytes.Repeat(ping, nPings), p.encode(attackerClose)...)
 	}
 	// Each ping costs a pong, a system call: budgeted as such.
-	pingBudget := hostileBudget{allocBase: 1 << 20, allocPerByte: 24, cpuBase: 100 * time.Millisecond, cpuPerByte: 400 * time.Microsecond}
+	pingBudget := costBudget{allocBase: 1 << 20, allocPerByte: 24, cpuBase: 100 * time.Millisecond, cpuPerByte: 400 * time.Microsecond}
 	var afterClose []rawFrame
-	afterClose = append(afterClose, hostileBye)
+	afterClose = append(afterClose, attackerClose)
 	for range 10_000 {
-		afterClose = append(afterClose, hostileBye, rawF(opPing, true, "after"), rawF(opBinary, true, "after"), rawF(opContinuation, false, "x"))
+		afterClose = append(afterClose, attackerClose, rawF(opPing, true, "after"), rawF(opBinary, true, "after"), rawF(opContinuation, false, "x"))
 	}
-	return []hostileCase{
+	return []attackCase{
 		// Once the pongs fill the socket, one waits out its deadline and
 		// makes writes fail; reading goes on.
-		{name: "pings while never reading", app: hostileApp{echo: true}, build: pings, noRead: true, want: hostileOutcome{kind: "close", code: CloseNormalClosure}, budget: pingBudget},
-		{name: "pings", app: hostileApp{echo: true}, build: pings, want: hostileSurvived(0), budget: pingBudget},
-		{name: "closes and more after close", app: hostileApp{echo: true}, build: frames(afterClose), want: hostileSurvived(0)},
+		{name: "pings while never reading", app: attackedApp{echo: true}, build: pings, noRead: true, want: attackOutcome{kind: "close", code: CloseNormalClosure}, budget: pingBudget},
+		{name: "pings", app: attackedApp{echo: true}, build: pings, want: outcomeSurvived(0), budget: pingBudget},
+		{name: "closes and more after close", app: attackedApp{echo: true}, build: frames(afterClose), want: outcomeSurvived(0)},
 	}
 }
 
 func TestHostileFloods(t *testing.T) {
-	hostileRun(t, hostileFloodsCases())
+	runAttacks(t, floodAttacks())
 }
 
-// hostileCompressionCases send compressed bombs, corrupt streams and
+// compressionAttacks send compressed bombs, corrupt streams and
 // compressed messages cut into tiny fragments.
-func hostileCompressionCases() []hostileCase {
+func compressionAttacks() []attackCase {
 	const mib = 1 << 20
 	compressed := func(op byte, payload []byte) rawFrame {
 		return rawFrame{op: op, fin: true, rsv: rsv1Bit, payload: payload}
 	}
-	bomb64 := hostileDeflate(make([]byte, 64*mib), flate.BestCompression)
-	bomb16 := hostileDeflate(make([]byte, 16*mib), flate.BestCompression)
+	bomb64 := deflatePayload(make([]byte, 64*mib), flate.BestCompression)
+	bomb16 := deflatePayload(make([]byte, 16*mib), flate.BestCompression)
 	text := bytes.Repeat([]byte(`{"id":12345,"name":"wsforge","tags":["a","b"]} `), 4000)
-	deflated := hostileDeflate(text, flate.BestSpeed)
+	deflated := deflatePayload(text, flate.BestSpeed)
 	var tiny []rawFrame
 	for i, b := range deflated {
 		f := rawFrame{op: opContinuation, fin: i == len(deflated)-1, payload: []byte{b}}
@@ -562,61 +562,61 @@ func hostileCompressionCases() []hostileCase {
 	// A bomb is cheap to send: its cost is bounded by the inflated size,
 	// at most 1032 bytes per byte of DEFLATE, read into a result that
 	// grows by four at a time.
-	bombBudget := hostileBudget{allocBase: 2 * mib, allocPerByte: 6 * 1032, cpuBase: 2 * time.Second, cpuPerByte: 0}
-	return []hostileCase{
-		{name: "64 MiB bomb, limit 1 MiB", app: hostileApp{echo: true, compress: true, limit: mib}, build: frames(one(compressed(opBinary, bomb64))), want: hostileFailed(CloseMessageTooBig), budget: bombBudget},
-		{name: "64 MiB bomb, limit 1 MiB, NextReader", app: hostileApp{compress: true, limit: mib, reader: true}, build: frames(one(compressed(opBinary, bomb64))), want: hostileFailed(CloseMessageTooBig), budget: bombBudget},
-		{name: "16 MiB bomb, no limit", app: hostileApp{compress: true}, build: frames(one(compressed(opBinary, bomb16)), one(hostileBye)), want: hostileSurvived(0), budget: bombBudget},
-		{name: "corrupt stream", app: hostileApp{echo: true, compress: true}, build: frames(one(compressed(opBinary, bytes.Repeat([]byte{0xff}, 100)))), want: hostileFailed(CloseInvalidFramePayloadData)},
-		{name: "corrupt after valid blocks", app: hostileApp{echo: true, compress: true}, build: frames(one(compressed(opText, corruptAfterValid))), want: hostileFailed(CloseInvalidFramePayloadData)},
-		{name: "corrupt stream, NextReader", app: hostileApp{compress: true, reader: true}, build: frames(one(compressed(opBinary, bytes.Repeat([]byte{0xfe}, 100)))), want: hostileFailed(CloseInvalidFramePayloadData)},
-		{name: "stream with a final block then more", app: hostileApp{echo: true, compress: true}, build: frames(one(compressed(opBinary, append([]byte{0x03, 0x00}, deflated...)))), want: hostileFailed(CloseInvalidFramePayloadData)},
-		{name: "compressed text, 1-byte fragments", app: hostileApp{echo: true, compress: true}, build: frames(tiny, one(hostileBye)), want: hostileSurvived(-1), budget: bombBudget},
-		{name: "compressed text, 1-byte fragments, NextReader", app: hostileApp{echo: true, compress: true, reader: true}, build: frames(tiny, one(hostileBye)), want: hostileSurvived(-1), budget: bombBudget},
-		{name: "RSV1 without negotiation", app: hostileApp{echo: true}, build: frames(one(compressed(opBinary, deflated))), want: hostileFailed(CloseProtocolError)},
-		{name: "RSV1 on a ping", app: hostileApp{echo: true, compress: true}, build: frames(one(compressed(opPing, []byte{0x02, 0x00}))), want: hostileFailed(CloseProtocolError)},
-		{name: "RSV1 on a continuation", app: hostileApp{echo: true, compress: true}, build: frames(one(rawF(opBinary, false, "a"), compressed(opContinuation, deflated))), want: hostileFailed(CloseProtocolError)},
+	bombBudget := costBudget{allocBase: 2 * mib, allocPerByte: 6 * 1032, cpuBase: 2 * time.Second, cpuPerByte: 0}
+	return []attackCase{
+		{name: "64 MiB bomb, limit 1 MiB", app: attackedApp{echo: true, compress: true, limit: mib}, build: frames(one(compressed(opBinary, bomb64))), want: outcomeFailed(CloseMessageTooBig), budget: bombBudget},
+		{name: "64 MiB bomb, limit 1 MiB, NextReader", app: attackedApp{compress: true, limit: mib, reader: true}, build: frames(one(compressed(opBinary, bomb64))), want: outcomeFailed(CloseMessageTooBig), budget: bombBudget},
+		{name: "16 MiB bomb, no limit", app: attackedApp{compress: true}, build: frames(one(compressed(opBinary, bomb16)), one(attackerClose)), want: outcomeSurvived(0), budget: bombBudget},
+		{name: "corrupt stream", app: attackedApp{echo: true, compress: true}, build: frames(one(compressed(opBinary, bytes.Repeat([]byte{0xff}, 100)))), want: outcomeFailed(CloseInvalidFramePayloadData)},
+		{name: "corrupt after valid blocks", app: attackedApp{echo: true, compress: true}, build: frames(one(compressed(opText, corruptAfterValid))), want: outcomeFailed(CloseInvalidFramePayloadData)},
+		{name: "corrupt stream, NextReader", app: attackedApp{compress: true, reader: true}, build: frames(one(compressed(opBinary, bytes.Repeat([]byte{0xfe}, 100)))), want: outcomeFailed(CloseInvalidFramePayloadData)},
+		{name: "stream with a final block then more", app: attackedApp{echo: true, compress: true}, build: frames(one(compressed(opBinary, append([]byte{0x03, 0x00}, deflated...)))), want: outcomeFailed(CloseInvalidFramePayloadData)},
+		{name: "compressed text, 1-byte fragments", app: attackedApp{echo: true, compress: true}, build: frames(tiny, one(attackerClose)), want: outcomeSurvived(-1), budget: bombBudget},
+		{name: "compressed text, 1-byte fragments, NextReader", app: attackedApp{echo: true, compress: true, reader: true}, build: frames(tiny, one(attackerClose)), want: outcomeSurvived(-1), budget: bombBudget},
+		{name: "RSV1 without negotiation", app: attackedApp{echo: true}, build: frames(one(compressed(opBinary, deflated))), want: outcomeFailed(CloseProtocolError)},
+		{name: "RSV1 on a ping", app: attackedApp{echo: true, compress: true}, build: frames(one(compressed(opPing, []byte{0x02, 0x00}))), want: outcomeFailed(CloseProtocolError)},
+		{name: "RSV1 on a continuation", app: attackedApp{echo: true, compress: true}, build: frames(one(rawF(opBinary, false, "a"), compressed(opContinuation, deflated))), want: outcomeFailed(CloseProtocolError)},
 	}
 }
 
 func TestHostileCompression(t *testing.T) {
-	hostileRun(t, hostileCompressionCases())
+	runAttacks(t, compressionAttacks())
 }
 
-// hostileVanishCases end the connection in the middle of every part of a
+// vanishAttacks end the connection in the middle of every part of a
 // frame: the Conn reports CloseAbnormalClosure and keeps nothing.
-func hostileVanishCases() []hostileCase {
+func vanishAttacks() []attackCase {
 	cut := func(f rawFrame, n int) func(p *rawPeer) []byte {
 		return func(p *rawPeer) []byte { return p.encode(f)[:n] }
 	}
 	big := rawFrame{op: opBinary, fin: true, payload: make([]byte, 100000)}
 	text := rawFrame{op: opText, fin: false, payload: []byte("héllo")}
-	compressed := rawFrame{op: opText, fin: true, rsv: rsv1Bit, payload: hostileDeflate(bytes.Repeat([]byte("hello "), 10000), flate.BestSpeed)}
+	compressed := rawFrame{op: opText, fin: true, rsv: rsv1Bit, payload: deflatePayload(bytes.Repeat([]byte("hello "), 10000), flate.BestSpeed)}
 	reset := func(p *rawPeer) {
 		p.conn.(*net.TCPConn).SetLinger(0)
 		p.conn.Close()
 	}
-	return []hostileCase{
-		{name: "after one header byte", app: hostileApp{echo: true}, build: cut(big, 1), after: hostileCloseWrite, want: hostileVanished},
-		{name: "in the extended length", app: hostileApp{echo: true}, build: cut(big, 5), after: hostileCloseWrite, want: hostileVanished},
-		{name: "in the masking key", app: hostileApp{echo: true}, build: cut(big, 11), after: hostileCloseWrite, want: hostileVanished, serverOnly: true},
-		{name: "in the payload", app: hostileApp{echo: true}, build: cut(big, 5000), after: hostileCloseWrite, want: hostileVanished},
-		{name: "in the payload, NextReader", app: hostileApp{echo: true, reader: true}, build: cut(big, 5000), after: hostileCloseWrite, want: hostileVanished},
-		{name: "between fragments", app: hostileApp{echo: true}, build: frames(one(text)), after: hostileCloseWrite, want: hostileVanished},
-		{name: "in a control frame", app: hostileApp{echo: true}, build: cut(rawF(opPing, true, "ping payload"), 9), after: hostileCloseWrite, want: hostileVanished},
-		{name: "in a compressed message", app: hostileApp{echo: true, compress: true}, build: cut(compressed, 20), after: hostileCloseWrite, want: hostileVanished},
-		{name: "reset in the payload", app: hostileApp{echo: true}, build: cut(big, 5000), after: reset, noRead: true, want: hostileOutcome{kind: "net"}},
+	return []attackCase{
+		{name: "after one header byte", app: attackedApp{echo: true}, build: cut(big, 1), after: attackerVanishes, want: outcomeVanished},
+		{name: "in the extended length", app: attackedApp{echo: true}, build: cut(big, 5), after: attackerVanishes, want: outcomeVanished},
+		{name: "in the masking key", app: attackedApp{echo: true}, build: cut(big, 11), after: attackerVanishes, want: outcomeVanished, serverOnly: true},
+		{name: "in the payload", app: attackedApp{echo: true}, build: cut(big, 5000), after: attackerVanishes, want: outcomeVanished},
+		{name: "in the payload, NextReader", app: attackedApp{echo: true, reader: true}, build: cut(big, 5000), after: attackerVanishes, want: outcomeVanished},
+		{name: "between fragments", app: attackedApp{echo: true}, build: frames(one(text)), after: attackerVanishes, want: outcomeVanished},
+		{name: "in a control frame", app: attackedApp{echo: true}, build: cut(rawF(opPing, true, "ping payload"), 9), after: attackerVanishes, want: outcomeVanished},
+		{name: "in a compressed message", app: attackedApp{echo: true, compress: true}, build: cut(compressed, 20), after: attackerVanishes, want: outcomeVanished},
+		{name: "reset in the payload", app: attackedApp{echo: true}, build: cut(big, 5000), after: reset, noRead: true, want: attackOutcome{kind: "net"}},
 	}
 }
 
 func TestHostileVanish(t *testing.T) {
-	hostileRun(t, hostileVanishCases())
+	runAttacks(t, vanishAttacks())
 }
 
-// hostileNeverReadsCases write to a peer that never reads: a write
+// neverReadsAttacks write to a peer that never reads: a write
 // deadline ends a blocked write with a timeout, and writes fail from then
 // on; nothing is left blocked.
-func hostileNeverReadsCases() []hostileCase {
+func neverReadsAttacks() []attackCase {
 	big := make([]byte, 32<<20)
 	// stuck is how long a write waits for the peer that never reads;
 	// any wait ends the same way, so -short waits less.
@@ -624,8 +624,8 @@ func hostileNeverReadsCases() []hostileCase {
 	if testing.Short() {
 		stuck = 50 * time.Millisecond
 	}
-	writeStuck := func(write func(c *Conn) error) hostileApp {
-		return hostileApp{write: func(c *Conn) error {
+	writeStuck := func(write func(c *Conn) error) attackedApp {
+		return attackedApp{write: func(c *Conn) error {
 			c.SetWriteDeadline(time.Now().Add(stuck))
 			var err error
 			for err == nil {
@@ -639,8 +639,8 @@ func hostileNeverReadsCases() []hostileCase {
 			return err
 		}}
 	}
-	return []hostileCase{
-		{name: "WriteMessage", app: writeStuck(func(c *Conn) error { return c.WriteMessage(BinaryMessage, big) }), build: frames(), noRead: true, want: hostileOutcome{kind: "timeout"}, budget: hostileBudget{allocBase: 64 << 20, cpuBase: 2 * time.Second}},
+	return []attackCase{
+		{name: "WriteMessage", app: writeStuck(func(c *Conn) error { return c.WriteMessage(BinaryMessage, big) }), build: frames(), noRead: true, want: attackOutcome{kind: "timeout"}, budget: costBudget{allocBase: 64 << 20, cpuBase: 2 * time.Second}},
 		{name: "NextWriter", app: writeStuck(func(c *Conn) error {
 			w, err := c.NextWriter(TextMessage)
 			if err != nil {
@@ -651,15 +651,15 @@ func hostileNeverReadsCases() []hostileCase {
 			}
 			w.Close()
 			return err
-		}), build: frames(), noRead: true, want: hostileOutcome{kind: "timeout"}, budget: hostileBudget{allocBase: 64 << 20, cpuBase: 2 * time.Second}},
+		}), build: frames(), noRead: true, want: attackOutcome{kind: "timeout"}, budget: costBudget{allocBase: 64 << 20, cpuBase: 2 * time.Second}},
 		{name: "pings", app: writeStuck(func(c *Conn) error {
 			return c.WriteControl(PingMessage, bytes.Repeat([]byte{'p'}, 125), time.Now().Add(stuck))
-		}), build: frames(), noRead: true, want: hostileOutcome{kind: "timeout"}, budget: hostileBudget{allocBase: 64 << 20, cpuBase: 2 * time.Second}},
+		}), build: frames(), noRead: true, want: attackOutcome{kind: "timeout"}, budget: costBudget{allocBase: 64 << 20, cpuBase: 2 * time.Second}},
 	}
 }
 
 func TestHostileNeverReads(t *testing.T) {
-	hostileRun(t, hostileNeverReadsCases())
+	runAttacks(t, neverReadsAttacks())
 }
 
 // endlessResponse answers a request (an upgrade, or a proxy's CONNECT) with
@@ -748,8 +748,8 @@ func TestHostileDialerEndlessHeader(t *testing.T) {
 	})
 }
 
-// hostileHTTPLimits are the http.Server settings a case sets.
-type hostileHTTPLimits struct {
+// httpLimits are the http.Server settings a case sets.
+type httpLimits struct {
 	MaxHeaderBytes    int
 	ReadHeaderTimeout time.Duration
 }
@@ -774,7 +774,7 @@ func TestHostileServerHandshake(t *testing.T) {
 	}
 	tests := []struct {
 		name    string
-		server  hostileHTTPLimits
+		server  httpLimits
 		u       Upgrader
 		request string
 		status  int // 0: the connection must end with no response
@@ -785,7 +785,7 @@ func TestHostileServerHandshake(t *testing.T) {
 		{name: "2 MiB of header fields", request: valid + fields("X-Filler", strings.Repeat("f", 100), 20000) + "\r\n", status: http.StatusRequestHeaderFieldsTooLarge},
 		{name: "a 2 MiB header line", request: valid + "X-Long: " + strings.Repeat("l", 2<<20) + "\r\n\r\n", status: http.StatusRequestHeaderFieldsTooLarge},
 		{name: "a 2 MiB request line", request: "GET /" + strings.Repeat("u", 2<<20) + " HTTP/1.1\r\n\r\n", status: http.StatusRequestHeaderFieldsTooLarge},
-		{name: "8 KiB over a 4 KiB MaxHeaderBytes", server: hostileHTTPLimits{MaxHeaderBytes: 4 << 10}, request: valid + fields("X-Filler", strings.Repeat("f", 100), 80) + "\r\n", status: http.StatusRequestHeaderFieldsTooLarge},
+		{name: "8 KiB over a 4 KiB MaxHeaderBytes", server: httpLimits{MaxHeaderBytes: 4 << 10}, request: valid + fields("X-Filler", strings.Repeat("f", 100), 80) + "\r\n", status: http.StatusRequestHeaderFieldsTooLarge},
 		{name: "60,000 small header fields", request: valid + fields("X-A", "b", 60000) + "\r\n", status: http.StatusSwitchingProtocols},
 		{name: "12,000 extension offers", u: Upgrader{EnableCompression: true}, request: valid + "Sec-WebSocket-Extensions: " + list("permessage-deflate; client_max_window_bits; server_max_window_bits=10", 12000) + "\r\n\r\n", status: http.StatusSwitchingProtocols, inResp: "server_max_window_bits=10"},
 		// Offers past the 16th are declined without being parsed.
@@ -799,7 +799,7 @@ func TestHostileServerHandshake(t *testing.T) {
 		{name: "Sec-WebSocket-Key twice", request: valid + "Sec-WebSocket-Key: " + sampleKey + "\r\n\r\n", status: http.StatusBadRequest},
 		{name: "Sec-WebSocket-Version twice", request: valid + "Sec-WebSocket-Version: 13\r\n\r\n", status: http.StatusBadRequest},
 		{name: "key of 10,000 bytes", request: strings.Replace(valid, sampleKey, strings.Repeat("A", 10000), 1) + "\r\n", status: http.StatusBadRequest},
-		{name: "headers that never end, ReadHeaderTimeout", server: hostileHTTPLimits{ReadHeaderTimeout: 200 * time.Millisecond}, request: valid + "X-Slow: ", status: 0},
+		{name: "headers that never end, ReadHeaderTimeout", server: httpLimits{ReadHeaderTimeout: 200 * time.Millisecond}, request: valid + "X-Slow: ", status: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -829,7 +829,7 @@ func TestHostileServerHandshake(t *testing.T) {
 			request := []byte(tt.request)
 			var resp *http.Response
 			var readErr error
-			cost := hostileMeasure(func() {
+			cost := measureCost(func() {
 				// net/http may answer before it has read everything.
 				go nc.Write(request)
 				resp, readErr = http.ReadResponse(bufio.NewReader(nc), nil)
@@ -852,12 +852,12 @@ func TestHostileServerHandshake(t *testing.T) {
 					assert.NotContains(t, b.String(), tt.notInResp)
 				}
 			}
-			budget := hostileBudget{allocBase: 1 << 20, allocPerByte: 16, cpuBase: 300 * time.Millisecond, cpuPerByte: 50 * time.Microsecond}
+			budget := costBudget{allocBase: 1 << 20, allocPerByte: 16, cpuBase: 300 * time.Millisecond, cpuPerByte: 50 * time.Microsecond}
 			budget.check(t, int64(len(request)), cost)
 			t.Logf("%d bytes sent: %d bytes allocated (%.2f per byte), CPU %v", len(request), cost.alloc, float64(cost.alloc)/float64(len(request)), cost.cpu)
 			nc.Close()
 			srv.Close()
-			hostileNoLeak(t, base)
+			checkNoGoroutineLeak(t, base)
 		})
 	}
 }
@@ -914,7 +914,7 @@ func TestHostileDialer(t *testing.T) {
 			var ws *Conn
 			var resp *http.Response
 			var err error
-			cost := hostileMeasure(func() {
+			cost := measureCost(func() {
 				ws, resp, err = d.Dial("ws://"+s.addr+"/", nil)
 			})
 			if tt.wantErr != nil {
@@ -929,11 +929,11 @@ func TestHostileDialer(t *testing.T) {
 				assert.Equal(t, CloseProtocolError, pe.Code)
 				ws.Close()
 			}
-			budget := hostileBudget{allocBase: 1 << 20, allocPerByte: 16, cpuBase: 300 * time.Millisecond, cpuPerByte: 50 * time.Microsecond}
+			budget := costBudget{allocBase: 1 << 20, allocPerByte: 16, cpuBase: 300 * time.Millisecond, cpuPerByte: 50 * time.Microsecond}
 			budget.check(t, sent, cost)
 			t.Logf("%d bytes sent: %d bytes allocated (%.2f per byte), CPU %v", sent, cost.alloc, float64(cost.alloc)/float64(max(sent, 1)), cost.cpu)
 			s.close()
-			hostileNoLeak(t, base)
+			checkNoGoroutineLeak(t, base)
 		})
 	}
 }
@@ -951,7 +951,7 @@ func TestHostileDialer(t *testing.T) {
 //
 // Its seeds are the hostile suite's attacks, cut to 16 KiB.
 func FuzzConnStream(f *testing.F) {
-	for _, cases := range [][]hostileCase{hostileLengthsCases(), hostileFragmentationCases(), hostileFloodsCases(), hostileCompressionCases(), hostileVanishCases()} {
+	for _, cases := range [][]attackCase{lengthAttacks(), fragmentationAttacks(), floodAttacks(), compressionAttacks(), vanishAttacks()} {
 		for i, tc := range cases {
 			for _, isServer := range []bool{true, false} {
 				if tc.serverOnly && !isServer {
@@ -966,7 +966,7 @@ func FuzzConnStream(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, stream []byte, isServer, compress bool, limit uint32, reader bool, chunk uint8) {
-		nc := &streamConn{utFuzzConn: utFuzzConn{data: stream, chunk: int(chunk % 64)}}
+		nc := &streamConn{chunkedConn: chunkedConn{data: stream, chunk: int(chunk % 64)}}
 		var c *Conn
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
@@ -1013,9 +1013,9 @@ func FuzzConnStream(f *testing.F) {
 	})
 }
 
-// streamConn is a utFuzzConn that keeps what is written to it.
+// streamConn is a chunkedConn that keeps what is written to it.
 type streamConn struct {
-	utFuzzConn
+	chunkedConn
 	wmu sync.Mutex
 	out []byte
 }

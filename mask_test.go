@@ -8,23 +8,23 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// utMaskRef is the byte-by-byte definition of masking (RFC 6455 section
+// maskReference is the byte-by-byte definition of masking (RFC 6455 section
 // 5.3) that maskBytes must agree with.
-func utMaskRef(key [4]byte, pos int, b []byte) int {
+func maskReference(key [4]byte, pos int, b []byte) int {
 	for i := range b {
 		b[i] ^= key[(pos+i)&3]
 	}
 	return (pos + len(b)) & 3
 }
 
-// utClone returns a copy of b that is never nil.
-func utClone(b []byte) []byte {
+// cloneBytes returns a copy of b that is never nil.
+func cloneBytes(b []byte) []byte {
 	c := make([]byte, len(b))
 	copy(c, b)
 	return c
 }
 
-func utRandBytes(r *rand.Rand, n int) []byte {
+func randBytes(r *rand.Rand, n int) []byte {
 	b := make([]byte, n)
 	for i := range b {
 		b[i] = byte(r.Uint32())
@@ -42,17 +42,17 @@ func TestUnitMaskBytesMatchesReference(t *testing.T) {
 	}
 	for i := 0; i < 4; i++ {
 		var k [4]byte
-		copy(k[:], utRandBytes(r, 4))
+		copy(k[:], randBytes(r, 4))
 		keys = append(keys, k)
 	}
 	for _, key := range keys {
 		for n := 0; n <= 300; n++ {
-			orig := utRandBytes(r, n)
+			orig := randBytes(r, n)
 			for pos := 0; pos < 4; pos++ {
-				want := utClone(orig)
-				wantPos := utMaskRef(key, pos, want)
+				want := cloneBytes(orig)
+				wantPos := maskReference(key, pos, want)
 
-				got := utClone(orig)
+				got := cloneBytes(orig)
 				gotPos := maskBytes(key, pos, got)
 				require.Equal(t, want, got, "key %x len %d pos %d", key, n, pos)
 				require.Equal(t, wantPos, gotPos, "key %x len %d pos %d", key, n, pos)
@@ -71,7 +71,7 @@ func TestUnitMaskBytesPositionWraps(t *testing.T) {
 	for _, n := range []int{0, 3, 15, 16, 17, 40} {
 		for pos := 0; pos < 12; pos++ {
 			want := bytes.Repeat([]byte{0xAB}, n)
-			wantPos := utMaskRef(key, pos, want)
+			wantPos := maskReference(key, pos, want)
 			got := bytes.Repeat([]byte{0xAB}, n)
 			gotPos := maskBytes(key, pos, got)
 			require.Equal(t, want, got, "len %d pos %d", n, pos)
@@ -87,10 +87,10 @@ func TestUnitMaskBytesUnalignedAndBounded(t *testing.T) {
 	key := [4]byte{0xde, 0xad, 0xbe, 0xef}
 	for n := 0; n <= 200; n++ {
 		for _, off := range []int{1, 2, 3, 5, 7} {
-			backing := utRandBytes(r, n+off+8)
-			want := utClone(backing)
+			backing := randBytes(r, n+off+8)
+			want := cloneBytes(backing)
 			for pos := 0; pos < 4; pos++ {
-				wantPos := utMaskRef(key, pos, want[off:off+n])
+				wantPos := maskReference(key, pos, want[off:off+n])
 				gotPos := maskBytes(key, pos, backing[off:off+n])
 				require.Equal(t, want, backing, "len %d off %d pos %d", n, off, pos)
 				require.Equal(t, wantPos, gotPos, "len %d off %d pos %d", n, off, pos)
@@ -104,11 +104,11 @@ func TestUnitMaskBytesPieces(t *testing.T) {
 	// whole: this is how the read path unmasks partial reads.
 	r := rand.New(rand.NewPCG(5, 6))
 	key := [4]byte{9, 8, 7, 6}
-	orig := utRandBytes(r, 1000)
-	want := utClone(orig)
-	utMaskRef(key, 0, want)
+	orig := randBytes(r, 1000)
+	want := cloneBytes(orig)
+	maskReference(key, 0, want)
 	for trial := 0; trial < 200; trial++ {
-		got := utClone(orig)
+		got := cloneBytes(orig)
 		pos := 0
 		for rest := got; len(rest) > 0; {
 			k := 1 + r.IntN(min(len(rest), 70))
@@ -137,7 +137,7 @@ func TestMaskLongInputs(t *testing.T) {
 				got := append([]byte(nil), src...)
 				want := append([]byte(nil), src...)
 				gp := maskBytes(key, pos, got[align:])
-				wp := utMaskRef(key, pos, want[align:])
+				wp := maskReference(key, pos, want[align:])
 				require.Equal(t, wp, gp, "n=%d pos=%d align=%d", n, pos, align)
 				require.Equal(t, want, got, "n=%d pos=%d align=%d", n, pos, align)
 			}

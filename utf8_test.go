@@ -10,13 +10,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// utIsValidPrefix reports whether b is valid UTF-8 or the start of it: some
+// isValidUTF8Prefix reports whether b is valid UTF-8 or the start of it: some
 // completion of at most three continuation bytes makes it valid. Only the
 // first missing byte's value matters (it carries the range restrictions
 // after E0, ED, F0 and F4), the rest can be 0x80. Those restrictions are
 // the intervals 80-BF, A0-BF, 80-9F, 90-BF and 80-8F, so trying their
 // endpoints covers every case.
-func utIsValidPrefix(b []byte) bool {
+func isValidUTF8Prefix(b []byte) bool {
 	if utf8.Valid(b) {
 		return true
 	}
@@ -36,38 +36,38 @@ func utIsValidPrefix(b []byte) bool {
 	return false
 }
 
-// utFirstBadByte returns the index of the byte at which b stops being a
+// firstBadByte returns the index of the byte at which b stops being a
 // prefix of valid UTF-8, or -1 if it never does.
-func utFirstBadByte(b []byte) int {
+func firstBadByte(b []byte) int {
 	for i := range b {
-		if !utValidPrefixLinear(b[:i+1]) {
+		if !isValidUTF8PrefixLinear(b[:i+1]) {
 			return i
 		}
 	}
 	return -1
 }
 
-// utCheckPieces feeds b to a validator in the pieces cut at the given
+// checkPiecesValid feeds b to a validator in the pieces cut at the given
 // offsets and checks the outcome against the reference: every piece that
 // ends before the first bad byte is accepted, the piece holding it is
 // rejected at the latest, and a fully accepted input is complete exactly
 // when it is valid UTF-8.
-func utCheckPieces(t *testing.T, b []byte, cuts []int, what string) {
+func checkPiecesValid(t *testing.T, b []byte, cuts []int, what string) {
 	t.Helper()
-	utCheckPiecesBad(t, b, utFirstBadByte(b), cuts, what)
+	checkPiecesInvalid(t, b, firstBadByte(b), cuts, what)
 }
 
-// utCheckPiecesBad is utCheckPieces with the first bad byte known.
-func utCheckPiecesBad(t *testing.T, b []byte, bad int, cuts []int, what string) {
-	if msg := utPiecesError(b, bad, cuts); msg != "" {
+// checkPiecesInvalid is checkPiecesValid with the first bad byte known.
+func checkPiecesInvalid(t *testing.T, b []byte, bad int, cuts []int, what string) {
+	if msg := piecesError(b, bad, cuts); msg != "" {
 		t.Helper()
 		t.Fatalf("%s: % x cut at %v: %s", what, b, cuts, msg)
 	}
 }
 
-// utPiecesError does the work of utCheckPiecesBad, returning what is wrong
+// piecesError does the work of checkPiecesInvalid, returning what is wrong
 // or "".
-func utPiecesError(b []byte, bad int, cuts []int) string {
+func piecesError(b []byte, bad int, cuts []int) string {
 	var v utf8Validator
 	start := 0
 	for i := 0; i <= len(cuts); i++ {
@@ -96,27 +96,27 @@ func utPiecesError(b []byte, bad int, cuts []int) string {
 	return ""
 }
 
-// utCheckAllSplits checks b whole, in two pieces cut at every position, and
+// checkAllSplits checks b whole, in two pieces cut at every position, and
 // byte by byte.
-func utCheckAllSplits(t *testing.T, b []byte) {
+func checkAllSplits(t *testing.T, b []byte) {
 	t.Helper()
-	bad := utFirstBadByte(b)
-	utCheckPiecesBad(t, b, bad, nil, "whole")
+	bad := firstBadByte(b)
+	checkPiecesInvalid(t, b, bad, nil, "whole")
 	for i := 0; i <= len(b); i++ {
-		utCheckPiecesBad(t, b, bad, []int{i}, "two pieces")
+		checkPiecesInvalid(t, b, bad, []int{i}, "two pieces")
 	}
 	var cuts []int
 	for i := 1; i < len(b); i++ {
 		cuts = append(cuts, i)
 	}
-	utCheckPiecesBad(t, b, bad, cuts, "byte by byte")
+	checkPiecesInvalid(t, b, bad, cuts, "byte by byte")
 	if len(b) >= 3 {
 		// Three pieces, with an empty one in the middle.
-		utCheckPiecesBad(t, b, bad, []int{1, 1, len(b) - 1}, "with an empty piece")
+		checkPiecesInvalid(t, b, bad, []int{1, 1, len(b) - 1}, "with an empty piece")
 	}
 }
 
-type utUTF8Case struct {
+type utf8Case struct {
 	name string
 	in   string
 	// valid: the whole input is UTF-8; truncated: it is a proper prefix of
@@ -125,7 +125,7 @@ type utUTF8Case struct {
 	valid, truncated bool
 }
 
-var utUTF8Cases = []utUTF8Case{
+var utf8Cases = []utf8Case{
 	{name: "empty", in: "", valid: true},
 	{name: "ascii", in: "Hello, world", valid: true},
 	{name: "NUL", in: "\x00", valid: true},
@@ -238,24 +238,24 @@ var utUTF8Cases = []utUTF8Case{
 }
 
 func TestUnitUTF8ValidatorTable(t *testing.T) {
-	for _, tc := range utUTF8Cases {
+	for _, tc := range utf8Cases {
 		t.Run(tc.name, func(t *testing.T) {
 			b := []byte(tc.in)
 			// The table's own claims, against the standard library.
 			require.Equal(t, tc.valid, utf8.Valid(b), "utf8.Valid")
 			if !tc.valid {
-				require.Equal(t, tc.truncated, utIsValidPrefix(b), "valid prefix")
+				require.Equal(t, tc.truncated, isValidUTF8Prefix(b), "valid prefix")
 			}
-			utCheckAllSplits(t, b)
+			checkAllSplits(t, b)
 			// With valid text around the input.
-			utCheckAllSplits(t, append([]byte("pre ü "), b...))
-			utCheckAllSplits(t, append(append([]byte("€"), b...), " post"...))
+			checkAllSplits(t, append([]byte("pre ü "), b...))
+			checkAllSplits(t, append(append([]byte("€"), b...), " post"...))
 		})
 	}
 }
 
 func TestUnitUTF8ValidatorTruncatedIncomplete(t *testing.T) {
-	for _, tc := range utUTF8Cases {
+	for _, tc := range utf8Cases {
 		if !tc.truncated {
 			continue
 		}
@@ -286,9 +286,9 @@ func TestUnitUTF8ValidatorExhaustiveTwoBytes(t *testing.T) {
 	for a := 0; a < 256; a++ {
 		for b := 0; b < 256; b++ {
 			in := []byte{byte(a), byte(b)}
-			bad := utFirstBadByte(in)
-			utCheckPiecesBad(t, in, bad, nil, "whole")
-			utCheckPiecesBad(t, in, bad, []int{1}, "split")
+			bad := firstBadByte(in)
+			checkPiecesInvalid(t, in, bad, nil, "whole")
+			checkPiecesInvalid(t, in, bad, []int{1}, "split")
 		}
 	}
 }
@@ -304,19 +304,19 @@ func TestUnitUTF8ValidatorLongerSequences(t *testing.T) {
 		for second := 0; second < 256; second++ {
 			for _, third := range later {
 				in := []byte{byte(lead), byte(second), third}
-				bad := utFirstBadByte(in)
-				utCheckPiecesBad(t, in, bad, nil, "whole")
-				utCheckPiecesBad(t, in, bad, []int{1}, "split 1")
-				utCheckPiecesBad(t, in, bad, []int{2}, "split 2")
+				bad := firstBadByte(in)
+				checkPiecesInvalid(t, in, bad, nil, "whole")
+				checkPiecesInvalid(t, in, bad, []int{1}, "split 1")
+				checkPiecesInvalid(t, in, bad, []int{2}, "split 2")
 				if lead < 0xF0 {
 					continue
 				}
 				for _, fourth := range []byte{0x41, 0x80, 0xbf, 0xc0} {
 					in := []byte{byte(lead), byte(second), third, fourth}
-					bad := utFirstBadByte(in)
-					utCheckPiecesBad(t, in, bad, nil, "whole")
-					utCheckPiecesBad(t, in, bad, []int{1, 2, 3}, "bytes")
-					utCheckPiecesBad(t, in, bad, []int{3}, "split 3")
+					bad := firstBadByte(in)
+					checkPiecesInvalid(t, in, bad, nil, "whole")
+					checkPiecesInvalid(t, in, bad, []int{1, 2, 3}, "bytes")
+					checkPiecesInvalid(t, in, bad, []int{3}, "split 3")
 				}
 			}
 		}
