@@ -15,43 +15,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// stubAddr is the address the stub connections report.
-type stubAddr struct{}
-
-func (stubAddr) Network() string { return "stub" }
-func (stubAddr) String() string  { return "stub" }
-
-// discardConn is a net.Conn whose writes vanish, for measuring the write
-// path alone. Reads report io.EOF.
-type discardConn struct{}
-
-func (discardConn) Read([]byte) (int, error)         { return 0, io.EOF }
-func (discardConn) Write(p []byte) (int, error)      { return len(p), nil }
-func (discardConn) Close() error                     { return nil }
-func (discardConn) LocalAddr() net.Addr              { return stubAddr{} }
-func (discardConn) RemoteAddr() net.Addr             { return stubAddr{} }
-func (discardConn) SetDeadline(time.Time) error      { return nil }
-func (discardConn) SetReadDeadline(time.Time) error  { return nil }
-func (discardConn) SetWriteDeadline(time.Time) error { return nil }
-
-// ringConn is a net.Conn whose reads serve a prebuilt stream of whole
-// frames over and over, for measuring the read path alone. Writes (pongs,
-// close frames) vanish.
-type ringConn struct {
-	discardConn
-	data []byte
-	pos  int
-}
-
-func (c *ringConn) Read(p []byte) (int, error) {
-	n := copy(p, c.data[c.pos:])
-	c.pos += n
-	if c.pos == len(c.data) {
-		c.pos = 0
-	}
-	return n, nil
-}
-
 // repeatedFrames returns count copies of a final frame of type op carrying
 // payload, masked (with a fixed key) if masked, as a peer would send them.
 func repeatedFrames(op byte, payload []byte, masked bool, count int) []byte {
@@ -384,14 +347,6 @@ func TestUnitStubStreamsReadBack(t *testing.T) {
 	}
 }
 
-// captureConn is a net.Conn that records what is written to it.
-type captureConn struct {
-	discardConn
-	buf bytes.Buffer
-}
-
-func (c *captureConn) Write(p []byte) (int, error) { return c.buf.Write(p) }
-
 func TestUnitWritePathWire(t *testing.T) {
 	// What the write benchmarks measure puts correct frames on the wire,
 	// and leaves the caller's data alone.
@@ -399,7 +354,7 @@ func TestUnitWritePathWire(t *testing.T) {
 		for _, size := range []int{0, 1, 125, 126, 4095, 4096, 4097, 8192 + 3, 64 << 10, 1 << 20} {
 			name := sideName(isServer) + "/" + strconv.Itoa(size)
 			t.Run(name, func(t *testing.T) {
-				nc := &captureConn{}
+				nc := &chunkedConn{}
 				c := newConn(nc, isServer, 0, 0, nil, nil)
 				msg := make([]byte, size)
 				for i := range msg {
@@ -422,7 +377,7 @@ func TestUnitWritePathWire(t *testing.T) {
 
 				require.NoError(t, c.WriteMessage(TextMessage, []byte("end")))
 				// The peer of a server reads as a client and the reverse.
-				out := referenceRead(nc.buf.Bytes(), !isServer, 0)
+				out := referenceRead(nc.written(), !isServer, 0)
 				require.Equal(t, "close", out.err)
 				require.Equal(t, CloseAbnormalClosure, out.code, "the stream must end cleanly between frames")
 				require.Len(t, out.msgs, 3)

@@ -1219,20 +1219,6 @@ func TestDialContextCancel(t *testing.T) {
 	})
 }
 
-// dialDeadlineConn records the deadlines set on a connection.
-type dialDeadlineConn struct {
-	net.Conn
-	mu        sync.Mutex
-	deadlines []time.Time
-}
-
-func (c *dialDeadlineConn) SetDeadline(t time.Time) error {
-	c.mu.Lock()
-	c.deadlines = append(c.deadlines, t)
-	c.mu.Unlock()
-	return c.Conn.SetDeadline(t)
-}
-
 func TestDialDeadlines(t *testing.T) {
 	release := make(chan struct{})
 	s := startRawServer(t, nil, func(c net.Conn) {
@@ -1253,7 +1239,7 @@ func TestDialDeadlines(t *testing.T) {
 		io.Copy(io.Discard, br)
 	})
 
-	var rec *dialDeadlineConn
+	var rec *deadlineConn
 	d := &Dialer{
 		HandshakeTimeout: time.Minute,
 		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -1262,7 +1248,7 @@ func TestDialDeadlines(t *testing.T) {
 			if err != nil {
 				return nil, err
 			}
-			rec = &dialDeadlineConn{Conn: c}
+			rec = &deadlineConn{Conn: c}
 			return rec, nil
 		},
 	}

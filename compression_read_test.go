@@ -216,26 +216,6 @@ func TestInflateDiscardKeepsWindow(t *testing.T) {
 	require.Equal(t, string(second), string(p))
 }
 
-// chunkedStreamConn is a net.Conn whose reads serve a fixed stream in chunks
-// of at most chunk bytes (all at once for 0), then io.EOF.
-type chunkedStreamConn struct {
-	discardConn
-	data  []byte
-	chunk int
-}
-
-func (c *chunkedStreamConn) Read(p []byte) (int, error) {
-	if len(c.data) == 0 {
-		return 0, io.EOF
-	}
-	if c.chunk > 0 && len(p) > c.chunk {
-		p = p[:c.chunk]
-	}
-	n := copy(p, c.data)
-	c.data = c.data[n:]
-	return n, nil
-}
-
 // TestInflateDifferential checks the compressed read path against
 // compress/flate's encoder at every level, with and without context
 // takeover, on messages of many shapes split into fragments and delivered
@@ -288,7 +268,7 @@ func TestInflateDifferential(t *testing.T) {
 					}
 					want = append(want, msg)
 				}
-				c := newConn(&chunkedStreamConn{data: stream, chunk: 1 + rng.Intn(700)}, true, 0, 0, nil, nil)
+				c := newConn(&chunkedConn{data: stream, chunk: 1 + rng.Intn(700)}, true, 0, 0, nil, nil)
 				c.enableCompression(pmdParams{serverNoContextTakeover: !takeover, clientNoContextTakeover: !takeover, serverMaxWindowBits: 15, clientMaxWindowBits: 15}, &CompressionOptions{})
 				for i, w := range want {
 					_, p, err := c.ReadMessage()

@@ -976,31 +976,6 @@ func TestConnGorillaWriterRule(t *testing.T) {
 	}
 }
 
-// blockingConn is a net.Conn whose writes block, once armed, until
-// released, reporting that one has started.
-type blockingConn struct {
-	discardConn
-	mu       sync.Mutex
-	out      bytes.Buffer
-	armed    bool
-	blocked  chan struct{} // receives when an armed write starts
-	released chan struct{} // closed to let writes through
-}
-
-func (c *blockingConn) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	armed := c.armed
-	c.armed = false
-	c.mu.Unlock()
-	if armed {
-		c.blocked <- struct{}{}
-		<-c.released
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.out.Write(p)
-}
-
 // TestConnConcurrentWritersDetected checks that a Conn that sees a write
 // call arrive while another goroutine's writer is in use leaves gorilla's
 // rule for good: two goroutines then stream without declaring it and both
@@ -1176,28 +1151,6 @@ func TestConnCloseGracefullyReadEnds(t *testing.T) {
 			require.True(t, IsCloseError(<-clientRead, CloseGoingAway))
 		})
 	})
-}
-
-// timeoutConn is a net.Conn whose next write, once armed, fails with
-// a timeout after writing n bytes of what it was given.
-type timeoutConn struct {
-	discardConn
-	mu    sync.Mutex
-	out   bytes.Buffer
-	armed bool
-	n     int
-}
-
-func (c *timeoutConn) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.armed {
-		c.armed = false
-		n := min(c.n, len(p))
-		c.out.Write(p[:n])
-		return n, &netError{msg: "i/o timeout", timeout: true}
-	}
-	return c.out.Write(p)
 }
 
 // TestConnControlTimeoutNotFatal checks that a control frame whose write

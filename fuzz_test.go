@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"unicode/utf8"
 
@@ -228,49 +226,6 @@ func formatExtensions(offers []extensionOffer) string {
 		}
 	}
 	return b.String()
-}
-
-// chunkedConn is a net.Conn whose reads serve data, at most chunk bytes at a
-// time, then io.EOF; writes vanish. After Close, reads and writes fail.
-type chunkedConn struct {
-	discardConn
-	mu     sync.Mutex
-	data   []byte
-	chunk  int
-	closed bool
-}
-
-func (c *chunkedConn) Read(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return 0, net.ErrClosed
-	}
-	if len(c.data) == 0 {
-		return 0, io.EOF
-	}
-	if c.chunk > 0 && len(p) > c.chunk {
-		p = p[:c.chunk]
-	}
-	n := copy(p, c.data)
-	c.data = c.data[n:]
-	return n, nil
-}
-
-func (c *chunkedConn) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return 0, net.ErrClosed
-	}
-	return len(p), nil
-}
-
-func (c *chunkedConn) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.closed = true
-	return nil
 }
 
 type readResult struct {

@@ -15,7 +15,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -966,7 +965,7 @@ func FuzzConnStream(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, stream []byte, isServer, compress bool, limit uint32, reader bool, chunk uint8) {
-		nc := &streamConn{chunkedConn: chunkedConn{data: stream, chunk: int(chunk % 64)}}
+		nc := &chunkedConn{data: stream, chunk: int(chunk % 64)}
 		var c *Conn
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
@@ -1011,26 +1010,6 @@ func FuzzConnStream(f *testing.F) {
 			t.Fatalf("failed with %v: close frame with code %d (masked %v) from a server=%v Conn", err, got, masked, isServer)
 		}
 	})
-}
-
-// streamConn is a chunkedConn that keeps what is written to it.
-type streamConn struct {
-	chunkedConn
-	wmu sync.Mutex
-	out []byte
-}
-
-func (c *streamConn) Write(p []byte) (int, error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.out = append(c.out, p...)
-	return len(p), nil
-}
-
-func (c *streamConn) written() []byte {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	return c.out
 }
 
 // streamReadAll reads c until an error, with ReadMessage or with

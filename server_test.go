@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -507,43 +506,7 @@ func TestUpgradeHandshakeTimeout(t *testing.T) {
 	assert.ErrorIs(t, err, io.EOF)
 }
 
-// serverDeadlineConn records the deadlines set on a conn and the write
-// deadline in force at each Write.
-type serverDeadlineConn struct {
-	net.Conn
-	mu            sync.Mutex
-	read, write   time.Time
-	writeDeadline []time.Time
-}
-
-func (c *serverDeadlineConn) SetDeadline(t time.Time) error {
-	c.mu.Lock()
-	c.read, c.write = t, t
-	c.mu.Unlock()
-	return c.Conn.SetDeadline(t)
-}
-
-func (c *serverDeadlineConn) SetReadDeadline(t time.Time) error {
-	c.mu.Lock()
-	c.read = t
-	c.mu.Unlock()
-	return c.Conn.SetReadDeadline(t)
-}
-
-func (c *serverDeadlineConn) SetWriteDeadline(t time.Time) error {
-	c.mu.Lock()
-	c.write = t
-	c.mu.Unlock()
-	return c.Conn.SetWriteDeadline(t)
-}
-
-func (c *serverDeadlineConn) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	c.writeDeadline = append(c.writeDeadline, c.write)
-	c.mu.Unlock()
-	return c.Conn.Write(p)
-}
-
+// serverDeadlineListener hands out its connections wrapped in a deadlineConn.
 type serverDeadlineListener struct{ net.Listener }
 
 func (l serverDeadlineListener) Accept() (net.Conn, error) {
@@ -551,7 +514,7 @@ func (l serverDeadlineListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &serverDeadlineConn{Conn: c}, nil
+	return &deadlineConn{Conn: c}, nil
 }
 
 // TestUpgradeServerDeadlines checks that the 101 response goes out in one
@@ -577,7 +540,7 @@ func TestUpgradeServerDeadlines(t *testing.T) {
 	res := nextUpgrade(t, results)
 	require.NoError(t, res.err)
 
-	dc, ok := res.c.NetConn().(*serverDeadlineConn)
+	dc, ok := res.c.NetConn().(*deadlineConn)
 	require.True(t, ok, "NetConn is the hijacked conn")
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
