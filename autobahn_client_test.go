@@ -20,13 +20,26 @@ func TestAutobahnClient(t *testing.T) {
 }
 
 func runClientCase(t *testing.T, c conformanceCase) {
+	nc, errc := acceptOurClient(t, Dialer{HandshakeTimeout: testWait})
+	br := answerHandshake(t, nc)
+	newScriptedPeer(t, nc, br, false).run(c)
+	if c.note != "" {
+		t.Log(c.note)
+	}
+	checkCaseEnd(t, c.end, nc, errc)
+}
+
+// acceptOurClient dials a loopback listener with d from a goroutine that
+// then runs the streaming echo loop of autobahn/client, and returns the
+// accepted end; errc receives the dial's error or the one that ended the
+// loop.
+func acceptOurClient(t *testing.T, d Dialer) (net.Conn, <-chan error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer ln.Close()
 
 	errc := make(chan error, 1)
 	go func() {
-		d := Dialer{HandshakeTimeout: testWait}
 		conn, _, err := d.Dial("ws://"+ln.Addr().String()+"/runCase", nil)
 		if err != nil {
 			errc <- err
@@ -41,12 +54,7 @@ func runClientCase(t *testing.T, c conformanceCase) {
 	ln.(*net.TCPListener).SetDeadline(time.Now().Add(testWait))
 	nc, err := ln.Accept()
 	require.NoError(t, err)
-	br := answerHandshake(t, nc)
-	newScriptedPeer(t, nc, br, false).run(c)
-	if c.note != "" {
-		t.Log(c.note)
-	}
-	checkCaseEnd(t, c.end, nc, errc)
+	return nc, errc
 }
 
 // answerHandshake answers the client's opening handshake by hand, as the

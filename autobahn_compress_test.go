@@ -59,12 +59,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -628,15 +626,17 @@ func effectiveThreshold(o CompressionOptions) int {
 	return o.Threshold
 }
 
-// TestAutobahnServerDeflate replays 12.* and 13.* against our server, the
-// scripted peer being the suite's client.
-func TestAutobahnServerDeflate(t *testing.T) {
-	t.Parallel()
-	for _, v := range serverDeflateVariants {
-		t.Run(v.name, func(t *testing.T) {
+// runDeflateCases runs every case against every variant, as parallel
+// subtests named variant/case; describe gives a variant's name and whether
+// it runs only the cases with brief messages. Under -short the cases with
+// long messages are skipped.
+func runDeflateCases[V any](t *testing.T, variants []V, describe func(V) (name string, brief bool), run func(*testing.T, V, deflateCase)) {
+	for _, v := range variants {
+		name, brief := describe(v)
+		t.Run(name, func(t *testing.T) {
 			for _, c := range deflateCases() {
 				if deflateBriefOnly(c) {
-					if v.brief {
+					if brief {
 						continue
 					}
 					if testing.Short() {
@@ -646,30 +646,26 @@ func TestAutobahnServerDeflate(t *testing.T) {
 				}
 				t.Run(c.id, func(t *testing.T) {
 					t.Parallel()
-					runServerDeflateCase(t, v, c)
+					run(t, v, c)
 				})
 			}
 		})
 	}
 }
 
+// TestAutobahnServerDeflate replays 12.* and 13.* against our server, the
+// scripted peer being the suite's client.
+func TestAutobahnServerDeflate(t *testing.T) {
+	t.Parallel()
+	runDeflateCases(t, serverDeflateVariants, func(v serverDeflateVariant) (string, bool) { return v.name, v.brief }, runServerDeflateCase)
+}
+
 func runServerDeflateCase(t *testing.T, v serverDeflateVariant, c deflateCase) {
-	errc := make(chan error, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		up := Upgrader{
-			CheckOrigin:       func(*http.Request) bool { return true },
-			EnableCompression: true,
-			Compression:       v.opts,
-		}
-		conn, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer conn.Close()
-		errc <- echoStreamed(conn)
-	}))
-	defer srv.Close()
+	srv, errc := startOurServer(t, Upgrader{
+		CheckOrigin:       func(*http.Request) bool { return true },
+		EnableCompression: true,
+		Compression:       v.opts,
+	})
 
 	nc, err := net.DialTimeout("tcp", srv.Listener.Addr().String(), testWait)
 	require.NoError(t, err)
@@ -701,47 +697,11 @@ func runServerDeflateCase(t *testing.T, v serverDeflateVariant, c deflateCase) {
 // scripted peer being the suite's server.
 func TestAutobahnClientDeflate(t *testing.T) {
 	t.Parallel()
-	for _, v := range clientDeflateVariants {
-		t.Run(v.name, func(t *testing.T) {
-			for _, c := range deflateCases() {
-				if deflateBriefOnly(c) {
-					if v.brief {
-						continue
-					}
-					if testing.Short() {
-						t.Run(c.id, skipDeflateUnderShort)
-						continue
-					}
-				}
-				t.Run(c.id, func(t *testing.T) {
-					t.Parallel()
-					runClientDeflateCase(t, v, c)
-				})
-			}
-		})
-	}
+	runDeflateCases(t, clientDeflateVariants, func(v clientDeflateVariant) (string, bool) { return v.name, v.brief }, runClientDeflateCase)
 }
 
 func runClientDeflateCase(t *testing.T, v clientDeflateVariant, c deflateCase) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-
-	errc := make(chan error, 1)
-	go func() {
-		d := Dialer{HandshakeTimeout: testWait, EnableCompression: true, Compression: v.opts}
-		conn, _, err := d.Dial("ws://"+ln.Addr().String()+"/runCase", nil)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer conn.Close()
-		errc <- echoStreamed(conn)
-	}()
-
-	ln.(*net.TCPListener).SetDeadline(time.Now().Add(testWait))
-	nc, err := ln.Accept()
-	require.NoError(t, err)
+	nc, errc := acceptOurClient(t, Dialer{HandshakeTimeout: testWait, EnableCompression: true, Compression: v.opts})
 	defer nc.Close()
 	var own, theirs deflateDirection
 	br := answerHandshakeWith(t, nc, func(req *http.Request) string {

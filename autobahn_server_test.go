@@ -21,18 +21,7 @@ func TestAutobahnServer(t *testing.T) {
 }
 
 func runServerCase(t *testing.T, c conformanceCase) {
-	errc := make(chan error, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		up := Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
-		conn, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer conn.Close()
-		errc <- echoStreamed(conn)
-	}))
-	defer srv.Close()
+	srv, errc := startOurServer(t, Upgrader{CheckOrigin: func(*http.Request) bool { return true }})
 
 	nc, err := net.DialTimeout("tcp", srv.Listener.Addr().String(), testWait)
 	require.NoError(t, err)
@@ -42,6 +31,25 @@ func runServerCase(t *testing.T, c conformanceCase) {
 		t.Log(c.note)
 	}
 	checkCaseEnd(t, c.end, nc, errc)
+}
+
+// startOurServer starts a loopback server that upgrades with up and runs
+// the streaming echo loop of autobahn/server; errc receives the upgrade's
+// error or the one that ended the loop. The server closes when the test
+// ends.
+func startOurServer(t *testing.T, up Upgrader) (*httptest.Server, <-chan error) {
+	errc := make(chan error, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer conn.Close()
+		errc <- echoStreamed(conn)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, errc
 }
 
 // sendClientHandshake performs the opening handshake by hand, as the suite's

@@ -113,7 +113,7 @@ func BenchmarkCompressedReadMessage(b *testing.B) {
 // allocates nothing in the steady state: the compressor's working memory,
 // the flate readers and the frame buffers all come from pools.
 func TestZeroAllocsCompressed(t *testing.T) {
-	if raceEnabled() {
+	if flatetest.RaceEnabled() {
 		t.Skip("allocation counts are not meaningful under the race detector")
 	}
 	const runs = 200
@@ -240,7 +240,7 @@ func TestCompressionHeldMemory(t *testing.T) {
 // the stacks of goroutines that each echo compressed messages show the
 // deepest they went.
 func TestCompressionStackGrowth(t *testing.T) {
-	if raceEnabled() {
+	if flatetest.RaceEnabled() {
 		t.Skip("the race detector enlarges every frame")
 	}
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))

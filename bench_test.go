@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"runtime/debug"
 	"strconv"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/wsforge/websocket/internal/flate/flatetest"
 )
 
 // repeatedFrames returns count copies of a final frame of type op carrying
@@ -227,23 +227,8 @@ func BenchmarkNextReaderRead(b *testing.B) {
 	}
 }
 
-// raceEnabled reports whether the test binary was built with -race, under
-// which sync.Pool drops items on purpose and allocation counts mean nothing.
-func raceEnabled() bool {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" {
-			return s.Value == "true"
-		}
-	}
-	return false
-}
-
 func TestZeroAllocs(t *testing.T) {
-	if raceEnabled() {
+	if flatetest.RaceEnabled() {
 		t.Skip("allocation counts are not meaningful under the race detector")
 	}
 	const runs = 200
@@ -364,15 +349,7 @@ func TestUnitWritePathWire(t *testing.T) {
 				require.NoError(t, c.WriteMessage(BinaryMessage, msg))
 				require.Equal(t, orig, msg, "WriteMessage modified the caller's data")
 
-				w, err := c.NextWriter(BinaryMessage)
-				require.NoError(t, err)
-				for rest := msg; len(rest) > 0; {
-					k := min(len(rest), 1000)
-					_, err := w.Write(rest[:k])
-					require.NoError(t, err)
-					rest = rest[k:]
-				}
-				require.NoError(t, w.Close())
+				writeInPieces(t, c, BinaryMessage, msg, 1000)
 				require.Equal(t, orig, msg, "NextWriter modified the caller's data")
 
 				require.NoError(t, c.WriteMessage(TextMessage, []byte("end")))
@@ -448,7 +425,7 @@ func TestZeroAllocsIdleWaitTCP(t *testing.T) {
 	}
 	readOne()
 	require.NoError(t, problem)
-	if raceEnabled() {
+	if flatetest.RaceEnabled() {
 		return
 	}
 	allocs := testing.AllocsPerRun(200, readOne)

@@ -46,35 +46,6 @@ func maskedClientFrame(fin bool, rsv, op byte, payload []byte) []byte {
 	return b
 }
 
-// stdCompressor compresses messages as a peer would: a sync flush per
-// message with the tail removed, keeping the LZ77 window between messages
-// (context takeover) unless fresh is set.
-type stdCompressor struct {
-	buf bytes.Buffer
-	fw  *stdflate.Writer
-}
-
-func newStdCompressor(t *testing.T) *stdCompressor {
-	fc := &stdCompressor{}
-	var err error
-	fc.fw, err = stdflate.NewWriter(&fc.buf, stdflate.BestCompression)
-	require.NoError(t, err)
-	return fc
-}
-
-func (fc *stdCompressor) compress(t *testing.T, msg []byte, fresh bool) []byte {
-	if fresh {
-		fc.fw.Reset(&fc.buf)
-	}
-	fc.buf.Reset()
-	_, err := fc.fw.Write(msg)
-	require.NoError(t, err)
-	require.NoError(t, fc.fw.Flush())
-	out := bytes.Clone(fc.buf.Bytes())
-	require.True(t, bytes.HasSuffix(out, []byte(flate.Tail)))
-	return out[:len(out)-4]
-}
-
 // requireCloseCode reads frames from the raw end until a close frame and
 // returns its code.
 func requireCloseCode(t *testing.T, raw net.Conn) int {
@@ -113,12 +84,12 @@ func TestInflateMessages(t *testing.T) {
 	for _, takeover := range []bool{true, false} {
 		t.Run(fmt.Sprintf("takeover=%v", takeover), func(t *testing.T) {
 			c, raw := deflateServerPair(t, takeover)
-			fc := newStdCompressor(t)
+			fc := flatetest.NewStdCompressor(t, stdflate.BestCompression)
 			const count = 300
 			go func() {
 				for i := 0; i < count; i++ {
 					msg := chat(i)
-					z := fc.compress(t, msg, !takeover)
+					z := fc.Compress(t, msg, !takeover)
 					var b []byte
 					switch i % 3 {
 					case 0: // one frame
@@ -156,8 +127,8 @@ func TestInflateMessages(t *testing.T) {
 
 func TestInflateFailures(t *testing.T) {
 	bomb := func(t *testing.T) []byte {
-		fc := newStdCompressor(t)
-		return fc.compress(t, make([]byte, 4<<20), true)
+		fc := flatetest.NewStdCompressor(t, stdflate.BestCompression)
+		return fc.Compress(t, make([]byte, 4<<20), true)
 	}
 	for _, tc := range []struct {
 		name  string
@@ -172,7 +143,7 @@ func TestInflateFailures(t *testing.T) {
 		}, CloseProtocolError, nil},
 		{"RSV1 on a ping", 0, func(t *testing.T) []byte { return maskedClientFrame(true, rsv1Bit, opPing, nil) }, CloseProtocolError, nil},
 		{"invalid UTF-8 once inflated", 0, func(t *testing.T) []byte {
-			return maskedClientFrame(true, rsv1Bit, opText, newStdCompressor(t).compress(t, []byte{'a', 0xff, 'b'}, true))
+			return maskedClientFrame(true, rsv1Bit, opText, flatetest.NewStdCompressor(t, stdflate.BestCompression).Compress(t, []byte{'a', 0xff, 'b'}, true))
 		}, CloseInvalidFramePayloadData, nil},
 		{"inflation past the read limit", 64 << 10, func(t *testing.T) []byte { return maskedClientFrame(true, rsv1Bit, opBinary, bomb(t)) }, CloseMessageTooBig, ErrReadLimit},
 		{"data after a final block", 0, func(t *testing.T) []byte {
@@ -205,10 +176,10 @@ func TestInflateFailures(t *testing.T) {
 // application skips still feeds the context takeover window.
 func TestInflateDiscardKeepsWindow(t *testing.T) {
 	c, raw := deflateServerPair(t, true)
-	fc := newStdCompressor(t)
+	fc := flatetest.NewStdCompressor(t, stdflate.BestCompression)
 	first := []byte(strings.Repeat("the quick brown fox jumps over the lazy dog ", 50))
 	second := []byte(strings.Repeat("the quick brown fox jumps over the lazy dog ", 51))
-	go raw.Write(append(maskedClientFrame(true, rsv1Bit, opText, fc.compress(t, first, false)), maskedClientFrame(true, rsv1Bit, opText, fc.compress(t, second, false))...))
+	go raw.Write(append(maskedClientFrame(true, rsv1Bit, opText, fc.Compress(t, first, false)), maskedClientFrame(true, rsv1Bit, opText, fc.Compress(t, second, false))...))
 	_, _, err := c.NextReader() // skipped
 	require.NoError(t, err)
 	_, p, err := c.ReadMessage()

@@ -49,15 +49,7 @@ func sendAndEcho(t *testing.T, c *Conn, msgs []chatMsg, streamed func(i int) boo
 	t.Helper()
 	for i, m := range msgs {
 		if streamed != nil && streamed(i) {
-			w, err := c.NextWriter(m.typ)
-			require.NoError(t, err)
-			for p := m.data; len(p) > 0; {
-				k := min(len(p), 1000)
-				_, err := w.Write(p[:k])
-				require.NoError(t, err)
-				p = p[k:]
-			}
-			require.NoError(t, w.Close())
+			writeInPieces(t, c, m.typ, m.data, 1000)
 		} else {
 			require.NoError(t, c.WriteMessage(m.typ, m.data))
 		}
@@ -479,15 +471,7 @@ func TestCompressThreshold(t *testing.T) {
 					require.NoError(t, err)
 					require.NoError(t, c.WritePreparedMessage(pm))
 				case streamed[i]:
-					w, err := c.NextWriter(m.typ)
-					require.NoError(t, err)
-					for p := m.data; len(p) > 0; {
-						k := min(len(p), 1000)
-						_, err := w.Write(p[:k])
-						require.NoError(t, err)
-						p = p[k:]
-					}
-					require.NoError(t, w.Close())
+					writeInPieces(t, c, m.typ, m.data, 1000)
 				default:
 					require.NoError(t, c.WriteMessage(m.typ, m.data))
 				}

@@ -432,36 +432,38 @@ func TestConnConcurrentStreams(t *testing.T) {
 func TestConnCloseGracefully(t *testing.T) {
 	t.Parallel()
 
-	t.Run("peer answers", func(t *testing.T) {
-		t.Parallel()
-		client, server := newPair(t, nil, nil)
-		echoDone := startEcho(server)
-		require.NoError(t, client.WriteMessage(TextMessage, []byte("hi")))
-		require.NoError(t, client.CloseGracefully(CloseNormalClosure, "bye", testWait))
-		var ce *CloseError
-		require.ErrorAs(t, <-echoDone, &ce)
-		require.Equal(t, CloseError{Code: CloseNormalClosure, Text: "bye"}, *ce)
-		// The unread echo was discarded, and the connection is closed.
-		_, err := client.NetConn().Read(make([]byte, 1))
-		require.ErrorIs(t, err, net.ErrClosed)
-		require.Error(t, client.WriteMessage(TextMessage, []byte("late")))
-		_, _, err = client.ReadMessage()
-		require.True(t, IsCloseError(err, CloseNormalClosure), "%v", err)
-		require.NoError(t, client.Close())
-	})
-
-	t.Run("peer answers/server side", func(t *testing.T) {
-		t.Parallel()
-		client, server := newPair(t, nil, nil)
-		echoDone := startEcho(client)
-		require.NoError(t, server.WriteMessage(TextMessage, []byte("hi")))
-		require.NoError(t, server.CloseGracefully(CloseGoingAway, "restart", testWait))
-		var ce *CloseError
-		require.ErrorAs(t, <-echoDone, &ce)
-		require.Equal(t, CloseError{Code: CloseGoingAway, Text: "restart"}, *ce)
-		_, err := server.NetConn().Read(make([]byte, 1))
-		require.ErrorIs(t, err, net.ErrClosed)
-	})
+	// The peer answers: it echoes the close, CloseGracefully returns, and
+	// the closing side is done with the connection.
+	for _, tc := range []struct {
+		name   string
+		server bool // the server closes, the client echoes
+		code   int
+		text   string
+	}{
+		{name: "peer answers", code: CloseNormalClosure, text: "bye"},
+		{name: "peer answers/server side", server: true, code: CloseGoingAway, text: "restart"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			closer, echoer := newPair(t, nil, nil)
+			if tc.server {
+				closer, echoer = echoer, closer
+			}
+			echoDone := startEcho(echoer)
+			require.NoError(t, closer.WriteMessage(TextMessage, []byte("hi")))
+			require.NoError(t, closer.CloseGracefully(tc.code, tc.text, testWait))
+			var ce *CloseError
+			require.ErrorAs(t, <-echoDone, &ce)
+			require.Equal(t, CloseError{Code: tc.code, Text: tc.text}, *ce)
+			// The unread echo was discarded, and the connection is closed.
+			_, err := closer.NetConn().Read(make([]byte, 1))
+			require.ErrorIs(t, err, net.ErrClosed)
+			require.Error(t, closer.WriteMessage(TextMessage, []byte("late")))
+			_, _, err = closer.ReadMessage()
+			require.True(t, IsCloseError(err, tc.code), "%v", err)
+			require.NoError(t, closer.Close())
+		})
+	}
 
 	// The peer closed first and the read loop saw it: the closing
 	// handshake is complete, and CloseGracefully only closes.
@@ -1088,6 +1090,17 @@ func waitCloseSent(t *testing.T, c *Conn) {
 	})
 }
 
+// closeGracefullyHeld starts a read on c that runs until the connection
+// ends, then CloseGracefully(CloseGoingAway, "bye", timeout) in a goroutine;
+// readDone and closed receive what ended each.
+func closeGracefullyHeld(t *testing.T, c *Conn, timeout time.Duration) (readDone, closed <-chan error) {
+	t.Helper()
+	readDone = holdRead(t, c)
+	ch := make(chan error, 1)
+	go func() { ch <- c.CloseGracefully(CloseGoingAway, "bye", timeout) }()
+	return readDone, ch
+}
+
 // TestConnCloseGracefullyReadEnds checks that CloseGracefully, waiting for
 // another goroutine's read to see the peer's close, returns as soon as
 // that read ends otherwise (the peer gone) or the Conn is closed, instead
@@ -1099,9 +1112,7 @@ func TestConnCloseGracefullyReadEnds(t *testing.T) {
 	t.Run("peer gone", func(t *testing.T) {
 		t.Parallel()
 		client, server := newPair(t, nil, nil)
-		readDone := holdRead(t, server)
-		closed := make(chan error, 1)
-		go func() { closed <- server.CloseGracefully(CloseGoingAway, "bye", long) }()
+		readDone, closed := closeGracefullyHeld(t, server, long)
 		waitCloseSent(t, server)
 		require.NoError(t, client.Close()) // never reads, never answers
 		hangGuard(t, func() {
@@ -1114,9 +1125,7 @@ func TestConnCloseGracefullyReadEnds(t *testing.T) {
 	t.Run("peer gone without a reset", func(t *testing.T) {
 		t.Parallel()
 		client, server := newPair(t, nil, nil)
-		readDone := holdRead(t, server)
-		closed := make(chan error, 1)
-		go func() { closed <- server.CloseGracefully(CloseGoingAway, "bye", long) }()
+		readDone, closed := closeGracefullyHeld(t, server, long)
 		waitCloseSent(t, server)
 		// FIN without a close frame: the read ends with 1006, which
 		// CloseGracefully must report, not only that the Conn closed.
@@ -1130,9 +1139,7 @@ func TestConnCloseGracefullyReadEnds(t *testing.T) {
 	t.Run("Conn closed", func(t *testing.T) {
 		t.Parallel()
 		_, server := newPair(t, nil, nil)
-		readDone := holdRead(t, server)
-		closed := make(chan error, 1)
-		go func() { closed <- server.CloseGracefully(CloseGoingAway, "bye", long) }()
+		readDone, closed := closeGracefullyHeld(t, server, long)
 		require.NoError(t, server.Close())
 		hangGuard(t, func() {
 			err := <-closed

@@ -155,3 +155,18 @@ func tcpPair(t *testing.T) (client, server net.Conn) {
 	require.NoError(t, server.SetDeadline(time.Now().Add(testWait)))
 	return client, server
 }
+
+// writeInPieces writes data as one message of type typ through NextWriter,
+// in Writes of at most piece bytes.
+func writeInPieces(t *testing.T, c *Conn, typ int, data []byte, piece int) {
+	t.Helper()
+	w, err := c.NextWriter(typ)
+	require.NoError(t, err)
+	for p := data; len(p) > 0; {
+		k := min(len(p), piece)
+		_, err := w.Write(p[:k])
+		require.NoError(t, err)
+		p = p[k:]
+	}
+	require.NoError(t, w.Close())
+}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/wsforge/websocket/internal/flate/flatetest"
 )
 
 // The hostile-input suite attacks a Conn the way a peer out to hurt it
@@ -204,7 +205,7 @@ func (b costBudget) check(t *testing.T, sent int64, c attackCost) {
 		return
 	}
 	maxCPU := b.cpuBase + time.Duration(float64(b.cpuPerByte)*float64(sent)/1024)
-	if raceEnabled() {
+	if flatetest.RaceEnabled() {
 		maxCPU *= raceSlowdown
 	}
 	assert.LessOrEqual(t, c.cpu, maxCPU, "CPU time for %d bytes received", sent)

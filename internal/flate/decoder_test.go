@@ -54,12 +54,20 @@ func newTestDecoder(windowBits int, takeover bool) (*Decoder, *testInput) {
 	return NewDecoder(windowBits, takeover, in.next), in
 }
 
-// readMessage decodes payload as the next message: with readSize 0
-// through DecodeAhead and then one Read of what is left, else in Reads of
-// readSize bytes. It returns what was delivered, and the error that ended
-// the message (nil at io.EOF).
+// readMessage decodes payload, arriving in runs of runSize bytes, as the
+// next message, and reads it with readDecoded.
 func readMessage(d *Decoder, in *testInput, payload []byte, runSize, readSize int) ([]byte, error) {
 	in.set(payload, runSize)
+	return readDecoded(d, readSize, false)
+}
+
+// readDecoded reads the current message to its end: with readSize 0
+// through DecodeAhead and then one Read of what is left, else in Reads of
+// readSize bytes. With abandon it reads once and then drains the rest into
+// scratch, as a connection does with a message the application skips. It
+// returns what was delivered, and the error that ended the message (nil
+// at io.EOF, by which the decoder must have given back its pooled memory).
+func readDecoded(d *Decoder, readSize int, abandon bool) ([]byte, error) {
 	d.Start()
 	var out []byte
 	if readSize == 0 {
@@ -73,7 +81,10 @@ func readMessage(d *Decoder, in *testInput, payload []byte, runSize, readSize in
 		readSize = 64 << 10
 	}
 	buf := make([]byte, readSize)
-	for {
+	for reads := 0; ; reads++ {
+		if abandon && reads == 1 {
+			buf = make([]byte, 4096)
+		}
 		n, err := d.Read(buf)
 		out = append(out, buf[:n]...)
 		if err == io.EOF {
@@ -86,35 +97,6 @@ func readMessage(d *Decoder, in *testInput, payload []byte, runSize, readSize in
 			return out, err
 		}
 	}
-}
-
-// flateCompressor compresses messages as a peer would: a sync flush per
-// message with the tail removed, keeping the LZ77 window between messages
-// (context takeover) unless fresh is set.
-type flateCompressor struct {
-	buf bytes.Buffer
-	fw  *flate.Writer
-}
-
-func newFlateCompressor(t testing.TB, level int) *flateCompressor {
-	fc := &flateCompressor{}
-	var err error
-	fc.fw, err = flate.NewWriter(&fc.buf, level)
-	require.NoError(t, err)
-	return fc
-}
-
-func (fc *flateCompressor) compress(t testing.TB, msg []byte, fresh bool) []byte {
-	if fresh {
-		fc.fw.Reset(&fc.buf)
-	}
-	fc.buf.Reset()
-	_, err := fc.fw.Write(msg)
-	require.NoError(t, err)
-	require.NoError(t, fc.fw.Flush())
-	out := bytes.Clone(fc.buf.Bytes())
-	require.True(t, bytes.HasSuffix(out, testTail))
-	return out[:len(out)-len(testTail)]
 }
 
 // flateFinal compresses msg as a whole stream, ended by a final block.
@@ -135,10 +117,10 @@ func TestDecoderMessages(t *testing.T) {
 	for _, takeover := range []bool{true, false} {
 		t.Run(fmt.Sprintf("takeover=%v", takeover), func(t *testing.T) {
 			d, in := newTestDecoder(15, takeover)
-			fc := newFlateCompressor(t, flate.BestCompression)
+			fc := flatetest.NewStdCompressor(t, flate.BestCompression)
 			for i := 0; i < 300; i++ {
 				msg := chat(i)
-				z := fc.compress(t, msg, !takeover)
+				z := fc.Compress(t, msg, !takeover)
 				// Whole, in halves, a byte at a time; delivered ahead,
 				// or read in pieces.
 				runSize := []int{0, (len(z) + 1) / 2, 1}[i%3]
@@ -156,7 +138,7 @@ func TestDecoderMessages(t *testing.T) {
 // which the Decoder skips though a connection never supplies them.
 func TestDecoderEmptyRuns(t *testing.T) {
 	d, in := newTestDecoder(15, true)
-	z := newFlateCompressor(t, flate.BestSpeed).compress(t, []byte("hello, hello, hello"), false)
+	z := flatetest.NewStdCompressor(t, flate.BestSpeed).Compress(t, []byte("hello, hello, hello"), false)
 	final := flateFinal(t, flate.BestSpeed, []byte("final"), nil)
 	for _, payload := range [][]byte{z, final} {
 		var runs [][]byte
@@ -217,7 +199,7 @@ func TestDecoderTakeoverAcrossFinalBlock(t *testing.T) {
 // message with ErrCorrupt, delivering at most what came before the fault.
 func TestDecoderCorrupt(t *testing.T) {
 	final := flateFinal(t, flate.BestSpeed, []byte("x"), nil)
-	valid := newFlateCompressor(t, flate.BestSpeed).compress(t, []byte("valid"), true)
+	valid := flatetest.NewStdCompressor(t, flate.BestSpeed).Compress(t, []byte("valid"), true)
 	for _, tc := range []struct {
 		name    string
 		payload []byte
@@ -261,7 +243,7 @@ func TestDecoderCorrupt(t *testing.T) {
 func TestDecoderInputError(t *testing.T) {
 	errConn := errors.New("the connection failed")
 	msg := bytes.Join(flatetest.ChatJSON(3, 20), nil)
-	z := newFlateCompressor(t, flate.BestSpeed).compress(t, msg, true)
+	z := flatetest.NewStdCompressor(t, flate.BestSpeed).Compress(t, msg, true)
 	for _, cut := range []int{0, 1, len(z) / 2, len(z)} {
 		for _, ahead := range []bool{true, false} {
 			d, in := newTestDecoder(15, true)
@@ -319,11 +301,11 @@ func TestDecoderDifferential(t *testing.T) {
 	corpus = append(corpus, random[:1], random[:300], random, bytes.Repeat([]byte("ab"), 40000), nil, []byte("x"))
 	for level := -2; level <= 9; level++ {
 		for _, takeover := range []bool{true, false} {
-			fc := newFlateCompressor(t, level)
+			fc := flatetest.NewStdCompressor(t, level)
 			d, in := newTestDecoder(15, takeover)
 			for i := 0; i < 60; i++ {
 				msg := corpus[rng.Intn(len(corpus))]
-				z := fc.compress(t, msg, !takeover)
+				z := fc.Compress(t, msg, !takeover)
 				got, err := readMessage(d, in, z, rng.Intn(700), rng.Intn(3)*rng.Intn(5000))
 				require.NoError(t, err, "level %d takeover %t message %d", level, takeover, i)
 				require.True(t, bytes.Equal(msg, got), "level %d takeover %t message %d: %d bytes, want %d", level, takeover, i, len(got), len(msg))
@@ -355,7 +337,7 @@ func TestDecoderSmallWindows(t *testing.T) {
 // it takes is produced a window at a time: a caller that counts what Read
 // delivers can stop it early.
 func TestDecoderBomb(t *testing.T) {
-	z := newFlateCompressor(t, flate.BestCompression).compress(t, make([]byte, 4<<20), true)
+	z := flatetest.NewStdCompressor(t, flate.BestCompression).Compress(t, make([]byte, 4<<20), true)
 	require.Less(t, len(z), 8<<10)
 	for _, takeover := range []bool{true, false} {
 		d, in := newTestDecoder(15, takeover)

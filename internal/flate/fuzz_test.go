@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"compress/flate"
 	"errors"
-	"fmt"
-	"io"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -134,7 +132,7 @@ func fuzzDecoder(t *testing.T, data []byte, cuts [3]uint16, flags uint32) {
 			in.runs = in.runs[:min(1, len(in.runs))]
 			in.err = errFuzzInput
 		}
-		got, err := fuzzRead(d, readSize, skip&(1<<i) != 0)
+		got, err := readDecoded(d, readSize, skip&(1<<i) != 0)
 		switch {
 		case err == nil && !e.OK:
 			t.Fatalf("message %d: read % x, but it must fail (%+v)", i, got, e)
@@ -156,37 +154,5 @@ func fuzzDecoder(t *testing.T, data []byte, cuts [3]uint16, flags uint32) {
 			return
 		}
 		history = append(history, got...)
-	}
-}
-
-// fuzzRead reads the current message to its end as readMessage does;
-// abandon reads once and then drains the rest into scratch, as a
-// connection does with a message the application skips.
-func fuzzRead(d *Decoder, readSize int, abandon bool) ([]byte, error) {
-	d.Start()
-	var out []byte
-	if readSize == 0 {
-		n, err := d.DecodeAhead()
-		if err != nil {
-			return nil, err
-		}
-		if n > d.WindowSize() {
-			return nil, fmt.Errorf("decoded %d bytes ahead, more than the window", n)
-		}
-		readSize = 64 << 10
-	}
-	buf := make([]byte, readSize)
-	for reads := 0; ; reads++ {
-		if abandon && reads == 1 {
-			buf = make([]byte, 4096)
-		}
-		n, err := d.Read(buf)
-		out = append(out, buf[:n]...)
-		if err == io.EOF {
-			return out, nil
-		}
-		if err != nil {
-			return out, err
-		}
 	}
 }
