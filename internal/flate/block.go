@@ -56,6 +56,15 @@ func (w *encodeWork) literals(from, to int) {
 	}
 }
 
+// emit adds the literals msg[lit:i] and then a match of length bytes at
+// distance dist, and returns where the match ends.
+func (w *encodeWork) emit(lit, i, length, dist int) (end int) {
+	w.literals(lit, i)
+	end = i + length
+	w.match(length, dist, end)
+	return end
+}
+
 // match adds a back-reference; end is the first byte after it.
 func (w *encodeWork) match(length, dist, end int) {
 	w.tokens = append(w.tokens, matchFlag|uint32(length-minMatch)<<lenShift|uint32(dist-1))

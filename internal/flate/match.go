@@ -169,11 +169,7 @@ func (e *Encoder) matchLevel2(w *encodeWork, head []uint16) {
 		}
 		stride = 32
 		i, length = extendBack(msg, i, dist, length, lit)
-		if lit < i {
-			w.literals(lit, i)
-		}
-		end := i + length
-		w.match(length, dist, end)
+		end := w.emit(lit, i, length, dist)
 		if length == maxMatch {
 			if start, stop := e.continueLongest(w, end, dist); start >= 0 {
 				i, end, next = start, stop, start+1
@@ -242,11 +238,7 @@ func (e *Encoder) matchLevel1(w *encodeWork, head []uint16) {
 			continue
 		}
 		stride = 32
-		if lit < i {
-			w.literals(lit, i)
-		}
-		end := i + length
-		w.match(length, dist, end)
+		end := w.emit(lit, i, length, dist)
 		if length == maxMatch {
 			if start, stop := e.continueLongest(w, end, dist); start >= 0 {
 				i, end = start, stop
@@ -393,18 +385,24 @@ func (e *Encoder) matchGreedy(w *encodeWork, head []uint16) {
 			continue
 		}
 		stride, rep = 32, dist
-		w.literals(lit, i)
-		end := i + length
-		w.match(length, dist, end)
-		for j := i + 1; j < end && j <= limit; j++ {
-			c := base + uint16(j)
-			h := (load32(msg, j) * hashMul) >> shift
-			prev[int(c)&pmask] = head[h]
-			head[h] = c
-		}
+		end := w.emit(lit, i, length, dist)
+		chainRange(msg, head, prev, base, i+1, min(end, limit+1), shift)
 		i, lit = end, end
 	}
 	w.literals(lit, n)
+}
+
+// chainRange enters the positions from..to-1 of msg, which a match
+// covers, in the hash heads and chains, so later matches can refer to
+// them.
+func chainRange(msg []byte, head, prev []uint16, base uint16, from, to int, shift uint) {
+	pmask := len(prev) - 1
+	for j := from; j < to; j++ {
+		c := base + uint16(j)
+		h := (load32(msg, j) * hashMul) >> shift
+		prev[int(c)&pmask] = head[h]
+		head[h] = c
+	}
 }
 
 // matchLazy tokenises w.msg, deferring each match by one position to see
@@ -438,17 +436,9 @@ func (e *Encoder) matchLazy(w *encodeWork, head []uint16) {
 			}
 		}
 		if prevLen > 0 && curLen == 0 {
-			start := i - 1
-			end := start + prevLen
-			w.literals(lit, start)
-			w.match(prevLen, prevDist, end)
+			end := w.emit(lit, i-1, prevLen, prevDist)
 			rep = prevDist
-			for j := i + 1; j < end && j <= limit; j++ {
-				c := base + uint16(j)
-				h := (load32(msg, j) * hashMul) >> shift
-				prev[int(c)&pmask] = head[h]
-				head[h] = c
-			}
+			chainRange(msg, head, prev, base, i+1, min(end, limit+1), shift)
 			i, lit = end, end
 			prevLen = 0
 			continue
