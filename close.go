@@ -40,13 +40,20 @@ func (c *Conn) Close() error {
 func (c *Conn) closedChan() <-chan struct{} {
 	c.closeWaitMu.Lock()
 	defer c.closeWaitMu.Unlock()
-	if c.closedCh == nil {
-		c.closedCh = make(chan struct{})
-		if c.writesClosed {
-			close(c.closedCh)
+	return lazyChan(&c.closedCh, c.writesClosed)
+}
+
+// lazyChan returns *ch, making it first if it is nil, already closed if
+// done: the channels waiters on a Conn's end get are made only when a
+// waiter asks. closeWaitMu must be held.
+func lazyChan(ch *chan struct{}, done bool) <-chan struct{} {
+	if *ch == nil {
+		*ch = make(chan struct{})
+		if done {
+			close(*ch)
 		}
 	}
-	return c.closedCh
+	return *ch
 }
 
 // markWriteClosed makes further writes fail with net.ErrClosed. The
@@ -127,13 +134,7 @@ func (c *Conn) CloseGracefully(code int, text string, timeout time.Duration) err
 func (c *Conn) readEnd() <-chan struct{} {
 	c.closeWaitMu.Lock()
 	defer c.closeWaitMu.Unlock()
-	if c.closeWait == nil {
-		c.closeWait = make(chan struct{})
-		if c.readEnded || c.writesClosed {
-			close(c.closeWait)
-		}
-	}
-	return c.closeWait
+	return lazyChan(&c.closeWait, c.readEnded || c.writesClosed)
 }
 
 // readEndError returns what CloseGracefully reports once readEnd is

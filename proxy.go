@@ -204,15 +204,9 @@ func socks5Authenticate(conn net.Conn, user *url.Userinfo) error {
 	if user != nil {
 		buf = append(buf[:1], 2, socks5AuthNone, socks5AuthPassword)
 	}
-	if _, err := conn.Write(buf); err != nil {
-		return err
-	}
 	var reply [2]byte
-	if _, err := io.ReadFull(conn, reply[:]); err != nil {
+	if err := socks5Exchange(conn, buf, reply[:]); err != nil {
 		return err
-	}
-	if reply[0] != socks5Version {
-		return fmt.Errorf("%w: SOCKS version %d in reply", errProxyRefused, reply[0])
 	}
 	switch reply[1] {
 	case socks5AuthNone:
@@ -239,6 +233,21 @@ func socks5Authenticate(conn net.Conn, user *url.Userinfo) error {
 	return fmt.Errorf("%w: no SOCKS5 authentication method acceptable", errProxyRefused)
 }
 
+// socks5Exchange sends req and reads the fixed-size part of the reply into
+// reply, whose first byte must be the SOCKS version.
+func socks5Exchange(conn net.Conn, req, reply []byte) error {
+	if _, err := conn.Write(req); err != nil {
+		return err
+	}
+	if _, err := io.ReadFull(conn, reply); err != nil {
+		return err
+	}
+	if reply[0] != socks5Version {
+		return fmt.Errorf("%w: SOCKS version %d in reply", errProxyRefused, reply[0])
+	}
+	return nil
+}
+
 // socks5Request sends the CONNECT request for host:port and reads the
 // reply, skipping the bound address it carries.
 func socks5Request(conn net.Conn, host string, port uint16) error {
@@ -260,16 +269,9 @@ func socks5Request(conn net.Conn, host string, port uint16) error {
 		buf = append(buf, host...)
 	}
 	buf = binary.BigEndian.AppendUint16(buf, port)
-	if _, err := conn.Write(buf); err != nil {
-		return err
-	}
-
 	var reply [4]byte
-	if _, err := io.ReadFull(conn, reply[:]); err != nil {
+	if err := socks5Exchange(conn, buf, reply[:]); err != nil {
 		return err
-	}
-	if reply[0] != socks5Version {
-		return fmt.Errorf("%w: SOCKS version %d in reply", errProxyRefused, reply[0])
 	}
 	if reply[1] != socks5ReplySucceeded {
 		text := socks5ReplyText[reply[1]]
