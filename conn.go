@@ -52,7 +52,12 @@ type BufferPool interface {
 // moment a second or two after the last compressed message, to drop the
 // match index, and that Close stops) and, while DialContext runs, a
 // context.AfterFunc that ends a canceled handshake (stopped before
-// DialContext returns).
+// DialContext returns). An Engine runs its event loops (one goroutine
+// each, for the Engine's life, stopped by Engine.Close), and a connection
+// it serves with a read deadline set has a time.AfterFunc timer that hands
+// the expiry to its loop. The Engine's loop takes the place of the
+// reading goroutine: it alone touches the read side, and its engineConn
+// lock is taken last and alone, like closeWaitMu.
 type Conn struct {
 	// Set by the handshake, then read-only.
 	conn        net.Conn
