@@ -86,3 +86,37 @@ func sendClientHandshakeOffer(t *testing.T, nc net.Conn, host, offer string) (*b
 	nc.SetDeadline(time.Time{})
 	return br, resp
 }
+
+// TestAutobahnServerEngine replays the same cases against an Engine that
+// echoes from OnMessage: the push-style core must grade as the blocking
+// reader does.
+func TestAutobahnServerEngine(t *testing.T) {
+	runConformanceCases(t, func(t *testing.T, c conformanceCase) {
+		srv, errc := startOurEngine(t, Upgrader{CheckOrigin: func(*http.Request) bool { return true }})
+		nc, err := net.DialTimeout("tcp", srv.Listener.Addr().String(), testWait)
+		require.NoError(t, err)
+		br := sendClientHandshake(t, nc, srv.Listener.Addr().String())
+		newScriptedPeer(t, nc, br, true).run(c)
+		checkCaseEnd(t, c.end, nc, errc)
+	})
+}
+
+// startOurEngine is startOurServer with an Engine whose handler echoes
+// each message from OnMessage; errc receives the upgrade's error or the
+// one OnClose is given.
+func startOurEngine(t *testing.T, up Upgrader) (*httptest.Server, <-chan error) {
+	errc := make(chan error, 1)
+	e, err := NewEngine(EngineOptions{Loops: 1})
+	require.NoError(t, err)
+	h := &engineRecorder{echo: true, opened: make(chan *Conn, 1), closed: errc}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := e.Upgrade(&up, w, r, nil, h); err != nil {
+			errc <- err
+		}
+	}))
+	t.Cleanup(func() {
+		srv.Close()
+		e.Close()
+	})
+	return srv, errc
+}

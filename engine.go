@@ -35,16 +35,18 @@ type EngineOptions struct {
 	// Loops is the number of event loops; zero means GOMAXPROCS.
 	Loops int
 	// MaxQueuedBytes bounds, per connection, the bytes written but not yet
-	// taken by the socket (a slow or stalled reader). A write that would
-	// go past it fails with ErrWriteQueueFull, and the connection's later
-	// data writes fail too (the peer may hold part of a message); close
-	// the connection. Zero means 4 MiB.
+	// taken by the socket (a slow or stalled reader). A write that finds
+	// more than this queued fails with ErrWriteQueueFull, and the
+	// connection's later data writes fail too (the peer may hold part of
+	// a message); close the connection. A write that finds less is taken
+	// whole, so one message larger than the bound still goes. Zero means
+	// 4 MiB.
 	MaxQueuedBytes int
 }
 
 // ErrWriteQueueFull is returned by a write on a Conn served by an Engine
-// when the peer has not taken the bytes already written and queueing more
-// would pass EngineOptions.MaxQueuedBytes. Writes on such a connection
+// when the peer has not taken the bytes already written and more than
+// EngineOptions.MaxQueuedBytes are queued. Writes on such a connection
 // never block; this error is its back-pressure.
 var ErrWriteQueueFull = errors.New("websocket: write queue full: the peer is not reading")
 

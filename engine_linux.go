@@ -567,8 +567,10 @@ func (ec *engineConn) Write(b []byte) (int, error) {
 			return written, nil
 		}
 	}
-	queued := ec.outEnd - ec.outStart
-	if queued+len(b) > ec.loop.e.opts.MaxQueuedBytes {
+	// The bound is on what was queued before: a single message larger
+	// than it still goes (the application holds it in memory anyway),
+	// and the queue stays within the bound plus one write.
+	if ec.outEnd-ec.outStart > ec.loop.e.opts.MaxQueuedBytes {
 		return written, ErrWriteQueueFull
 	}
 	ec.enqueue(b)
