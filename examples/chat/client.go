@@ -1,10 +1,15 @@
 package main
 
 import (
-	"bytes"
+	"crypto/subtle"
+	"errors"
+	"fmt"
 	"log"
 	"net/http"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/wsforge/websocket"
 )
@@ -22,11 +27,13 @@ var (
 	closeTooSlow   = leaveReason{websocket.CloseTryAgainLater, "too slow"}
 )
 
-// client is one connection in the room. Its read pump feeds the hub; its
+// client is one connection in a room. Its read pump feeds the hub; its
 // write pump is the only goroutine that writes data messages to conn.
 type client struct {
 	hub  *Hub
 	conn *websocket.Conn
+	room string
+	name string
 	send chan []byte
 
 	// reason is set by the hub goroutine just before it closes send and
@@ -46,9 +53,20 @@ var upgrader = websocket.Upgrader{
 	WriteBufferSize: 1024,
 }
 
-// ServeHTTP upgrades the request and adds the connection to the room. The
+// ServeHTTP checks the token, upgrades the request and adds the
+// connection to its room (query parameters token, room and name). The
 // handler goroutine becomes the client's read pump.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Before the upgrade, so that a stranger costs one HTTP response and
+	// no hijacked connection, and the answer is a status code any HTTP
+	// client understands. Comparing in constant time keeps the check
+	// from telling how much of a guess was right.
+	q := r.URL.Query()
+	if h.cfg.Token != "" && subtle.ConstantTimeCompare([]byte(q.Get("token")), []byte(h.cfg.Token)) != 1 {
+		http.Error(w, "wrong or missing token", http.StatusUnauthorized)
+		return
+	}
+
 	// Counted from before the upgrade: an http.Server stops waiting for a
 	// handler once its connection is hijacked, so this is what lets Wait,
 	// called after the server has closed, see every client.
@@ -61,7 +79,17 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		log.Printf("upgrade %s: %v", r.RemoteAddr, err)
 		return
 	}
-	c := &client{hub: h, conn: conn, send: make(chan []byte, h.cfg.SendBuffer)}
+	// A bad room or name is refused after the upgrade, because a close
+	// reason is the one way to tell a browser page why: it never sees
+	// the HTTP status of a failed upgrade.
+	room, name, err := roomAndName(q.Get("room"), q.Get("name"))
+	if err != nil {
+		msg := websocket.FormatCloseMessage(websocket.ClosePolicyViolation, err.Error())
+		conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(h.cfg.WriteWait))
+		conn.Close()
+		return
+	}
+	c := &client{hub: h, conn: conn, room: room, name: name, send: make(chan []byte, h.cfg.SendBuffer)}
 
 	select {
 	case h.register <- c:
@@ -74,6 +102,46 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.pumps.Add(1)
 	go c.writePump()
 	c.readPump()
+}
+
+// Room names are short and plain, so that they can appear in URLs, logs
+// and page titles as they are.
+const (
+	defaultRoom   = "lobby"
+	maxRoomLength = 32
+	maxNameLength = 32
+)
+
+// roomAndName validates the room and user names a page asked for, with
+// an error short enough for a close reason (123 bytes).
+func roomAndName(room, name string) (string, string, error) {
+	if room == "" {
+		room = defaultRoom
+	}
+	if len(room) > maxRoomLength {
+		return "", "", fmt.Errorf("room name longer than %d characters", maxRoomLength)
+	}
+	for _, r := range room {
+		if !('a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '-' || r == '_') {
+			return "", "", errors.New("room name may use only a-z, 0-9, - and _")
+		}
+	}
+	name = strings.TrimSpace(name)
+	if name == "" {
+		name = "anonymous"
+	}
+	if !utf8.ValidString(name) {
+		return "", "", errors.New("user name is not UTF-8")
+	}
+	if utf8.RuneCountInString(name) > maxNameLength {
+		return "", "", fmt.Errorf("user name longer than %d characters", maxNameLength)
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return "", "", errors.New("user name has a control character")
+		}
+	}
+	return room, name, nil
 }
 
 // readPump forwards the client's messages to the hub until the connection
@@ -104,12 +172,12 @@ func (c *client) readPump() {
 			}
 			return
 		}
-		msg = bytes.TrimSpace(msg)
-		if len(msg) == 0 {
+		text := strings.TrimSpace(string(msg))
+		if text == "" {
 			continue
 		}
 		select {
-		case h.broadcast <- msg:
+		case h.broadcast <- post{from: c, text: text}:
 		case <-h.done:
 			return
 		}

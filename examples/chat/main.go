@@ -1,13 +1,17 @@
-// Command chat is a small chat room over WebSocket.
+// Command chat is a small chat server with rooms over WebSocket.
 //
-// Every message a browser sends on /ws is relayed to everyone in the room.
-// One hub goroutine owns the room; each connection has a read pump that
-// feeds the hub and a write pump that drains a bounded queue, so a client
-// that stops reading is dropped instead of holding up the others.
+// A page joins a room on /ws?room=NAME&name=USER; every message it sends
+// is relayed to everyone in that room, and everyone in a room is told who
+// is in it whenever someone joins or leaves. One hub goroutine owns the
+// rooms; each connection has a read pump that feeds the hub and a write
+// pump that drains a bounded queue, so a client that stops reading is
+// dropped instead of holding up the others. With -token, only requests
+// carrying that token (?token=...) are upgraded.
 //
-//	go run ./examples/chat -addr localhost:8080
+//	go run ./examples/chat -addr localhost:8080 -token secret
 //
-// then open http://localhost:8080 in two or more browser tabs.
+// then open http://localhost:8080/?token=secret in two or more browser
+// tabs.
 package main
 
 import (
@@ -16,6 +20,7 @@ import (
 	"errors"
 	"flag"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -38,12 +43,15 @@ func newMux(hub *Hub) *http.ServeMux {
 
 func main() {
 	addr := flag.String("addr", "localhost:8080", "address to listen on")
+	token := flag.String("token", "", "if set, the token pages must pass (?token=...) to join")
 	flag.Parse()
+	cfg := DefaultConfig
+	cfg.Token = *token
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
-	hub := NewHub(DefaultConfig)
+	hub := NewHub(cfg)
 	hubDone := make(chan struct{})
 	go func() {
 		hub.Run(ctx)
@@ -51,7 +59,6 @@ func main() {
 	}()
 
 	srv := &http.Server{
-		Addr:              *addr,
 		Handler:           newMux(hub),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -62,8 +69,13 @@ func main() {
 		srv.Shutdown(shutdownCtx)
 	}()
 
-	log.Printf("chat listening on http://%s", *addr)
-	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// The address as bound, so that -addr 127.0.0.1:0 says which port it got.
+	log.Printf("chat listening on http://%s", ln.Addr())
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		log.Fatal(err)
 	}
 	// Shutdown does not wait for hijacked connections; the hub sends
