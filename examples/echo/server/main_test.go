@@ -109,3 +109,26 @@ func TestEchoCloseHandshake(t *testing.T) {
 	// The connection is finished for writing once our close was sent.
 	assert.ErrorIs(t, conn.WriteMessage(websocket.TextMessage, []byte("late")), websocket.ErrCloseSent)
 }
+
+func TestGoingAway(t *testing.T) {
+	srv := httptest.NewServer(newMux())
+	defer srv.Close()
+	conns := []*websocket.Conn{dial(t, srv), dial(t, srv)}
+	// An echo means the handler has registered its connection.
+	for _, c := range conns {
+		require.NoError(t, c.WriteMessage(websocket.TextMessage, []byte("hi")))
+		_, _, err := c.ReadMessage()
+		require.NoError(t, err)
+	}
+
+	done := make(chan struct{})
+	go func() { live.goingAway(5 * time.Second); close(done) }()
+	for _, c := range conns {
+		_, _, err := c.ReadMessage()
+		var ce *websocket.CloseError
+		require.ErrorAs(t, err, &ce)
+		assert.Equal(t, websocket.CloseGoingAway, ce.Code)
+		assert.Equal(t, "server shutting down", ce.Text)
+	}
+	<-done
+}
