@@ -79,10 +79,15 @@ func main() {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "server\tconnections\theap/conn\tstack/conn\ttotal/conn\t\n")
 	for _, mode := range modes {
-		cmd := exec.CommandContext(ctx, os.Args[0], os.Args[1:]...)
+		// Not CommandContext: Ctrl-C reaches the child too, and it must
+		// live to close its connections with 1001 rather than be killed.
+		cmd := exec.Command(os.Args[0], os.Args[1:]...)
 		cmd.Env = append(os.Environ(), modeEnv+"="+mode)
 		cmd.Stderr = os.Stderr
 		out, err := cmd.Output()
+		if ctx.Err() != nil {
+			log.Fatal("interrupted")
+		}
 		if err != nil {
 			log.Fatalf("%s: %v", mode, err)
 		}
