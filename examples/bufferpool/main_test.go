@@ -44,10 +44,12 @@ func TestMeasure(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, n, r.Conns, "connections open when measured")
 			assert.Equal(t, n, r.GoingAway, "connections closed with 1001")
-			// Each connection holds at least its Conn and its handler's
-			// goroutine.
+			// Each connection holds at least its Conn. (Not checked:
+			// its handler's stack, which in a test binary that has
+			// measured before may come out of stack memory the earlier
+			// run left counted as in use; main measures in a fresh
+			// process for that reason.)
 			assert.Positive(t, r.Heap)
-			assert.Positive(t, r.Stack)
 		})
 	}
 }
