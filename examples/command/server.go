@@ -23,8 +23,8 @@ type Config struct {
 	Command []string
 	// ReadLimit is the largest message accepted from a page; a larger one
 	// ends the connection with close code 1009. Input is streamed to the
-	// program through a fixed buffer, so this bounds what a page can make
-	// the server hold, not what it allocates per message.
+	// program through a fixed 32 KiB buffer whatever the limit, so what a
+	// page sends never piles up in the server.
 	ReadLimit int64
 	// WriteWait bounds each write to the page, pings and close included.
 	WriteWait time.Duration
