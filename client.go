@@ -93,8 +93,9 @@ type Dialer struct {
 	ReadBufferSize, WriteBufferSize int
 
 	// WriteBufferPool, if not nil, supplies the connection's write buffers
-	// while a message is being written, instead of each connection owning
-	// one for its lifetime. Use one pool per distinct WriteBufferSize.
+	// while a message is being written, as Upgrader.WriteBufferPool does
+	// for a server connection (see there: without it the library's own
+	// pools serve, and nothing is kept between messages either way).
 	WriteBufferPool BufferPool
 
 	// Subprotocols lists the subprotocols offered to the server, in order

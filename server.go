@@ -26,10 +26,15 @@ type Upgrader struct {
 	// received.
 	ReadBufferSize, WriteBufferSize int
 
-	// WriteBufferPool, if not nil, supplies write buffers that the
-	// connection holds only while it writes a message, instead of keeping
-	// one buffer for its whole lifetime. That saves memory when many
-	// connections write little. Use one pool per distinct WriteBufferSize.
+	// WriteBufferPool, if not nil, supplies the write buffers that the
+	// connection holds while it writes a message. Without it they come
+	// from the library's own pools, so a connection never keeps one
+	// between messages either way (gorilla keeps one unless a pool is
+	// set); the field is there for gorilla programs. The pool holds values
+	// the library puts there itself: a value of another kind or size (a
+	// pool whose New returns []byte, a pool shared between different
+	// WriteBufferSizes) is dropped and a buffer allocated instead. Use one
+	// pool per distinct WriteBufferSize.
 	WriteBufferPool BufferPool
 
 	// Subprotocols lists the server's supported subprotocols, most preferred
