@@ -59,6 +59,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -657,11 +658,26 @@ func runDeflateCases[V any](t *testing.T, variants []V, describe func(V) (name s
 // scripted peer being the suite's client.
 func TestAutobahnServerDeflate(t *testing.T) {
 	t.Parallel()
-	runDeflateCases(t, serverDeflateVariants, func(v serverDeflateVariant) (string, bool) { return v.name, v.brief }, runServerDeflateCase)
+	runDeflateCases(t, serverDeflateVariants, func(v serverDeflateVariant) (string, bool) { return v.name, v.brief }, serverDeflateCase(startOurServer))
 }
 
-func runServerDeflateCase(t *testing.T, v serverDeflateVariant, c deflateCase) {
-	srv, errc := startOurServer(t, Upgrader{
+// TestAutobahnServerDeflateEngine replays the same cases against an Engine,
+// which gathers each compressed message and inflates it whole.
+func TestAutobahnServerDeflateEngine(t *testing.T) {
+	t.Parallel()
+	runDeflateCases(t, serverDeflateVariants, func(v serverDeflateVariant) (string, bool) { return v.name, v.brief }, serverDeflateCase(startOurEngine))
+}
+
+// serverDeflateCase returns the runner of one case against the echo server
+// that start serves.
+func serverDeflateCase(start func(*testing.T, Upgrader) (*httptest.Server, <-chan error)) func(*testing.T, serverDeflateVariant, deflateCase) {
+	return func(t *testing.T, v serverDeflateVariant, c deflateCase) {
+		runServerDeflateCase(t, start, v, c)
+	}
+}
+
+func runServerDeflateCase(t *testing.T, start func(*testing.T, Upgrader) (*httptest.Server, <-chan error), v serverDeflateVariant, c deflateCase) {
+	srv, errc := start(t, Upgrader{
 		CheckOrigin:       func(*http.Request) bool { return true },
 		EnableCompression: true,
 		Compression:       v.opts,

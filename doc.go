@@ -186,7 +186,8 @@
 // NextReader and ReadMessage fail on such a Conn: its messages go to the
 // handler. SetReadDeadline works (a timer ends the connection with a
 // timeout error); write deadlines have nothing to bound. Compression is
-// not negotiated for connections an Engine serves.
+// negotiated as the Upgrader says; a compressed message is gathered whole
+// and then inflated, the read limit bounding its inflated size.
 //
 // # Differences from gorilla
 //

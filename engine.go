@@ -82,16 +82,14 @@ func (o EngineOptions) withDefaults() EngineOptions {
 // methods work from h's methods and from any goroutine, as for any Conn;
 // its blocking read methods fail, since messages go to h.
 //
-// Compression is not negotiated for connections an Engine serves (yet):
-// u's compression settings are ignored.
+// Compression is negotiated as u says. A compressed message is gathered
+// whole and then inflated, with the read limit applied to its inflated
+// size as for any Conn.
 func (e *Engine) Upgrade(u *Upgrader, w http.ResponseWriter, r *http.Request, responseHeader http.Header, h EventHandler) (*Conn, error) {
 	if e.closed.Load() {
 		return nil, ErrEngineClosed
 	}
-	plain := *u
-	plain.EnableCompression = false
-	plain.Compression = CompressionOptions{}
-	c, err := plain.Upgrade(w, r, responseHeader)
+	c, err := u.Upgrade(w, r, responseHeader)
 	if err != nil {
 		return nil, err
 	}

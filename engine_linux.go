@@ -102,6 +102,9 @@ func (e *Engine) serve(c *Conn, h EventHandler) error {
 	// The buffer-free wait of read_unix.go is the loop's job now; its
 	// hold on the closed net.Conn would only pin memory.
 	c.idle = nil
+	if c.inflate != nil {
+		c.inflate.SetInput(ec.nextCompressed)
+	}
 	if !l.add(ec) {
 		ec.closeFD()
 		return ErrEngineClosed
@@ -355,6 +358,11 @@ type engineConn struct {
 	msg     *buffer
 	msgN    int
 	inData  bool // a data frame's header has been applied; its payload is being read
+	// A compressed message's payload, gathered whole before it is
+	// inflated into msg; zGiven once the decoder has been handed it.
+	z      *buffer
+	zN     int
+	zGiven bool
 
 	// mu guards the write queue and the socket's state against the loop.
 	mu       sync.Mutex
@@ -390,58 +398,74 @@ func (ec *engineConn) consume(b []byte) error {
 		return err
 	}
 	for c.readErr == nil {
-		if ec.inData {
-			if c.frameLeft > 0 {
-				if len(b) == 0 {
-					return nil
-				}
-				k := int(min(int64(len(b)), c.frameLeft))
-				p := b[:k]
-				b = b[k:]
-				c.payloadArrived(p)
-				if err := c.received(p); err != nil {
-					return err
-				}
-				if ec.msgN == 0 && c.frameLeft == 0 && c.frameFinal {
-					// The whole message is in b: deliver it in place.
-					ec.inData = false
-					if err := ec.deliver(p); err != nil {
-						return err
-					}
-					continue
-				}
-				ec.appendMessage(p)
+		switch {
+		case !ec.inData:
+			if len(b) == 0 {
+				return nil
 			}
-			if c.frameLeft == 0 {
-				ec.inData = false
-				if c.frameFinal {
-					if err := ec.deliver(nil); err != nil {
-						return err
-					}
-				}
+			h, ctrl, n, need, err := c.decodeFrame(b)
+			if err != nil {
+				return err
 			}
-			continue
+			if need > 0 {
+				ec.partial = getBuffer(maxFrameHeaderSize + maxControlPayload)
+				ec.partial.b = ec.partial.b[:copy(ec.partial.b, b)]
+				return nil
+			}
+			b = b[n:]
+			if ec.inData, err = c.applyFrame(&h, ctrl); err != nil {
+				return err
+			}
+		case c.frameLeft > 0:
+			if len(b) == 0 {
+				return nil
+			}
+			p := b[:min(int64(len(b)), c.frameLeft)]
+			b = b[len(p):]
+			c.payloadArrived(p)
+			if err := ec.payload(p); err != nil {
+				return err
+			}
+		default:
+			if err := ec.endFrame(); err != nil {
+				return err
+			}
 		}
-		if len(b) == 0 {
-			return nil
-		}
-		h, ctrl, n, need, err := c.decodeFrame(b)
-		if err != nil {
-			return err
-		}
-		if need > 0 {
-			ec.partial = getBuffer(maxFrameHeaderSize + maxControlPayload)
-			ec.partial.b = ec.partial.b[:copy(ec.partial.b, b)]
-			return nil
-		}
-		b = b[n:]
-		data, err := c.applyFrame(&h, ctrl)
-		if err != nil {
-			return err
-		}
-		ec.inData = data
 	}
 	return c.readErr
+}
+
+// payload takes p, the next unmasked bytes of the current data frame.
+func (ec *engineConn) payload(p []byte) error {
+	c := ec.c
+	if c.msgCompressed {
+		return ec.appendCompressed(p)
+	}
+	if err := c.received(p); err != nil {
+		return err
+	}
+	if ec.msgN == 0 && c.frameLeft == 0 && c.frameFinal {
+		// The whole message arrived in one read: deliver it in place.
+		ec.inData = false
+		return ec.deliver(p)
+	}
+	ec.appendMessage(p)
+	return nil
+}
+
+// endFrame ends the current data frame, whose payload has all arrived,
+// and delivers the message if the frame was its last.
+func (ec *engineConn) endFrame() error {
+	ec.inData = false
+	if !ec.c.frameFinal {
+		return nil
+	}
+	if ec.c.msgCompressed {
+		if err := ec.inflateMessage(); err != nil {
+			return err
+		}
+	}
+	return ec.deliver(nil)
 }
 
 // consumeJoined consumes the incomplete frame start p followed by b: it
@@ -489,6 +513,74 @@ func (ec *engineConn) appendMessage(p []byte) {
 	ec.msgN += copy(ec.msg.b[ec.msgN:], p)
 }
 
+// appendCompressed gathers p, the next bytes of a compressed message. The
+// read limit bounds inflated bytes, which come later; the compressed ones
+// are held to twice it (plus a little), past which no DEFLATE stream of
+// an acceptable message goes.
+func (ec *engineConn) appendCompressed(p []byte) error {
+	c := ec.c
+	if c.readLimit > 0 && int64(ec.zN+len(p)) > 2*c.readLimit+1024 {
+		return c.fail(CloseMessageTooBig, "", ErrReadLimit)
+	}
+	if ec.z == nil {
+		ec.z = getBuffer(max(minMessageGrowth, 2*len(p)))
+	} else if len(ec.z.b)-ec.zN < len(p) {
+		nb := getBuffer(max(2*len(ec.z.b), ec.zN+len(p)))
+		copy(nb.b, ec.z.b[:ec.zN])
+		putBuffer(ec.z)
+		ec.z = nb
+	}
+	ec.zN += copy(ec.z.b[ec.zN:], p)
+	return nil
+}
+
+// nextCompressed is the decoder's input: the gathered message, once.
+func (ec *engineConn) nextCompressed() ([]byte, error) {
+	if ec.zGiven || ec.z == nil {
+		return nil, io.EOF
+	}
+	ec.zGiven = true
+	return ec.z.b[:ec.zN], nil
+}
+
+// inflateMessage inflates the gathered compressed message into msg,
+// passing what comes out through received (read limit, UTF-8) as it
+// comes, so a bomb stops at the limit.
+func (ec *engineConn) inflateMessage() error {
+	c := ec.c
+	ec.zGiven = false
+	defer func() {
+		if ec.z != nil {
+			putBuffer(ec.z)
+			ec.z, ec.zN = nil, 0
+		}
+	}()
+	for {
+		if ec.msg == nil {
+			ec.msg = getBuffer(max(minMessageGrowth, 2*ec.zN))
+		} else if ec.msgN == len(ec.msg.b) {
+			nb := getBuffer(2 * len(ec.msg.b))
+			copy(nb.b, ec.msg.b[:ec.msgN])
+			putBuffer(ec.msg)
+			ec.msg = nb
+		}
+		n, err := c.inflate.Read(ec.msg.b[ec.msgN:])
+		if n > 0 {
+			if rerr := c.received(ec.msg.b[ec.msgN : ec.msgN+n]); rerr != nil {
+				c.inflate.Abort()
+				return rerr
+			}
+			ec.msgN += n
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return c.inflateFailed(err)
+		}
+	}
+}
+
 // deliver ends the current message and gives it to OnMessage: whole, or,
 // when whole is nil, as assembled in ec.msg.
 func (ec *engineConn) deliver(whole []byte) error {
@@ -524,6 +616,13 @@ func (ec *engineConn) release() {
 	if ec.msg != nil {
 		putBuffer(ec.msg)
 		ec.msg, ec.msgN = nil, 0
+	}
+	if ec.z != nil {
+		putBuffer(ec.z)
+		ec.z, ec.zN = nil, 0
+	}
+	if ec.c.inflate != nil {
+		ec.c.inflate.Abort()
 	}
 	ec.mu.Lock()
 	if ec.out != nil {

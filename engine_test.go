@@ -3,7 +3,9 @@ package websocket
 import (
 	"bufio"
 	"bytes"
+	stdflate "compress/flate"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -463,4 +465,93 @@ func (h *engineFuncs) OnOpen(c *Conn)             { h.rec.OnOpen(c) }
 func (h *engineFuncs) OnClose(c *Conn, err error) { h.rec.OnClose(c, err) }
 func (h *engineFuncs) OnMessage(c *Conn, mt int, p []byte) {
 	h.onMessage(c, mt, p)
+}
+
+// TestEngineCompression echoes compressed messages, whole and in small
+// frames, with and without context takeover.
+func TestEngineCompression(t *testing.T) {
+	for _, takeover := range []bool{true, false} {
+		t.Run(fmt.Sprintf("takeover=%v", takeover), func(t *testing.T) {
+			rec := newEngineRecorder(true)
+			opts := CompressionOptions{}
+			if !takeover {
+				opts.ServerNoContextTakeover, opts.ClientNoContextTakeover = true, true
+			}
+			_, url := startEngine(t, EngineOptions{Loops: 1}, &Upgrader{EnableCompression: true, Compression: opts}, rec)
+			c, _, err := (&Dialer{EnableCompression: true}).Dial(url, nil)
+			require.NoError(t, err)
+			defer c.Close()
+			require.Contains(t, c.Extensions(), "permessage-deflate")
+			c.SetReadDeadline(time.Now().Add(testWait))
+			for i, size := range []int{0, 10, 1000, 70_000, 1 << 20} {
+				msg := []byte(strings.Repeat(fmt.Sprintf("message %d, ", i), size/10+1)[:size])
+				if i%2 == 0 {
+					require.NoError(t, c.WriteMessage(TextMessage, msg))
+				} else {
+					w, err := c.NextWriter(TextMessage)
+					require.NoError(t, err)
+					writeChunks(t, w, msg, 700)
+					require.NoError(t, w.Close())
+				}
+				_, got, err := c.ReadMessage()
+				require.NoError(t, err)
+				require.True(t, bytes.Equal(msg, got), "echo of message %d (%d bytes) differs", i, size)
+			}
+		})
+	}
+}
+
+// writeChunks writes msg to w in pieces of at most n bytes.
+func writeChunks(t *testing.T, w io.Writer, msg []byte, n int) {
+	t.Helper()
+	for p := msg; len(p) > 0; p = p[min(n, len(p)):] {
+		_, err := w.Write(p[:min(n, len(p))])
+		require.NoError(t, err)
+	}
+}
+
+// TestEngineCompressedHostile sends compressed messages that must fail:
+// a bomb that inflates past the read limit, and data that does not
+// inflate.
+func TestEngineCompressedHostile(t *testing.T) {
+	var bomb bytes.Buffer
+	fw, err := stdflate.NewWriter(&bomb, stdflate.BestCompression)
+	require.NoError(t, err)
+	_, err = fw.Write(make([]byte, 16<<20))
+	require.NoError(t, err)
+	require.NoError(t, fw.Flush())
+	tests := []struct {
+		name    string
+		payload []byte
+		code    int
+		err     error
+	}{
+		{"bomb past the read limit", bytes.TrimSuffix(bomb.Bytes(), []byte{0, 0, 0xff, 0xff}), CloseMessageTooBig, ErrReadLimit},
+		{"corrupt data", []byte{0xff, 0xff, 0xff, 0xff}, CloseInvalidFramePayloadData, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := newEngineRecorder(true)
+			rec.onOpen = func(c *Conn) { c.SetReadLimit(1 << 20) }
+			_, url := startEngine(t, EngineOptions{Loops: 1}, &Upgrader{EnableCompression: true}, rec)
+			c, _, err := (&Dialer{EnableCompression: true}).Dial(url, nil)
+			require.NoError(t, err)
+			defer c.Close()
+			key := [4]byte{1, 2, 3, 4}
+			p := bytes.Clone(tt.payload)
+			maskBytes(key, 0, p)
+			frame := append(appendFrameHeader(nil, true, rsv1Bit, opBinary, len(p), true, key), p...)
+			_, err = c.NetConn().Write(frame)
+			require.NoError(t, err)
+			c.SetReadDeadline(time.Now().Add(testWait))
+			_, _, err = c.ReadMessage()
+			var ce *CloseError
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, tt.code, ce.Code)
+			oerr := wait(t, rec.closed, "OnClose")
+			if tt.err != nil {
+				assert.ErrorIs(t, oerr, tt.err)
+			}
+		})
+	}
 }

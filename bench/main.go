@@ -350,7 +350,7 @@ func (c *config) plan() map[string]planned {
 					cells = append(cells, cell{suite: "deflate-idle", client: "raw", conns: c.deflateIdle, corpus: "api", mode: mode})
 				}
 			}
-			p[s] = planned{cells: cells, libs: without("gobwas", engineLib), only: func(c cell, lib string) bool {
+			p[s] = planned{cells: cells, libs: without("gobwas"), only: func(c cell, lib string) bool {
 				return c.mode != modeSmallWindows || lib == "wsforge"
 			}}
 		}

@@ -103,7 +103,7 @@ func newLibServer(lib, mode string, register bool) (*libServer, error) {
 		if err != nil {
 			return nil, err
 		}
-		var up wsforge.Upgrader
+		up := wsforge.Upgrader{EnableCompression: deflate}
 		h := &engineEcho{s: s}
 		s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			e.Upgrade(&up, w, r, nil, h)

@@ -7,12 +7,7 @@
 // It answers on every path and echoes each message back with the same type:
 // by default on a goroutine per connection, streaming each message from
 // NextReader into NextWriter; with -engine from a websocket.Engine's event
-// loops, each whole message written back from OnMessage (the Engine
-// negotiates no compression yet, so the suite's 12.* and 13.* cases find
-// the extension declined).
-// On purpose it does nothing else: no UTF-8 checks, no close handling, no
-// limits. Every behaviour the suite grades must come from the library, so
-// the server must not paper over anything the library gets wrong.
+// loops, each whole message written back from OnMessage.
 package main
 
 import (

@@ -117,6 +117,12 @@ func NewDecoder(windowBits int, takeover bool, next func() ([]byte, error)) *Dec
 	return &Decoder{next: next, takeover: takeover, wsize: max(1<<windowBits, minDecodeWindow)}
 }
 
+// SetInput replaces the function that supplies the compressed input, with
+// NewDecoder's contract for it: for a connection whose bytes start coming
+// another way (an event loop taking it over). It must be called between
+// messages.
+func (s *Decoder) SetInput(next func() ([]byte, error)) { s.next = next }
+
 // HeldBytes reports the memory the Decoder keeps between messages, beyond
 // its struct: the window with takeover, else nothing.
 func (s *Decoder) HeldBytes() int {
