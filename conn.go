@@ -78,7 +78,7 @@ type Conn struct {
 	frameLock       chan struct{}
 	writeErr        error       // sticky; guarded by frameLock
 	closeSent       atomic.Bool // set under frameLock
-	appliedDeadline time.Time   // deadline last set on conn; guarded by frameLock
+	appliedDeadline int64       // deadline last set on conn (unixNano); guarded by frameLock
 
 	// writer is reused by NextWriter; guarded by msgLock and its own
 	// state (see messageWriter). concurrentWriters: gorilla's rule that
@@ -145,9 +145,9 @@ type Conn struct {
 	closed       atomic.Bool
 	closeWaitMu  sync.Mutex
 	closeWait    chan struct{}
-	readEnded    bool
 	readEndErr   error
 	closedCh     chan struct{}
+	readEnded    bool
 	writesClosed bool
 }
 

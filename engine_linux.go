@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -96,7 +97,8 @@ func (e *Engine) serve(c *Conn, h EventHandler) error {
 		return err
 	}
 	l := e.loops[int(e.next.Add(1))%len(e.loops)]
-	ec := &engineConn{fd: fd, loop: l, c: c, h: h, local: c.conn.LocalAddr(), remote: c.conn.RemoteAddr()}
+	ec := &engineConn{fd: fd, loop: l, c: c, h: h}
+	ec.setAddrs(c.conn.LocalAddr(), c.conn.RemoteAddr())
 	c.conn.Close()
 	c.conn = ec
 	// The buffer-free wait of read_unix.go is the loop's job now; its
@@ -120,7 +122,7 @@ type eventLoop struct {
 	wake   [2]int // a pipe: a byte written to wake[1] wakes the loop
 	buf    []byte
 	events []syscall.EpollEvent
-	conns  map[int32]*engineConn
+	conns  []*engineConn // by descriptor
 
 	// mu guards what other goroutines hand the loop.
 	mu       sync.Mutex
@@ -140,7 +142,7 @@ func newEventLoop(e *Engine) (*eventLoop, error) {
 		return nil, err
 	}
 	l := &eventLoop{e: e, epfd: epfd, buf: make([]byte, loopReadSize),
-		events: make([]syscall.EpollEvent, 256), conns: make(map[int32]*engineConn)}
+		events: make([]syscall.EpollEvent, 256)}
 	if err := syscall.Pipe2(l.wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
 		syscall.Close(epfd)
 		return nil, err
@@ -205,7 +207,7 @@ func (l *eventLoop) run() {
 				}
 				continue
 			}
-			ec := l.conns[ev.Fd]
+			ec := l.conn(int(ev.Fd))
 			if ec == nil {
 				continue
 			}
@@ -236,7 +238,7 @@ func (l *eventLoop) handOver() bool {
 		l.open(ec)
 	}
 	for _, ec := range timeouts {
-		if l.conns[int32(ec.fd)] == ec && ec.deadlinePassed() {
+		if l.conn(ec.fd) == ec && ec.deadlinePassed() {
 			c := ec.c
 			c.endRead(errReadTimeout)
 			c.closeNet()
@@ -249,6 +251,14 @@ func (l *eventLoop) handOver() bool {
 // errReadTimeout ends a connection whose read deadline passed.
 var errReadTimeout = &netError{msg: "websocket: read timeout", timeout: true}
 
+// conn returns the connection with descriptor fd, or nil.
+func (l *eventLoop) conn(fd int) *engineConn {
+	if fd < 0 || fd >= len(l.conns) {
+		return nil
+	}
+	return l.conns[fd]
+}
+
 // open starts serving ec: OnOpen, then the bytes that arrived with the
 // handshake, then whatever epoll reports.
 func (l *eventLoop) open(ec *engineConn) {
@@ -258,7 +268,10 @@ func (l *eventLoop) open(ec *engineConn) {
 		ec.h.OnClose(ec.c, err)
 		return
 	}
-	l.conns[int32(ec.fd)] = ec
+	if ec.fd >= len(l.conns) {
+		l.conns = append(l.conns, make([]*engineConn, ec.fd+1-len(l.conns)+len(l.conns)/2)...)
+	}
+	l.conns[ec.fd] = ec
 	c := ec.c
 	ec.h.OnOpen(c)
 	if c.rb != nil {
@@ -292,7 +305,7 @@ func (l *eventLoop) read(ec *engineConn) {
 		if ec.closedByApp() {
 			c.endRead(net.ErrClosed)
 		} else if err != nil {
-			c.readFailed(&net.OpError{Op: "read", Net: "tcp", Source: ec.local, Addr: ec.remote, Err: err})
+			c.readFailed(&net.OpError{Op: "read", Net: "tcp", Source: ec.LocalAddr(), Addr: ec.RemoteAddr(), Err: err})
 		} else {
 			c.readFailed(io.EOF)
 		}
@@ -303,10 +316,10 @@ func (l *eventLoop) read(ec *engineConn) {
 // finish ends ec: it leaves the loop, its socket is closed, and OnClose
 // learns err.
 func (l *eventLoop) finish(ec *engineConn, err error) {
-	if l.conns[int32(ec.fd)] != ec {
+	if l.conn(ec.fd) != ec {
 		return
 	}
-	delete(l.conns, int32(ec.fd))
+	l.conns[ec.fd] = nil
 	syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, ec.fd, nil)
 	if !ec.c.closed.Swap(true) {
 		ec.c.markWriteClosed()
@@ -329,6 +342,9 @@ func (l *eventLoop) shutdown(err error) {
 		ec.h.OnClose(ec.c, err)
 	}
 	for _, ec := range l.conns {
+		if ec == nil {
+			continue
+		}
 		c := ec.c
 		if c.readErr == nil {
 			c.endRead(err)
@@ -348,8 +364,9 @@ type engineConn struct {
 	loop   *eventLoop
 	c      *Conn
 	h      EventHandler
-	local  net.Addr
-	remote net.Addr
+	local  netip.AddrPort
+	remote netip.AddrPort
+	other  *[2]net.Addr // local and remote when not TCP
 
 	// Used by the loop's goroutine only: the bytes of an incomplete frame
 	// header (or control frame), and the message being assembled when it
@@ -357,12 +374,12 @@ type engineConn struct {
 	partial *buffer
 	msg     *buffer
 	msgN    int
-	inData  bool // a data frame's header has been applied; its payload is being read
 	// A compressed message's payload, gathered whole before it is
 	// inflated into msg; zGiven once the decoder has been handed it.
 	z      *buffer
 	zN     int
 	zGiven bool
+	inData bool // a data frame's header has been applied; its payload is being read
 
 	// mu guards the write queue and the socket's state against the loop.
 	mu       sync.Mutex
@@ -374,7 +391,7 @@ type engineConn struct {
 	shut     bool
 	fdClosed bool
 	timer    *time.Timer
-	deadline time.Time
+	deadline int64 // the read deadline, unixNano; 0: none
 }
 
 // engineServed marks the net.Conn of a Conn that an Engine serves.
@@ -657,7 +674,7 @@ func (ec *engineConn) Write(b []byte) (int, error) {
 				break
 			}
 			if err != nil {
-				return written, &net.OpError{Op: "write", Net: "tcp", Source: ec.local, Addr: ec.remote, Err: err}
+				return written, &net.OpError{Op: "write", Net: "tcp", Source: ec.LocalAddr(), Addr: ec.RemoteAddr(), Err: err}
 			}
 			written += n
 			b = b[n:]
@@ -769,8 +786,35 @@ func (ec *engineConn) closeFD() {
 	}
 }
 
-func (ec *engineConn) LocalAddr() net.Addr  { return ec.local }
-func (ec *engineConn) RemoteAddr() net.Addr { return ec.remote }
+// setAddrs records the connection's addresses: a TCP one compactly, as
+// the *net.TCPAddr values net keeps would cost a few hundred bytes per
+// idle connection; any other kind as it is.
+func (ec *engineConn) setAddrs(local, remote net.Addr) {
+	lt, ok1 := local.(*net.TCPAddr)
+	rt, ok2 := remote.(*net.TCPAddr)
+	if ok1 && ok2 {
+		ec.local, ec.remote = lt.AddrPort(), rt.AddrPort()
+		return
+	}
+	ec.other = &[2]net.Addr{local, remote}
+}
+
+// LocalAddr returns the local address: for TCP a new *net.TCPAddr, as
+// net.Conn's would be (callers may type-assert it).
+func (ec *engineConn) LocalAddr() net.Addr {
+	if ec.other != nil {
+		return ec.other[0]
+	}
+	return net.TCPAddrFromAddrPort(ec.local)
+}
+
+// RemoteAddr returns the peer's address, as LocalAddr does.
+func (ec *engineConn) RemoteAddr() net.Addr {
+	if ec.other != nil {
+		return ec.other[1]
+	}
+	return net.TCPAddrFromAddrPort(ec.remote)
+}
 
 // SetDeadline sets the read deadline; writes never block, so they need
 // none.
@@ -785,7 +829,7 @@ func (ec *engineConn) SetWriteDeadline(time.Time) error { return nil }
 func (ec *engineConn) SetReadDeadline(t time.Time) error {
 	ec.mu.Lock()
 	defer ec.mu.Unlock()
-	ec.deadline = t
+	ec.deadline = unixNano(t)
 	if t.IsZero() {
 		if ec.timer != nil {
 			ec.timer.Stop()
@@ -814,7 +858,7 @@ func (ec *engineConn) deadlineFired() {
 func (ec *engineConn) deadlinePassed() bool {
 	ec.mu.Lock()
 	defer ec.mu.Unlock()
-	return !ec.deadline.IsZero() && !time.Now().Before(ec.deadline)
+	return ec.deadline != 0 && time.Now().UnixNano() >= ec.deadline
 }
 
 var _ net.Conn = (*engineConn)(nil)

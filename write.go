@@ -76,14 +76,24 @@ func (c *Conn) beginFrame(deadline time.Time) error {
 	if c.closeSent.Load() {
 		return ErrCloseSent
 	}
-	if !deadline.Equal(c.appliedDeadline) {
+	if d := unixNano(deadline); d != c.appliedDeadline {
 		if err := c.conn.SetWriteDeadline(deadline); err != nil {
 			c.writeErr = err
 			return err
 		}
-		c.appliedDeadline = deadline
+		c.appliedDeadline = d
 	}
 	return nil
+}
+
+// unixNano returns t as nanoseconds since the Unix epoch, and 0 for the
+// zero Time: the form Conn keeps deadlines in, a third of a time.Time's
+// size.
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }
 
 // sendFrame is the one way onto the wire. It takes frameLock, waiting at
