@@ -189,11 +189,28 @@
 // negotiated as the Upgrader says; a compressed message is gathered whole
 // and then inflated, the read limit bounding its inflated size.
 //
+// # Tunnelling TCP protocols: NetConn
+//
+// NetConn(ctx, c, messageType) returns a net.Conn over a Conn, for
+// protocols written for TCP (gRPC, SSH, a database's wire protocol,
+// net/rpc, HTTP/1.1): each Write sends one message, Read returns the
+// messages' bytes as one stream, the peer's close with 1000 reads as
+// io.EOF, and Close runs the closing handshake with 1000. Its deadlines
+// behave as a net.Conn's: a Read that times out leaves the stream intact
+// (a deadline set on the Conn itself would end its reads for good), which
+// is what lets net/http's server, which interrupts a read with a past
+// deadline after each request, keep connections alive over it. To give
+// that, a NetConn reads through one goroutine of its own, started by its
+// first Read and ended with the connection. ctx bounds the NetConn's
+// whole life: once it is done the connection is failed with close 1001.
+// A message of the other data type fails the connection with 1003 and a
+// *MessageTypeError.
+//
 // # Differences from gorilla
 //
 // The exported API is gorilla's, with additions only: concurrent writers
 // and EnableConcurrentWriters (above), CloseGracefully, CompressionOptions,
-// the Engine,
+// the Engine, NetConn,
 // Conn.Extensions, Dialer.MaxResponseHeaderBytes with
 // ErrResponseHeaderTooLarge, and *ProtocolError. The read methods return
 // *CloseError values unwrapped, so type assertions keep working, and

@@ -1,6 +1,8 @@
 package websocket_test
 
 import (
+	"bufio"
+	"context"
 	"fmt"
 	"log"
 	"net/http"
@@ -212,4 +214,44 @@ func ExampleEngine() {
 	// Output:
 	// hello, engine
 	// websocket: close 1000 (normal)
+}
+
+// A line protocol written for TCP, tunnelled through a WebSocket: the
+// server answers each line in upper case, both sides through NetConn.
+func ExampleNetConn() {
+	upgrader := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := upgrader.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		// The handler serves the whole connection, so r.Context() lives
+		// as long as it must.
+		conn := websocket.NetConn(r.Context(), c, websocket.BinaryMessage)
+		defer conn.Close()
+		lines := bufio.NewScanner(conn)
+		for lines.Scan() {
+			fmt.Fprintln(conn, strings.ToUpper(lines.Text()))
+		}
+	}))
+	defer srv.Close()
+
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	conn := websocket.NetConn(context.Background(), c, websocket.BinaryMessage)
+	defer conn.Close()
+	replies := bufio.NewReader(conn)
+	for _, line := range []string{"hello", "tunnel"} {
+		fmt.Fprintln(conn, line)
+		reply, err := replies.ReadString('\n')
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Print(reply)
+	}
+	// Output:
+	// HELLO
+	// TUNNEL
 }
