@@ -71,9 +71,11 @@ import (
 // Closing: Close runs the closing handshake with code 1000: it sends the
 // close frame, waits at most 5 seconds for the peer's (a peer NetConn
 // answers at once if it is being read), closes the network connection
-// and returns nil when the peer answered in time. Reads and Writes
-// blocked in other goroutines return at once, and later ones fail, with
-// an error wrapping net.ErrClosed. Where the connection had already ended
+// and returns nil when the peer answered in time. Reads blocked in other
+// goroutines return at once, and later Reads and Writes fail, with an
+// error wrapping net.ErrClosed; a Write blocked in the network (a peer
+// that stopped reading) holds up the close frame and returns when the
+// network connection is closed, 5 seconds later at the most. Where the connection had already ended
 // (the peer closed it, a Read failed, ctx was done), Close just releases
 // it and returns nil; a second Close returns an error wrapping
 // net.ErrClosed.
