@@ -55,7 +55,9 @@ type BufferPool interface {
 // DialContext returns). An Engine runs its event loops (one goroutine
 // each, for the Engine's life, stopped by Engine.Close), and a connection
 // it serves with a read deadline set has a time.AfterFunc timer that hands
-// the expiry to its loop. The Engine's loop takes the place of the
+// the expiry to its loop. A NetConn that has been read from runs one
+// goroutine that reads the Conn for it, until the connection ends. The
+// Engine's loop takes the place of the
 // reading goroutine: it alone touches the read side, and its engineConn
 // lock is taken last and alone, like closeWaitMu.
 type Conn struct {
