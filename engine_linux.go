@@ -3,6 +3,7 @@
 package websocket
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -66,16 +67,34 @@ func (e *Engine) Close() error {
 // serve takes c's socket out of the Go runtime's poller and gives it to
 // one of the loops.
 func (e *Engine) serve(c *Conn, h EventHandler) error {
-	sc, ok := c.conn.(syscall.Conn)
-	if !ok {
-		return fmt.Errorf("websocket: an Engine serves plain TCP or Unix connections, not %T", c.conn)
-	}
-	raw, err := sc.SyscallConn()
+	fd, err := takeFD(c.conn)
 	if err != nil {
 		return err
 	}
-	// A duplicate of the descriptor survives closing the net.Conn, which
-	// takes the original out of the runtime's poller.
+	l := e.pickLoop()
+	ec := &engineConn{fd: fd, loop: l}
+	ec.setAddrs(c.conn.LocalAddr(), c.conn.RemoteAddr())
+	c.conn.Close()
+	ec.attach(c, h)
+	if !l.add(ec) {
+		ec.closeFD()
+		return ErrEngineClosed
+	}
+	return nil
+}
+
+// takeFD returns a non-blocking duplicate of nc's descriptor. The
+// duplicate survives closing nc, which takes the original out of the
+// runtime's poller.
+func takeFD(nc net.Conn) (int, error) {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return -1, fmt.Errorf("websocket: an Engine serves plain TCP or Unix connections, not %T", nc)
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
 	fd := -1
 	cerr := raw.Control(func(s uintptr) {
 		syscall.ForkLock.RLock()
@@ -86,31 +105,64 @@ func (e *Engine) serve(c *Conn, h EventHandler) error {
 		syscall.ForkLock.RUnlock()
 	})
 	if cerr != nil {
-		return cerr
+		return -1, cerr
 	}
 	if err != nil {
-		return err
+		return -1, err
 	}
 	if err := syscall.SetNonblock(fd, true); err != nil {
 		syscall.Close(fd)
-		return err
+		return -1, err
 	}
-	l := e.loops[int(e.next.Add(1))%len(e.loops)]
-	ec := &engineConn{fd: fd, loop: l, c: c, h: h}
-	ec.setAddrs(c.conn.LocalAddr(), c.conn.RemoteAddr())
-	c.conn.Close()
-	c.conn = ec
-	// The buffer-free wait of read_unix.go is the loop's job now; its
-	// hold on the closed net.Conn would only pin memory.
-	c.idle = nil
-	if c.inflate != nil {
-		c.inflate.SetInput(ec.nextCompressed)
+	return fd, nil
+}
+
+func (e *Engine) pickLoop() *eventLoop {
+	return e.loops[int(e.next.Add(1))%len(e.loops)]
+}
+
+// Serve accepts connections from ln and serves them with no net/http
+// state and no goroutine per connection: a loop reads each request,
+// upgrades it with u's rules (origin check, subprotocols, compression,
+// u.Error for refusals) and then serves the connection with h, as
+// Upgrade does. A request that is not a valid upgrade is answered with
+// an HTTP error and closed, as are requests whose line and headers pass
+// 16 KiB or that do not arrive within u.HandshakeTimeout (10 seconds if
+// zero). One goroutine, the caller's, accepts. Serve returns
+// ErrEngineClosed once the Engine is closed, or the error that ended ln
+// (after Close of ln, one wrapping net.ErrClosed).
+func (e *Engine) Serve(ln net.Listener, u *Upgrader, h EventHandler) error {
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if e.closed.Load() {
+				return ErrEngineClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// Out of descriptors, or the like: wait, as net/http does,
+			// rather than spin.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		fd, err := takeFD(nc)
+		if err != nil {
+			nc.Close()
+			continue
+		}
+		l := e.pickLoop()
+		ec := &engineConn{fd: fd, loop: l, hs: &engineHandshake{u: u, h: h}}
+		ec.setAddrs(nc.LocalAddr(), nc.RemoteAddr())
+		nc.Close()
+		if !l.add(ec) {
+			ec.closeFD()
+			return ErrEngineClosed
+		}
 	}
-	if !l.add(ec) {
-		ec.closeFD()
-		return ErrEngineClosed
-	}
-	return nil
 }
 
 // eventLoop is one event loop: an epoll instance, the connections it
@@ -239,6 +291,11 @@ func (l *eventLoop) handOver() bool {
 	for _, ec := range timeouts {
 		if l.conn(ec.fd) == ec && ec.deadlinePassed() {
 			c := ec.c
+			if c == nil {
+				// The handshake did not arrive in time.
+				l.finish(ec, nil)
+				continue
+			}
 			c.endRead(errReadTimeout)
 			c.closeNet()
 			l.finish(ec, errReadTimeout)
@@ -264,13 +321,29 @@ func (l *eventLoop) open(ec *engineConn) {
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(ec.fd)}
 	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, ec.fd, &ev); err != nil {
 		ec.closeFD()
-		ec.h.OnClose(ec.c, err)
+		if ec.c != nil {
+			ec.h.OnClose(ec.c, err)
+		}
 		return
 	}
 	if ec.fd >= len(l.conns) {
 		l.conns = append(l.conns, make([]*engineConn, ec.fd+1-len(l.conns)+len(l.conns)/2)...)
 	}
 	l.conns[ec.fd] = ec
+	if ec.hs != nil {
+		timeout := ec.hs.u.HandshakeTimeout
+		if timeout <= 0 {
+			timeout = defaultEngineHandshakeTimeout
+		}
+		ec.SetReadDeadline(time.Now().Add(timeout))
+		return
+	}
+	l.start(ec)
+}
+
+// start begins serving ec's Conn: OnOpen, then the bytes that arrived
+// with the handshake.
+func (l *eventLoop) start(ec *engineConn) {
 	c := ec.c
 	ec.h.OnOpen(c)
 	if c.rb != nil {
@@ -291,6 +364,14 @@ func (l *eventLoop) read(ec *engineConn) {
 		n, err = syscall.Read(ec.fd, l.buf)
 	}
 	if err == syscall.EAGAIN {
+		return
+	}
+	if ec.hs != nil {
+		if n > 0 {
+			l.handshake(ec, l.buf[:n])
+		} else {
+			l.finish(ec, nil)
+		}
 		return
 	}
 	if n > 0 {
@@ -320,6 +401,12 @@ func (l *eventLoop) finish(ec *engineConn, err error) {
 	}
 	l.conns[ec.fd] = nil
 	syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, ec.fd, nil)
+	if ec.c == nil {
+		// Still in the handshake: there is no Conn to tell about it.
+		ec.closeFD()
+		ec.release()
+		return
+	}
 	if !ec.c.closed.Swap(true) {
 		ec.c.markWriteClosed()
 	}
@@ -338,13 +425,19 @@ func (l *eventLoop) shutdown(err error) {
 	l.mu.Unlock()
 	for _, ec := range adds {
 		ec.closeFD()
-		ec.h.OnClose(ec.c, err)
+		if ec.c != nil {
+			ec.h.OnClose(ec.c, err)
+		}
 	}
 	for _, ec := range l.conns {
 		if ec == nil {
 			continue
 		}
 		c := ec.c
+		if c == nil {
+			l.finish(ec, err)
+			continue
+		}
 		if c.readErr == nil {
 			c.endRead(err)
 		}

@@ -3,6 +3,8 @@
 package websocket
 
 import (
+	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,4 +73,18 @@ func (e *Engine) serve(c *Conn, h EventHandler) error {
 		}
 	}()
 	return nil
+}
+
+// Serve accepts connections from ln and serves them with h after
+// upgrading each with u, here through net/http (on Linux the Engine's
+// loops read the handshake themselves). It returns ErrEngineClosed once
+// the Engine is closed, or the error that ended ln.
+func (e *Engine) Serve(ln net.Listener, u *Upgrader, h EventHandler) error {
+	err := http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.Upgrade(u, w, r, nil, h)
+	}))
+	if e.closed.Load() {
+		return ErrEngineClosed
+	}
+	return err
 }

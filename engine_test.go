@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	stdflate "compress/flate"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -553,5 +554,114 @@ func TestEngineCompressedHostile(t *testing.T) {
 				assert.ErrorIs(t, oerr, tt.err)
 			}
 		})
+	}
+}
+
+// startEngineServe is startEngine with the Engine's own listener: the
+// handshake is read in its loops (on Linux), not by net/http.
+func startEngineServe(t *testing.T, opts EngineOptions, u *Upgrader, h EventHandler) (*Engine, string) {
+	t.Helper()
+	e, err := NewEngine(opts)
+	require.NoError(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- e.Serve(ln, u, h) }()
+	t.Cleanup(func() {
+		e.Close()
+		ln.Close()
+		wait(t, served, "Serve to return")
+	})
+	return e, "ws://" + ln.Addr().String()
+}
+
+func TestEngineServe(t *testing.T) {
+	rec := newEngineRecorder(true)
+	u := &Upgrader{Subprotocols: []string{"chat"}, EnableCompression: true}
+	_, url := startEngineServe(t, EngineOptions{Loops: 2}, u, rec)
+	for _, compress := range []bool{false, true} {
+		d := &Dialer{Subprotocols: []string{"chat"}, EnableCompression: compress}
+		c, resp, err := d.Dial(url+"/any/path?x=1", nil)
+		require.NoError(t, err)
+		assert.Equal(t, "chat", c.Subprotocol())
+		assert.Equal(t, compress, strings.Contains(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate"))
+		c.SetReadDeadline(time.Now().Add(testWait))
+		for _, size := range []int{0, 100, 70_000, 1 << 20} {
+			msg := bytes.Repeat([]byte{'a' + byte(size%26)}, size)
+			require.NoError(t, c.WriteMessage(BinaryMessage, msg))
+			_, got, err := c.ReadMessage()
+			require.NoError(t, err)
+			require.True(t, bytes.Equal(msg, got), "echo of %d bytes", size)
+		}
+		require.NoError(t, c.CloseGracefully(CloseNormalClosure, "", testWait))
+		var ce *CloseError
+		require.ErrorAs(t, wait(t, rec.closed, "OnClose"), &ce)
+		assert.Equal(t, CloseNormalClosure, ce.Code)
+	}
+	// Frames sent with the request are read after it.
+	nc, br := rawEngineConn(t, url, clientFrame(true, opText, []byte("right behind the request")))
+	op, p := readServerFrame(t, br)
+	assert.Equal(t, byte(opText), op)
+	assert.Equal(t, "right behind the request", string(p))
+	nc.Close()
+}
+
+// TestEngineServeRefusals sends requests that are not acceptable upgrades
+// to the Engine's own listener: each gets the Upgrader's HTTP error and the
+// connection is closed, with no Conn and no event.
+func TestEngineServeRefusals(t *testing.T) {
+	rec := newEngineRecorder(true)
+	u := &Upgrader{HandshakeTimeout: 200 * time.Millisecond}
+	_, url := startEngineServe(t, EngineOptions{Loops: 1}, u, rec)
+	addr := strings.TrimPrefix(url, "ws://")
+	upgrade := "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+	tests := []struct {
+		name    string
+		request string
+		status  int
+	}{
+		{"not an upgrade", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", http.StatusBadRequest},
+		{"no key", "GET / HTTP/1.1\r\nHost: x\r\n" + upgrade + "\r\n", http.StatusBadRequest},
+		{"POST", "POST / HTTP/1.1\r\nHost: x\r\n" + upgrade + "Sec-WebSocket-Key: " + sampleKey + "\r\n\r\n", http.StatusMethodNotAllowed},
+		{"cross origin", "GET / HTTP/1.1\r\nHost: x\r\nOrigin: http://elsewhere\r\n" + upgrade + "Sec-WebSocket-Key: " + sampleKey + "\r\n\r\n", http.StatusForbidden},
+		{"bad version", "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 8\r\nSec-WebSocket-Key: " + sampleKey + "\r\n\r\n", http.StatusUpgradeRequired},
+		{"not HTTP", "HELLO\r\n\r\n", http.StatusBadRequest},
+		{"headers too large", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 20<<10) + "\r\n\r\n", http.StatusRequestHeaderFieldsTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			nc, err := net.Dial("tcp", addr)
+			require.NoError(t, err)
+			defer nc.Close()
+			nc.SetDeadline(time.Now().Add(testWait))
+			go nc.Write([]byte(tt.request)) // the server may answer and close before it has all
+			resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+			require.NoError(t, err)
+			assert.Equal(t, tt.status, resp.StatusCode)
+			_, err = io.Copy(io.Discard, resp.Body)
+			require.NoError(t, err)
+			// The server closed the connection.
+			_, err = nc.Read(make([]byte, 1))
+			assert.Error(t, err)
+		})
+	}
+	t.Run("request that never ends", func(t *testing.T) {
+		nc, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		defer nc.Close()
+		_, err = nc.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n"))
+		require.NoError(t, err)
+		nc.SetReadDeadline(time.Now().Add(testWait))
+		// HandshakeTimeout ends it: the read ends with EOF (or a reset),
+		// not the test's hang guard.
+		_, err = nc.Read(make([]byte, 1))
+		var ne net.Error
+		require.Error(t, err)
+		assert.False(t, errors.As(err, &ne) && ne.Timeout(), "the server should have closed the connection: %v", err)
+	})
+	select {
+	case c := <-rec.opened:
+		t.Fatalf("a refused request opened a connection: %v", c.RemoteAddr())
+	default:
 	}
 }

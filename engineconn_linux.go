@@ -21,7 +21,8 @@ type engineConn struct {
 	h      EventHandler
 	local  netip.AddrPort
 	remote netip.AddrPort
-	other  *[2]net.Addr // local and remote when not TCP
+	other  *[2]net.Addr     // local and remote when not TCP
+	hs     *engineHandshake // while the Engine's own handshake is read (Serve)
 
 	// Used by the loop's goroutine only: the bytes of an incomplete frame
 	// header (or control frame), and the message being assembled when it
@@ -47,6 +48,18 @@ type engineConn struct {
 	fdClosed bool
 	timer    *time.Timer
 	deadline int64 // the read deadline, unixNano; 0: none
+}
+
+// attach makes ec the network connection of c, to be served with h.
+func (ec *engineConn) attach(c *Conn, h EventHandler) {
+	ec.c, ec.h = c, h
+	c.conn = ec
+	// The buffer-free wait of read_unix.go is the loop's job now; its
+	// hold on a closed net.Conn would only pin memory.
+	c.idle = nil
+	if c.inflate != nil {
+		c.inflate.SetInput(ec.nextCompressed)
+	}
 }
 
 // engineServed marks the net.Conn of a Conn that an Engine serves.
@@ -281,6 +294,10 @@ func (ec *engineConn) deliver(whole []byte) error {
 
 // release gives back the buffers of an ended connection. Loop only.
 func (ec *engineConn) release() {
+	if ec.hs != nil && ec.hs.buf != nil {
+		putBuffer(ec.hs.buf)
+		ec.hs.buf = nil
+	}
 	if ec.partial != nil {
 		putBuffer(ec.partial)
 		ec.partial = nil
@@ -293,7 +310,7 @@ func (ec *engineConn) release() {
 		putBuffer(ec.z)
 		ec.z, ec.zN = nil, 0
 	}
-	if ec.c.inflate != nil {
+	if ec.c != nil && ec.c.inflate != nil {
 		ec.c.inflate.Abort()
 	}
 	ec.mu.Lock()
