@@ -286,7 +286,7 @@ func (c *client) writePump() {
 	// reader's start after: so whatever is added once the page has joined
 	// is after the page's start and reaches the page one way or the
 	// other, from the backlog or from the reader.
-	last, ok := c.start()
+	last, gap, ok := c.start()
 	if !ok {
 		return
 	}
@@ -299,6 +299,12 @@ func (c *client) writePump() {
 		return
 	}
 	close(c.joined)
+	if gap {
+		data, _ := json.Marshal(gapMessage{Type: "gap"})
+		if c.write(data) != nil {
+			return
+		}
+	}
 	select {
 	case <-c.room.ready:
 	case <-c.readDone:
@@ -358,27 +364,21 @@ func (c *client) writePump() {
 }
 
 // start works out the position the page starts from: the ID it gave, or
-// just before the history it is to get. A resuming page is told if
-// messages it missed have been trimmed (before its hello, which is fine:
-// the page handles messages in any order it gets them).
-func (c *client) start() (streamID, bool) {
+// just before the history it is to get; and, for a resuming page, whether
+// messages it missed have been trimmed.
+func (c *client) start() (last streamID, gap, ok bool) {
 	n := c.node
-	var last streamID
-	err := c.retry("finding where to start", func() error {
+	err := c.retry("finding where to start", func() (err error) {
 		if c.resuming {
-			trimmed, err := n.trimmedAfter(n.ctx, c.roomName, c.after)
-			if err == nil && trimmed {
-				gap, _ := json.Marshal(gapMessage{Type: "gap"})
-				err = c.write(gap)
-			}
 			last = c.after
+			gap, err = n.trimmedAfter(n.ctx, c.roomName, c.after)
 			return err
 		}
 		from, err := n.startOf(n.ctx, c.roomName, n.cfg.History)
 		last = from.prev()
 		return err
 	})
-	return last, err == nil
+	return last, gap, err == nil
 }
 
 // catchUp sends the page every entry of the room after last that is in
@@ -419,9 +419,6 @@ func (c *client) retry(what string, f func() error) error {
 			b.ok(c.node, "room "+c.roomName)
 			return nil
 		}
-		if _, isWrite := err.(writeError); isWrite {
-			return err
-		}
 		b.fail(c.node, "room "+c.roomName+": "+what, err)
 		t := time.NewTimer(b.delay)
 		select {
@@ -437,13 +434,7 @@ func (c *client) retry(what string, f func() error) error {
 	}
 }
 
-// writeError is a failed write to the page: retrying cannot help.
-type writeError struct{ error }
-
 func (c *client) write(data []byte) error {
 	c.conn.SetWriteDeadline(time.Now().Add(c.node.cfg.WriteWait))
-	if err := c.conn.WriteMessage(websocket.TextMessage, data); err != nil {
-		return writeError{err}
-	}
-	return nil
+	return c.conn.WriteMessage(websocket.TextMessage, data)
 }

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -115,18 +114,4 @@ func (s *redisServer) kill() {
 	}
 	s.cmd.Process.Kill()
 	<-s.exited
-}
-
-// restart kills redis-server and starts it again on the same port and
-// directory, so that it reloads its append-only file.
-func (s *redisServer) restart() {
-	s.t.Helper()
-	s.kill()
-	s.start()
-}
-
-func (s *redisServer) port() int {
-	_, p, _ := net.SplitHostPort(s.addr)
-	n, _ := strconv.Atoi(p)
-	return n
 }
