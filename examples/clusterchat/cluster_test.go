@@ -17,7 +17,7 @@ import (
 // client; they share no Go state) on one Redis, and pages spread over
 // them.
 type cluster struct {
-	t       *testing.T
+	t       testing.TB
 	redis   *redisServer
 	nodes   []*testNode
 	clients []*tclient
@@ -72,7 +72,7 @@ func (cl *cluster) ack(mid, id string) {
 	}
 }
 
-func startCluster(t *testing.T, nodes, clients, rooms int) *cluster {
+func startCluster(t testing.TB, nodes, clients, rooms int) *cluster {
 	cl := &cluster{t: t, redis: startRedis(t), rooms: make(map[string][]*tclient), at: make(map[int64]chan struct{}), nacked: make(chan struct{})}
 	var urls []string
 	for i := range nodes {
@@ -99,7 +99,7 @@ func startCluster(t *testing.T, nodes, clients, rooms int) *cluster {
 	return cl
 }
 
-func waitFor(t *testing.T, ch <-chan struct{}, what string) {
+func waitFor(t testing.TB, ch <-chan struct{}, what string) {
 	t.Helper()
 	select {
 	case <-ch:
