@@ -56,6 +56,9 @@ func run(args []string, stderr io.Writer) error {
 	fs.Int64Var(&cfg.MaxMessageSize, "max-message", cfg.MaxMessageSize, "largest message a page may send, in bytes (larger: close 1009)")
 	fs.Int64Var(&cfg.History, "history", cfg.History, "past messages a new page gets")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
 	if fs.NArg() > 0 {
