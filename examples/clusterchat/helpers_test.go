@@ -41,7 +41,6 @@ func testConfig(redisAddr, id string) Config {
 	cfg.PingPeriod = 50 * time.Second
 	cfg.PresenceTTL = 2 * time.Second
 	cfg.PresenceInterval = 200 * time.Millisecond
-	cfg.ReadBlock = time.Second
 	return cfg
 }
 

@@ -102,9 +102,10 @@ type Node struct {
 
 	// conns counts connection handlers, from before the upgrade, since
 	// an http.Server stops tracking a handler once it hijacks the
-	// connection; loops counts room readers and the presence loop.
-	conns sync.WaitGroup
-	loops sync.WaitGroup
+	// connection; readers counts room readers.
+	conns    sync.WaitGroup
+	readers  sync.WaitGroup
+	presence sync.WaitGroup
 
 	// lagged counts the times a page's queue overflowed and it caught
 	// up from Redis; the tests check that the path was taken.
@@ -142,7 +143,7 @@ func NewNode(cfg Config) (*Node, error) {
 		rooms:        make(map[string]*room),
 		presenceKick: make(chan struct{}, 1),
 	}
-	n.loops.Add(1)
+	n.presence.Add(1)
 	go n.presenceLoop()
 	return n, nil
 }
@@ -208,9 +209,13 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		err = errors.Join(err, fmt.Errorf("connections still open: %w", ctx.Err()))
 	}
 	n.cancel()
-	n.loops.Wait()
+	n.presence.Wait()
 	err = errors.Join(err, n.clearPresence())
-	return errors.Join(err, n.rdb.Close())
+	// Closing the client ends the readers' blocking XREADs, which a
+	// cancelled context does not.
+	err = errors.Join(err, n.rdb.Close())
+	n.readers.Wait()
+	return err
 }
 
 // abort stops the node the way a crash would, for tests: connections cut
@@ -236,8 +241,9 @@ func (n *Node) abort() {
 		c.conn.NetConn().Close()
 	}
 	n.conns.Wait()
-	n.loops.Wait()
+	n.presence.Wait()
 	n.rdb.Close()
+	n.readers.Wait()
 }
 
 // join adds c to its room on this node, starting the room's reader if c
@@ -252,7 +258,7 @@ func (n *Node) join(c *client) (*room, bool) {
 	if r == nil {
 		r = newRoom(n, c.roomName)
 		n.rooms[c.roomName] = r
-		n.loops.Add(1)
+		n.readers.Add(1)
 		go r.read()
 	}
 	r.mu.Lock()

@@ -26,7 +26,7 @@ type presenceMessage struct {
 // presenceLoop runs a presence round every PresenceInterval, and at once
 // when a page joins or leaves, until the node stops.
 func (n *Node) presenceLoop() {
-	defer n.loops.Done()
+	defer n.presence.Done()
 	t := time.NewTicker(n.cfg.PresenceInterval)
 	defer t.Stop()
 	sent := make(map[string][]byte)

@@ -49,7 +49,7 @@ func newRoom(n *Node, name string) *room {
 // handed out, so a reconnect loses nothing.
 func (r *room) read() {
 	n := r.node
-	defer n.loops.Done()
+	defer n.readers.Done()
 
 	var last streamID
 	for b := newBackoff(); ; b.wait(r.ctx) {
