@@ -187,15 +187,38 @@ func (ec *engineConn) consumeJoined(p *buffer, b []byte) error {
 // buffer geometrically: memory follows the bytes that arrived, never a
 // length a header announced.
 func (ec *engineConn) appendMessage(p []byte) {
-	if ec.msg == nil {
-		ec.msg = getBuffer(max(minMessageGrowth, 2*len(p)))
-	} else if len(ec.msg.b)-ec.msgN < len(p) {
-		nb := getBuffer(max(2*len(ec.msg.b), ec.msgN+len(p)))
-		copy(nb.b, ec.msg.b[:ec.msgN])
-		putBuffer(ec.msg)
-		ec.msg = nb
+	ec.msg, ec.msgN = ec.appendTo(ec.msg, ec.msgN, p)
+}
+
+// appendTo appends p to buf, which holds n bytes, growing it as
+// messageCap says.
+func (ec *engineConn) appendTo(buf *buffer, n int, p []byte) (*buffer, int) {
+	if buf == nil || len(buf.b)-n < len(p) {
+		nb := getBuffer(ec.messageCap(n + len(p)))
+		if buf != nil {
+			copy(nb.b, buf.b[:n])
+			putBuffer(buf)
+		}
+		buf = nb
 	}
-	ec.msgN += copy(ec.msg.b[ec.msgN:], p)
+	return buf, n + copy(buf.b[n:], p)
+}
+
+// messageCap is the size of a buffer for a message of which n bytes have
+// arrived: when the current frame is the message's last, its end, as far
+// as trustFactor times n plus a read buffer's worth trusts the peer's
+// word, as trustedLen does for the blocking reader (so a 1 MiB message
+// whose first 64 KiB read has arrived is allocated once, and a header
+// alone buys a few KiB);
+// otherwise twice n, so that copying stays linear however the peer
+// fragments.
+func (ec *engineConn) messageCap(n int) int {
+	c := ec.c
+	want := 2 * int64(n)
+	if c.frameFinal {
+		want = int64(n) + c.frameLeft
+	}
+	return int(max(min(want, int64(trustFactor*n+c.readBufSize)), int64(n), minMessageGrowth))
 }
 
 // appendCompressed gathers p, the next bytes of a compressed message. The
@@ -207,15 +230,7 @@ func (ec *engineConn) appendCompressed(p []byte) error {
 	if c.readLimit > 0 && int64(ec.zN+len(p)) > 2*c.readLimit+1024 {
 		return c.fail(CloseMessageTooBig, "", ErrReadLimit)
 	}
-	if ec.z == nil {
-		ec.z = getBuffer(max(minMessageGrowth, 2*len(p)))
-	} else if len(ec.z.b)-ec.zN < len(p) {
-		nb := getBuffer(max(2*len(ec.z.b), ec.zN+len(p)))
-		copy(nb.b, ec.z.b[:ec.zN])
-		putBuffer(ec.z)
-		ec.z = nb
-	}
-	ec.zN += copy(ec.z.b[ec.zN:], p)
+	ec.z, ec.zN = ec.appendTo(ec.z, ec.zN, p)
 	return nil
 }
 
