@@ -127,6 +127,12 @@ type Dialer struct {
 	// request). A larger response fails the dial with an error that wraps
 	// ErrResponseHeaderTooLarge.
 	MaxResponseHeaderBytes int64
+
+	// KeepAlive, if its Interval is set, starts the keepalive of the
+	// connection Dial returns, as Conn.SetKeepAlive(KeepAlive.Interval,
+	// KeepAlive.Timeout) would; the zero value leaves it off. KeepAlive
+	// is an addition to gorilla's API.
+	KeepAlive KeepAlive
 }
 
 // maxResponseHeaderBytes returns the limit on the handshake response.
@@ -247,6 +253,7 @@ func (d *Dialer) DialContext(ctx context.Context, urlStr string, requestHeader h
 		conn.extensions = strings.Join(resp.Header.Values("Sec-Websocket-Extensions"), ", ")
 		conn.enableCompression(pmd, &d.Compression)
 	}
+	conn.defaultKeepAlive(d.KeepAlive)
 	netConn = nil // the Conn owns it now
 	return conn, resp, nil
 }

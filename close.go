@@ -56,11 +56,13 @@ func lazyChan(ch *chan struct{}, done bool) <-chan struct{} {
 	return *ch
 }
 
-// markWriteClosed makes further writes fail with net.ErrClosed. The
+// markWriteClosed makes further writes fail with net.ErrClosed, and stops
+// the keepalive. The
 // network connection must be closed first: a writer blocked in a write to
 // a peer that stopped reading holds frameLock until the close ends that
 // write.
 func (c *Conn) markWriteClosed() {
+	c.stopKeepAlive()
 	c.frameLock <- struct{}{}
 	if c.writeErr == nil {
 		c.writeErr = net.ErrClosed

@@ -52,14 +52,20 @@ type BufferPool interface {
 // moment a second or two after the last compressed message, to drop the
 // match index, and that Close stops) and, while DialContext runs, a
 // context.AfterFunc that ends a canceled handshake (stopped before
-// DialContext returns). An Engine runs its event loops (one goroutine
-// each, for the Engine's life, stopped by Engine.Close), and a connection
+// DialContext returns). A Conn with keepalive on (SetKeepAlive,
+// Upgrader.KeepAlive, Dialer.KeepAlive) has a time.AfterFunc timer that
+// runs for a moment each interval to send a ping, or to fail a connection
+// whose peer has gone silent (on a Conn an Engine serves, it hands that
+// to the loop); Close and the connection's end stop it. An Engine runs
+// its event loops (one goroutine each, for the Engine's life, stopped by
+// Engine.Close), and a connection
 // it serves with a read deadline set has a time.AfterFunc timer that hands
 // the expiry to its loop. A NetConn that has been read from runs one
 // goroutine that reads the Conn for it, until the connection ends. The
 // Engine's loop takes the place of the
 // reading goroutine: it alone touches the read side, and its engineConn
-// lock is taken last and alone, like closeWaitMu.
+// lock is taken last and alone, like closeWaitMu, as is the keepalive's
+// own lock.
 type Conn struct {
 	// Set by the handshake, then read-only.
 	conn        net.Conn
@@ -151,6 +157,14 @@ type Conn struct {
 	closedCh     chan struct{}
 	readEnded    bool
 	writesClosed bool
+
+	// Keepalive (keepalive.go): ka is made by the first SetKeepAlive and
+	// never replaced; heard is set by the read side for what arrives and
+	// cleared by the keepalive timer; kaExpired once the timer failed the
+	// connection for silence.
+	ka        atomic.Pointer[keepAlive]
+	heard     atomic.Bool
+	kaExpired atomic.Bool
 }
 
 // newConn wraps netConn, whose handshake is done, in a Conn. pending holds

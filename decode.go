@@ -59,11 +59,13 @@ func (c *Conn) allowedRSV() byte {
 }
 
 // applyFrame acts on h and ctrl, a frame decodeFrame returned, once its
-// bytes have been consumed: a control frame is handled, a data frame
-// becomes the current frame. It reports whether h was a data frame. ctrl
+// bytes have been consumed: the frame counts as a sign of life for the
+// keepalive, a control frame is handled, a data frame becomes the
+// current frame. It reports whether h was a data frame. ctrl
 // is copied before anything else happens, so it may point into a buffer
 // that handling the frame releases.
 func (c *Conn) applyFrame(h *frameHeader, ctrl []byte) (data bool, err error) {
+	c.markHeard()
 	if !isControl(h.opcode) {
 		return true, c.startDataFrame(h)
 	}
@@ -140,8 +142,9 @@ func (c *Conn) startDataFrame(h *frameHeader) error {
 }
 
 // payloadArrived accounts for p, the next bytes of the current frame's
-// payload: it unmasks them in place.
+// payload: it unmasks them in place, and they count as a sign of life.
 func (c *Conn) payloadArrived(p []byte) {
+	c.markHeard()
 	c.frameLeft -= int64(len(p))
 	if c.frameMask {
 		c.maskPos = maskBytes(c.frameKey, c.maskPos, p)

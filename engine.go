@@ -89,7 +89,7 @@ func (e *Engine) Upgrade(u *Upgrader, w http.ResponseWriter, r *http.Request, re
 	if e.closed.Load() {
 		return nil, ErrEngineClosed
 	}
-	c, err := u.Upgrade(w, r, responseHeader)
+	c, err := u.upgrade(w, r, responseHeader)
 	if err != nil {
 		return nil, err
 	}
@@ -97,5 +97,8 @@ func (e *Engine) Upgrade(u *Upgrader, w http.ResponseWriter, r *http.Request, re
 		c.Close()
 		return nil, err
 	}
+	// Once served, so that the timer never meets the net.Conn being
+	// swapped; unless OnOpen has set a keepalive of its own.
+	c.defaultKeepAlive(u.KeepAlive)
 	return c, nil
 }

@@ -289,7 +289,10 @@ func (l *eventLoop) handOver() bool {
 		l.open(ec)
 	}
 	for _, ec := range timeouts {
-		if l.conn(ec.fd) == ec && ec.deadlinePassed() {
+		if l.conn(ec.fd) != ec {
+			continue
+		}
+		if ec.deadlinePassed() {
 			c := ec.c
 			if c == nil {
 				// The handshake did not arrive in time.
@@ -299,6 +302,8 @@ func (l *eventLoop) handOver() bool {
 			c.endRead(errReadTimeout)
 			c.closeNet()
 			l.finish(ec, errReadTimeout)
+		} else if ec.c.kaExpired.Load() {
+			l.finish(ec, ec.c.failKeepAlive())
 		}
 	}
 	return stop

@@ -540,6 +540,10 @@ func (ec *engineConn) deadlineFired() {
 	l.wakeUp()
 }
 
+// keepAliveExpired hands the expiry of the Conn's keepalive to the loop,
+// which owns the read side, as an expired read deadline is.
+func (ec *engineConn) keepAliveExpired() { ec.deadlineFired() }
+
 // deadlinePassed reports whether the read deadline is set and past (it may
 // have been moved since the timer fired).
 func (ec *engineConn) deadlinePassed() bool {

@@ -323,7 +323,14 @@ func (c *Conn) releaseReadBuf() {
 // readFailed records a network read error as the connection's read error.
 // A peer that went away without a close frame yields a *CloseError with
 // CloseAbnormalClosure, as with gorilla.
+//
+// A read that failed because keepalive closed the connection reports
+// ErrKeepAliveTimeout instead: the timer closed it, and this is where
+// the reading goroutine learns why.
 func (c *Conn) readFailed(err error) error {
+	if c.kaExpired.Load() {
+		return c.endRead(ErrKeepAliveTimeout)
+	}
 	eof := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 	if eof {
 		err = errUnexpectedEOF

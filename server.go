@@ -73,6 +73,12 @@ type Upgrader struct {
 	// Compression tunes the compression negotiated when EnableCompression
 	// is set; the zero value is the default. See CompressionOptions.
 	Compression CompressionOptions
+
+	// KeepAlive, if its Interval is set, starts the keepalive of every
+	// connection Upgrade (or Engine.Upgrade) returns, as
+	// Conn.SetKeepAlive(KeepAlive.Interval, KeepAlive.Timeout) would; the
+	// zero value leaves it off. KeepAlive is an addition to gorilla's API.
+	KeepAlive KeepAlive
 }
 
 // fail answers the client with status through u.Error (or the default
@@ -229,7 +235,19 @@ func (u *Upgrader) checkRequest(r *http.Request, responseHeader http.Header) (st
 //
 // Bytes the client sent behind its request (frames pipelined before the
 // 101 arrived) are kept and are the first the returned Conn reads.
+//
+// The returned Conn runs the keepalive u.KeepAlive asks for, if any.
 func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeader http.Header) (*Conn, error) {
+	c, err := u.upgrade(w, r, responseHeader)
+	if err != nil {
+		return nil, err
+	}
+	c.defaultKeepAlive(u.KeepAlive)
+	return c, nil
+}
+
+// upgrade is Upgrade without starting the keepalive.
+func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request, responseHeader http.Header) (*Conn, error) {
 	if status, reason := u.checkRequest(r, responseHeader); status != 0 {
 		return u.fail(w, r, status, reason)
 	}
