@@ -157,17 +157,17 @@ func (c *client) readPump() {
 	}()
 
 	c.conn.SetReadLimit(h.cfg.MaxMessageSize)
-	// Every pong pushes the deadline out again, so a client that answers
-	// pings stays connected however quiet it is.
-	c.conn.SetReadDeadline(time.Now().Add(h.cfg.PongWait))
-	c.conn.SetPongHandler(func(string) error {
-		return c.conn.SetReadDeadline(time.Now().Add(h.cfg.PongWait))
-	})
+	// The connection pings every PingPeriod from its own timer, and
+	// anything the client sends (a pong, a message) shows it is there: a
+	// client that answers pings stays connected however quiet it is, and
+	// one silent for PongWait is closed and its read below fails.
+	c.conn.SetKeepAlive(h.cfg.PingPeriod, h.cfg.PongWait-h.cfg.PingPeriod)
 
 	for {
 		_, msg, err := c.conn.ReadMessage()
 		if err != nil {
-			if websocket.IsUnexpectedCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway) {
+			if errors.Is(err, websocket.ErrKeepAliveTimeout) ||
+				websocket.IsUnexpectedCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway) {
 				log.Printf("read %s: %v", c.conn.RemoteAddr(), err)
 			}
 			return
@@ -184,37 +184,22 @@ func (c *client) readPump() {
 	}
 }
 
-// writePump sends queued messages and periodic pings. When the hub closes
-// the queue it sends what is left, then a close frame, and closes the
-// connection, which also ends the read pump.
+// writePump sends queued messages. When the hub closes the queue it
+// sends what is left, then a close frame, and closes the connection,
+// which also ends the read pump. Pings are the connection's own
+// (SetKeepAlive in readPump).
 func (c *client) writePump() {
 	h := c.hub
 	defer h.pumps.Done()
-	ticker := time.NewTicker(h.cfg.PingPeriod)
-	defer func() {
-		ticker.Stop()
-		c.conn.Close()
-	}()
+	defer c.conn.Close()
 
-	for {
-		select {
-		case msg, ok := <-c.send:
-			deadline := time.Now().Add(h.cfg.WriteWait)
-			if !ok {
-				// Best effort: the peer may be gone already.
-				data := websocket.FormatCloseMessage(c.reason.code, c.reason.text)
-				c.conn.WriteControl(websocket.CloseMessage, data, deadline)
-				return
-			}
-			c.conn.SetWriteDeadline(deadline)
-			if err := c.conn.WriteMessage(websocket.TextMessage, msg); err != nil {
-				return
-			}
-
-		case <-ticker.C:
-			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(h.cfg.WriteWait)); err != nil {
-				return
-			}
+	for msg := range c.send {
+		c.conn.SetWriteDeadline(time.Now().Add(h.cfg.WriteWait))
+		if err := c.conn.WriteMessage(websocket.TextMessage, msg); err != nil {
+			return
 		}
 	}
+	// Best effort: the peer may be gone already.
+	data := websocket.FormatCloseMessage(c.reason.code, c.reason.text)
+	c.conn.WriteControl(websocket.CloseMessage, data, time.Now().Add(h.cfg.WriteWait))
 }

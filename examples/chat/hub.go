@@ -11,11 +11,13 @@ import (
 // Config holds the tunables of a chat server. Tests shrink them; main uses
 // DefaultConfig.
 type Config struct {
-	// WriteWait bounds each write to a client, including pings and the
-	// final close frame.
+	// WriteWait bounds each write to a client, including the final close
+	// frame.
 	WriteWait time.Duration
 	// PongWait is how long a client may stay silent (no message, no pong)
-	// before it is considered gone.
+	// before it is considered gone: the connection's keepalive closes it
+	// (close 1011) after PongWait of silence, and before
+	// PingPeriod+PongWait.
 	PongWait time.Duration
 	// PingPeriod is how often the server pings; it must be shorter than
 	// PongWait so that a live client's pong arrives in time.
