@@ -120,8 +120,7 @@ type example struct {
 var listening = regexp.MustCompile(`http://127\.0\.0\.1:[0-9]+`)
 
 // startExample builds the examples (once) and runs the one named bin on a
-// free loopback port, as go run would. The test ends it with SIGINT if it
-// is still running, and logs its output if the test failed.
+// free loopback port, as go run would.
 func startExample(t *testing.T, bin string, args ...string) *example {
 	t.Helper()
 	needBrowser(t) // skip before building when there is no browser
@@ -137,9 +136,17 @@ func startExample(t *testing.T, bin string, args ...string) *example {
 		}
 	})
 	require.NoError(t, buildErr)
+	return runExample(t, bin, filepath.Join(binDir, bin), args...)
+}
 
+// runExample runs the example program at path, built already, on a free
+// loopback port; name is what the test's log calls it. The test ends it
+// with SIGINT if it is still running, and logs its output if the test
+// failed.
+func runExample(t *testing.T, name, path string, args ...string) *example {
+	t.Helper()
 	e := &example{t: t, done: make(chan struct{})}
-	e.cmd = exec.Command(filepath.Join(binDir, bin), append([]string{"-addr", "127.0.0.1:0"}, args...)...)
+	e.cmd = exec.Command(path, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
 	stderr, err := e.cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, e.cmd.Start())
@@ -171,16 +178,16 @@ func startExample(t *testing.T, bin string, args ...string) *example {
 		}
 		if t.Failed() {
 			e.mu.Lock()
-			t.Logf("%s's output:\n%s", bin, e.log.String())
+			t.Logf("%s's output:\n%s", name, e.log.String())
 			e.mu.Unlock()
 		}
 	})
 	select {
 	case e.url = <-urls:
 	case <-e.done:
-		require.FailNow(t, bin+" exited before listening", "%v\n%s", e.err, e.output())
+		require.FailNow(t, name+" exited before listening", "%v\n%s", e.err, e.output())
 	case <-time.After(guard):
-		require.FailNow(t, bin+" did not say where it listens")
+		require.FailNow(t, name+" did not say where it listens")
 	}
 	return e
 }
