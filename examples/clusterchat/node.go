@@ -196,11 +196,14 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.closing = true
 	srv := n.srv
 	n.mu.Unlock()
+	// The pages hear 1001 first: srv.Shutdown may wait seconds for idle
+	// HTTP connections a browser opened early, and the WebSocket ones are
+	// hijacked, so it would not end them anyway.
+	close(n.quit)
 	var err error
 	if srv != nil {
 		err = srv.Shutdown(ctx)
 	}
-	close(n.quit)
 	done := make(chan struct{})
 	go func() { n.conns.Wait(); close(done) }()
 	select {
