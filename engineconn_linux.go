@@ -409,6 +409,11 @@ func (ec *engineConn) enqueue(b []byte) {
 func (ec *engineConn) flush() {
 	ec.mu.Lock()
 	defer ec.mu.Unlock()
+	if ec.fdClosed || ec.out == nil {
+		// Nothing queued: a readiness report that crossed the last
+		// flush.
+		return
+	}
 	for ec.outStart < ec.outEnd {
 		n, err := syscall.Write(ec.fd, ec.out.b[ec.outStart:ec.outEnd])
 		if err == syscall.EINTR {
