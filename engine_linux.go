@@ -323,8 +323,17 @@ func (l *eventLoop) conn(fd int) *engineConn {
 // open starts serving ec: OnOpen, then the bytes that arrived with the
 // handshake, then whatever epoll reports.
 func (l *eventLoop) open(ec *engineConn) {
+	// A write between Upgrade's return and now may have queued bytes
+	// already (its EPOLL_CTL_MOD found no registration): register for
+	// writability too then. ec.mu orders this against such a write.
+	ec.mu.Lock()
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(ec.fd)}
-	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, ec.fd, &ev); err != nil {
+	if ec.wantOut {
+		ev.Events |= syscall.EPOLLOUT
+	}
+	err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, ec.fd, &ev)
+	ec.mu.Unlock()
+	if err != nil {
 		ec.closeFD()
 		if ec.c != nil {
 			ec.h.OnClose(ec.c, err)

@@ -3,7 +3,12 @@
 package websocket
 
 import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -50,4 +55,53 @@ func TestEngineBlockingReadsRefused(t *testing.T) {
 	defer c.Close()
 	assert.ErrorIs(t, wait(t, errs, "ReadMessage"), errEngineRead)
 	assert.ErrorIs(t, wait(t, errs, "NextReader"), errEngineRead)
+}
+
+// TestEngineWriteBeforeLoop writes more than a socket takes at once right
+// after Upgrade returns, while the loop is held up and has not registered
+// the connection yet: the queued rest must still go out once it does.
+func TestEngineWriteBeforeLoop(t *testing.T) {
+	e, err := NewEngine(EngineOptions{Loops: 1})
+	require.NoError(t, err)
+	defer e.Close()
+	release := make(chan struct{})
+	gate := newEngineRecorder(false)
+	// The first connection's OnOpen holds the only loop (a handler must
+	// not block; here that is the point) until the write below returns.
+	gate.onOpen = func(*Conn) { <-release }
+	rec := newEngineRecorder(false)
+	big := make([]byte, 16<<20)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/gate" {
+			e.Upgrade(&Upgrader{}, w, r, nil, gate)
+			return
+		}
+		c, err := e.Upgrade(&Upgrader{}, w, r, nil, rec)
+		if err != nil {
+			t.Errorf("upgrade: %v", err)
+			return
+		}
+		err = c.WriteMessage(BinaryMessage, big)
+		close(release)
+		if err != nil {
+			t.Errorf("write: %v", err)
+		}
+	}))
+	defer srv.Close()
+	url := "ws" + strings.TrimPrefix(srv.URL, "http")
+	g, _, err := DefaultDialer.Dial(url+"/gate", nil)
+	require.NoError(t, err)
+	defer g.Close()
+	c, _, err := DefaultDialer.Dial(url+"/big", nil)
+	require.NoError(t, err)
+	defer c.Close()
+	// Not reading until the write has returned makes it queue.
+	wait(t, release, "the write to return")
+	c.SetReadDeadline(time.Now().Add(testWait))
+	_, got, err := c.ReadMessage()
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(big, got))
 }
