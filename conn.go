@@ -114,6 +114,12 @@ type Conn struct {
 	readLimit   int64
 	idle        *idleReader // buffer-free waits; nil where unsupported
 
+	// readDeadline is the deadline SetReadDeadline last set (unix
+	// nanoseconds, 0 for none), which a context-bound read restores;
+	// rwatch is that read's context watch (context.go).
+	readDeadline atomic.Int64
+	rwatch       ctxWatch
+
 	// The frame being read.
 	frameLeft  int64 // payload bytes of the current data frame not yet read
 	frameFinal bool
@@ -266,6 +272,7 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 // corrupt and all future reads will return an error. A zero value for t
 // means reads will not time out.
 func (c *Conn) SetReadDeadline(t time.Time) error {
+	c.readDeadline.Store(unixNano(t))
 	return c.conn.SetReadDeadline(t)
 }
 

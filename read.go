@@ -331,6 +331,11 @@ func (c *Conn) readFailed(err error) error {
 	if c.kaExpired.Load() {
 		return c.endRead(ErrKeepAliveTimeout)
 	}
+	if c.rwatch.ctx != nil {
+		if cerr := c.readCanceled(err); cerr != nil {
+			return cerr
+		}
+	}
 	eof := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 	if eof {
 		err = errUnexpectedEOF
@@ -357,6 +362,11 @@ func (c *Conn) readFailed(err error) error {
 func (c *Conn) ReadMessage() (messageType int, p []byte, err error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
+	return c.readMessage()
+}
+
+// readMessage is ReadMessage with readMu held.
+func (c *Conn) readMessage() (messageType int, p []byte, err error) {
 	messageType, _, err = c.nextReader()
 	if err != nil {
 		return 0, nil, err

@@ -1,0 +1,320 @@
+package websocket
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/wsforge/websocket/internal/flate/flatetest"
+)
+
+// ctxPeer returns a server Conn over loopback TCP, its network
+// connection wrapped by wrap (when not nil), and a raw client peer
+// opposite it. The Conn's read deadline is testWait from now, set
+// through the Conn so that context-bound calls know it.
+func ctxPeer(t *testing.T, wrap func(net.Conn) net.Conn) (*Conn, *rawPeer) {
+	t.Helper()
+	cl, sv := tcpPair(t)
+	var nc net.Conn = sv
+	if wrap != nil {
+		nc = wrap(sv)
+	}
+	c := newConn(nc, true, 0, 0, nil, nil)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(testWait)))
+	return c, &rawPeer{t: t, conn: cl, br: bufio.NewReader(cl), client: true}
+}
+
+// requireContextError checks that err is a *ContextError wrapping want,
+// with Failed as given.
+func requireContextError(t *testing.T, err error, want error, failed bool) {
+	t.Helper()
+	require.ErrorIs(t, err, want)
+	var ce *ContextError
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, failed, ce.Failed, "Failed, error %v", err)
+}
+
+// cancelOnPing makes the Conn's ping handler cancel, then answer: the
+// cancellation lands inside a read, at a point the test knows.
+func cancelOnPing(c *Conn, cancel context.CancelFunc) {
+	c.SetPingHandler(func(s string) error {
+		cancel()
+		return c.defaultPingHandler(s)
+	})
+}
+
+func TestReadMessageContextCanceledBetweenMessages(t *testing.T) {
+	c, p := ctxPeer(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cancelOnPing(c, cancel)
+	hello := p.encode(rawF(opBinary, true, "hello"))
+	// The ping, and the first byte of the next message's header: a byte
+	// that arrived stays buffered for the next read.
+	require.NoError(t, p.write(append(p.encode(rawF(opPing, true, "x")), hello[0])))
+	hangGuard(t, func() {
+		_, _, err := c.ReadMessageContext(ctx)
+		requireContextError(t, err, context.Canceled, false)
+	})
+	f := p.next()
+	require.Equal(t, byte(opPong), f.op)
+
+	require.NoError(t, p.write(hello[1:]))
+	c.SetPingHandler(nil)
+	typ, msg, err := c.ReadMessage()
+	require.NoError(t, err)
+	require.Equal(t, BinaryMessage, typ)
+	require.Equal(t, "hello", string(msg))
+}
+
+func TestNextReaderContextCanceledBetweenMessages(t *testing.T) {
+	c, p := ctxPeer(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cancelOnPing(c, cancel)
+	p.send(rawF(opPing, true, "x"))
+	hangGuard(t, func() {
+		_, r, err := c.NextReaderContext(ctx)
+		requireContextError(t, err, context.Canceled, false)
+		require.Nil(t, r)
+	})
+
+	p.send(rawF(opText, false, "hel"), rawF(opContinuation, true, "lo"))
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	typ, r, err := c.NextReaderContext(ctx2)
+	require.NoError(t, err)
+	require.Equal(t, TextMessage, typ)
+	b, err := io.ReadAll(r)
+	require.NoError(t, err)
+	require.Equal(t, "hello", string(b))
+}
+
+// An idle Conn (no read buffer held) waits through the buffer-free path
+// where the platform has one; a context deadline ends that wait too.
+func TestReadMessageContextDeadlineWhileIdle(t *testing.T) {
+	c, p := ctxPeer(t, nil)
+	for _, next := range []bool{false, true} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		hangGuard(t, func() {
+			var err error
+			if next {
+				_, _, err = c.NextReaderContext(ctx)
+			} else {
+				_, _, err = c.ReadMessageContext(ctx)
+			}
+			requireContextError(t, err, context.DeadlineExceeded, false)
+		})
+		cancel()
+		p.send(rawF(opText, true, "after"))
+		_, msg, err := c.ReadMessage()
+		require.NoError(t, err)
+		require.Equal(t, "after", string(msg))
+	}
+}
+
+// readDeadlineConn records the read deadlines set on it.
+type readDeadlineConn struct {
+	net.Conn
+	mu   sync.Mutex
+	last time.Time
+	sets int
+}
+
+func (d *readDeadlineConn) SetReadDeadline(t time.Time) error {
+	d.mu.Lock()
+	d.last, d.sets = t, d.sets+1
+	d.mu.Unlock()
+	return d.Conn.SetReadDeadline(t)
+}
+
+func (d *readDeadlineConn) lastDeadline() (time.Time, int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.last, d.sets
+}
+
+func TestReadContextDeadlinesCompose(t *testing.T) {
+	var dc *readDeadlineConn
+	wrap := func(nc net.Conn) net.Conn {
+		dc = &readDeadlineConn{Conn: nc}
+		return dc
+	}
+	t.Run("ContextEarlier", func(t *testing.T) {
+		for _, own := range []time.Time{time.Now().Add(testWait), {}} {
+			c, p := ctxPeer(t, wrap)
+			require.NoError(t, c.SetReadDeadline(own))
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			hangGuard(t, func() {
+				_, _, err := c.ReadMessageContext(ctx)
+				requireContextError(t, err, context.DeadlineExceeded, false)
+			})
+			cancel()
+			last, _ := dc.lastDeadline()
+			require.True(t, own.Equal(last), "deadline restored: set %v, now %v", own, last)
+			p.send(rawF(opText, true, "next"))
+			_, msg, err := c.ReadMessage()
+			require.NoError(t, err)
+			require.Equal(t, "next", string(msg))
+		}
+	})
+	t.Run("OwnEarlier", func(t *testing.T) {
+		c, _ := ctxPeer(t, wrap)
+		own := time.Now().Add(20 * time.Millisecond)
+		require.NoError(t, c.SetReadDeadline(own))
+		_, setsBefore := dc.lastDeadline()
+		ctx, cancel := context.WithTimeout(context.Background(), testWait)
+		defer cancel()
+		hangGuard(t, func() {
+			_, _, err := c.ReadMessageContext(ctx)
+			require.NoError(t, ctx.Err())
+			var ce *ContextError
+			require.False(t, errors.As(err, &ce), "got %v", err)
+			var ne net.Error
+			require.ErrorAs(t, err, &ne)
+			require.True(t, ne.Timeout())
+			// As with the plain methods, a timeout of the Conn's own
+			// deadline is permanent.
+			_, _, err2 := c.ReadMessageContext(ctx)
+			require.Equal(t, err, err2)
+		})
+		last, sets := dc.lastDeadline()
+		require.Equal(t, setsBefore, sets, "the context never fired: no deadline moved")
+		require.True(t, own.Equal(last))
+	})
+}
+
+// cancelAfterConn cancels once n bytes have been read from it.
+type cancelAfterConn struct {
+	net.Conn
+	n      int
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfterConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if c.n -= n; c.n <= 0 {
+		c.cancel()
+	}
+	return n, err
+}
+
+func TestReadContextCanceledMidFrame(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	frame := rawFrame{op: opBinary, fin: true, payload: make([]byte, 100)}
+	// Six bytes of masked header, then ten of the payload.
+	const half = 6 + 10
+	c, p := ctxPeer(t, func(nc net.Conn) net.Conn {
+		return &cancelAfterConn{Conn: nc, n: half, cancel: cancel}
+	})
+	require.NoError(t, p.write(p.encode(frame)[:half]))
+	hangGuard(t, func() {
+		_, _, err := c.ReadMessageContext(ctx)
+		requireContextError(t, err, context.Canceled, true)
+		// The failure is the permanent read error.
+		_, _, err = c.ReadMessage()
+		requireContextError(t, err, context.Canceled, true)
+	})
+	code, _ := p.expectClose()
+	require.Equal(t, CloseInternalServerErr, code)
+	p.expectEOF()
+}
+
+func TestReadContextCanceledMidMessage(t *testing.T) {
+	c, p := ctxPeer(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cancelOnPing(c, cancel)
+	// The first fragment is consumed, then the ping cancels: the message
+	// cannot be resumed.
+	p.send(rawF(opText, false, "abc"), rawF(opPing, true, "x"))
+	hangGuard(t, func() {
+		_, _, err := c.ReadMessageContext(ctx)
+		requireContextError(t, err, context.Canceled, true)
+	})
+	require.Equal(t, byte(opPong), p.next().op)
+	code, _ := p.expectClose()
+	require.Equal(t, CloseInternalServerErr, code)
+	p.expectEOF()
+}
+
+func TestReadContextAlreadyDone(t *testing.T) {
+	c, p := ctxPeer(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	p.send(rawF(opText, true, "waiting"))
+	_, _, err := c.ReadMessageContext(ctx)
+	requireContextError(t, err, context.Canceled, false)
+	_, _, err = c.NextReaderContext(ctx)
+	requireContextError(t, err, context.Canceled, false)
+	_, msg, err := c.ReadMessage()
+	require.NoError(t, err)
+	require.Equal(t, "waiting", string(msg))
+}
+
+// engineServedConn stands for the net.Conn of a Conn an Engine serves.
+type engineServedConn struct{ discardConn }
+
+func (engineServedConn) engineServed() {}
+
+func TestReadContextRefusedOnEngine(t *testing.T) {
+	c := newConn(engineServedConn{}, true, 0, 0, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, _, err := c.ReadMessageContext(ctx)
+	require.ErrorIs(t, err, errEngineRead)
+	_, _, err = c.NextReaderContext(ctx)
+	require.ErrorIs(t, err, errEngineRead)
+	_, _, err = c.ReadMessageContext(context.Background())
+	require.ErrorIs(t, err, errEngineRead)
+}
+
+func TestContextZeroAllocs(t *testing.T) {
+	if flatetest.RaceEnabled() {
+		t.Skip("allocation counts are not meaningful under the race detector")
+	}
+	const runs = 200
+	for _, isServer := range []bool{true, false} {
+		t.Run("NextReaderContextBackground/"+sideName(isServer), func(t *testing.T) {
+			c := benchReadConn(isServer, 1<<10)
+			buf := make([]byte, 1<<10)
+			ctx := context.Background()
+			allocs := testing.AllocsPerRun(runs, func() {
+				_, r, err := c.NextReaderContext(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := io.ReadFull(r, buf); err != nil {
+					t.Fatal(err)
+				}
+			})
+			assert.Zero(t, allocs, "allocations per NextReaderContext(Background)+io.ReadFull")
+		})
+	}
+	// A context that can be canceled costs what context.AfterFunc
+	// allocates; reported, and bounded so that a regression shows.
+	c := benchReadConn(true, 1<<10)
+	buf := make([]byte, 1<<10)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	allocs := testing.AllocsPerRun(runs, func() {
+		_, r, err := c.NextReaderContext(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(r, buf); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("allocations per NextReaderContext with a cancelable context: %v", allocs)
+	assert.LessOrEqual(t, allocs, 2.0)
+}
