@@ -95,6 +95,10 @@ type Conn struct {
 	writer            messageWriter
 	concurrentWriters atomic.Bool
 
+	// wctx binds the data message being written to its context
+	// (context.go); guarded by msgLock, but for its own lock's fields.
+	wctx writeContext
+
 	// Write-side compression, when negotiated: deflate is guarded by
 	// msgLock; the settings the application changes at any time are
 	// atomic.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -208,4 +209,244 @@ func (c *Conn) readCanceled(err error) error {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// writeContext is the state of a data message written under a context
+// (WriteMessageContext). w and sent belong to the writer, which holds
+// msgLock; mu guards fired and inFrame, which the AfterFunc callback
+// reads and sets: the callback moves the write deadline into the past
+// only while a frame of this message is being written, so that a frame
+// of another goroutine (a pong, a WriteControl) is never cut.
+type writeContext struct {
+	w       ctxWatch
+	sent    bool // a frame of the message went out whole
+	mu      sync.Mutex
+	fired   bool
+	inFrame bool
+}
+
+// WriteMessageContext is WriteMessage bounded by ctx. If ctx ends before
+// anything of the message has been sent (while the call waits for
+// another writer to finish, or for the socket), it returns a
+// *ContextError with Failed false and the connection stays usable. If
+// ctx ends while the message is being sent, the connection is failed
+// (a close frame with CloseInternalServerErr sent where the stream still
+// allows one, the network connection closed) and the error is a
+// *ContextError with Failed true. A deadline in ctx and the one set by
+// SetWriteDeadline compose: the earlier one ends the write; the
+// deadline SetWriteDeadline set stays in effect for later writes.
+// Control message types are written as by WriteControl, with the
+// earlier of the two deadlines. See ContextError.
+//
+// WriteMessageContext is an addition to gorilla's API.
+func (c *Conn) WriteMessageContext(ctx context.Context, messageType int, data []byte) error {
+	if ctx.Done() == nil {
+		return c.WriteMessage(messageType, data)
+	}
+	switch messageType {
+	case TextMessage, BinaryMessage:
+	case CloseMessage, PingMessage, PongMessage:
+		return c.writeControlContext(ctx, messageType, data)
+	default:
+		return errBadWriteOpCode
+	}
+	if err := c.lockMessageContext(ctx); err != nil {
+		return err
+	}
+	defer unlock(c.msgLock)
+	stop := c.startWriteContext(ctx)
+	var err error
+	if c.willCompressWhole(len(data)) {
+		err = c.writeCompressedMessage(byte(messageType), data)
+	} else {
+		err = c.writeWhole(byte(messageType), data)
+	}
+	c.wctx.w.end(stop)
+	return err
+}
+
+// NextWriterContext is NextWriter with the wait for the message lock
+// (another goroutine's message being written) bounded by ctx: if ctx ends
+// first, it returns a *ContextError with Failed false and nothing is
+// sent. The context bounds NextWriterContext alone: the returned
+// writer's Write and Close are bounded by SetWriteDeadline, not by ctx.
+//
+// NextWriterContext is an addition to gorilla's API.
+func (c *Conn) NextWriterContext(ctx context.Context, messageType int) (io.WriteCloser, error) {
+	if ctx.Done() == nil {
+		return c.NextWriter(messageType)
+	}
+	switch messageType {
+	case TextMessage, BinaryMessage, CloseMessage, PingMessage, PongMessage:
+	default:
+		return nil, errBadWriteOpCode
+	}
+	if err := c.lockMessageContext(ctx); err != nil {
+		return nil, err
+	}
+	r, err := c.openWriter(messageType, writerIdle)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// lockMessageContext is lockMessage with the wait bounded by ctx as well.
+func (c *Conn) lockMessageContext(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return &ContextError{Err: err}
+	}
+	select {
+	case c.msgLock <- struct{}{}:
+		return nil
+	default:
+	}
+	if c.closeIdleWriter() {
+		return nil
+	}
+	deadline := c.dataDeadline()
+	var timeout <-chan time.Time
+	if !deadline.IsZero() {
+		d := time.Until(deadline)
+		if d <= 0 {
+			return errWriteTimeout
+		}
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case c.msgLock <- struct{}{}:
+		return nil
+	case <-timeout:
+		return errWriteTimeout
+	case <-c.closedChan():
+		return net.ErrClosed
+	case <-ctx.Done():
+		return &ContextError{Err: ctx.Err()}
+	}
+}
+
+// startWriteContext binds the message being written (msgLock held) to
+// ctx.
+func (c *Conn) startWriteContext(ctx context.Context) (stop func() bool) {
+	x := &c.wctx
+	if x.w.cb == nil {
+		x.w.init(c.fireWrite)
+	}
+	x.sent = false
+	x.mu.Lock()
+	x.fired, x.inFrame = false, false
+	x.mu.Unlock()
+	return x.w.start(ctx)
+}
+
+// fireWrite is the callback of a canceled write context: it ends the
+// frame of the bound message being written, if one is.
+func (c *Conn) fireWrite() {
+	x := &c.wctx
+	x.mu.Lock()
+	x.fired = true
+	if x.inFrame {
+		c.conn.SetWriteDeadline(aLongTimeAgo)
+	}
+	x.mu.Unlock()
+}
+
+// sendFrameContext is sendFrame for a data frame of a message bound to a
+// context: the wait for frameLock ends with the context too, a frame is
+// not started once the context has ended, and a write the context cut
+// short fails the connection unless nothing of the message went out.
+func (c *Conn) sendFrameContext(deadline time.Time, write func() (int64, error)) error {
+	x := &c.wctx
+	if err := lock(c.frameLock, deadline, x.w.ctx.Done()); err != nil {
+		if err == net.ErrClosed {
+			return c.writeCanceled(0)
+		}
+		return err
+	}
+	if err := c.beginFrame(deadline); err != nil {
+		unlock(c.frameLock)
+		return err
+	}
+	x.mu.Lock()
+	if x.fired {
+		x.mu.Unlock()
+		unlock(c.frameLock)
+		return c.writeCanceled(0)
+	}
+	x.inFrame = true
+	x.mu.Unlock()
+	n, err := write()
+	x.mu.Lock()
+	x.inFrame = false
+	fired := x.fired
+	x.mu.Unlock()
+	if fired {
+		// The callback moved the deadline: beginFrame applies the
+		// right one to the next frame.
+		c.appliedDeadline = -1
+	}
+	switch {
+	case err == nil:
+		x.sent = true
+		unlock(c.frameLock)
+		return nil
+	case !fired || !isTimeout(err):
+		c.writeErr = err
+		unlock(c.frameLock)
+		return err
+	}
+	if n > 0 {
+		c.writeErr = err
+	}
+	unlock(c.frameLock)
+	return c.writeCanceled(n)
+}
+
+// writeCanceled returns the error of a write whose context ended after n
+// bytes of the current frame went out (frameLock not held). Nothing of
+// the message sent: the connection is intact. Otherwise it is failed:
+// with a close frame between two frames, without one inside a frame.
+func (c *Conn) writeCanceled(n int64) error {
+	x := &c.wctx
+	err := x.w.ctx.Err()
+	if err == nil {
+		err = context.Canceled
+	}
+	if n == 0 && !x.sent {
+		return &ContextError{Err: err}
+	}
+	if n == 0 {
+		payload := FormatCloseMessage(CloseInternalServerErr, "write canceled")
+		c.writeControl(CloseMessage, payload, time.Now().Add(closeWriteWait))
+	}
+	c.closeNet()
+	return &ContextError{Err: err, Failed: true}
+}
+
+// writeControlContext writes a control message for WriteMessageContext,
+// with the earlier of ctx's deadline and SetWriteDeadline's.
+func (c *Conn) writeControlContext(ctx context.Context, messageType int, data []byte) error {
+	if err := ctx.Err(); err != nil {
+		return &ContextError{Err: err}
+	}
+	deadline := c.dataDeadline()
+	if d, ok := ctx.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
+		deadline = d
+	}
+	err := c.WriteControl(messageType, data, deadline)
+	if err != nil && isTimeout(err) {
+		if cerr := ctx.Err(); cerr != nil {
+			return &ContextError{Err: cerr, Failed: c.writeErrSet()}
+		}
+	}
+	return err
+}
+
+// writeErrSet reports whether writes have failed for good.
+func (c *Conn) writeErrSet() bool {
+	c.frameLock <- struct{}{}
+	defer unlock(c.frameLock)
+	return c.writeErr != nil
 }

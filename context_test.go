@@ -318,3 +318,149 @@ func TestContextZeroAllocs(t *testing.T) {
 	t.Logf("allocations per NextReaderContext with a cancelable context: %v", allocs)
 	assert.LessOrEqual(t, allocs, 2.0)
 }
+
+func TestWriteMessageContextCanceledWaitingForLock(t *testing.T) {
+	c, p := ctxPeer(t, nil)
+	c.EnableConcurrentWriters()
+	w, err := c.NextWriter(BinaryMessage)
+	require.NoError(t, err)
+	for _, next := range []bool{false, true} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		hangGuard(t, func() {
+			var err error
+			if next {
+				var w2 io.WriteCloser
+				w2, err = c.NextWriterContext(ctx, TextMessage)
+				require.Nil(t, w2)
+			} else {
+				err = c.WriteMessageContext(ctx, TextMessage, []byte("canceled"))
+			}
+			requireContextError(t, err, context.DeadlineExceeded, false)
+		})
+		cancel()
+	}
+	_, err = w.Write([]byte("first"))
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	require.NoError(t, c.WriteMessageContext(ctx, TextMessage, []byte("second")))
+	w, err = c.NextWriterContext(ctx, TextMessage)
+	require.NoError(t, err)
+	_, err = w.Write([]byte("third"))
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	require.NoError(t, c.WriteMessageContext(ctx, PingMessage, []byte("ping")))
+	// Nothing of the canceled messages went out.
+	p.expectData(opBinary, []byte("first"))
+	p.expectData(opText, []byte("second"))
+	p.expectData(opText, []byte("third"))
+	require.Equal(t, byte(opPing), p.next().op)
+}
+
+// writeStartConn reports each Write as it starts.
+type writeStartConn struct {
+	net.Conn
+	started chan struct{}
+}
+
+func (w *writeStartConn) Write(b []byte) (int, error) {
+	select {
+	case w.started <- struct{}{}:
+	default:
+	}
+	return w.Conn.Write(b)
+}
+
+// A message far larger than the loopback buffers, to a peer that does not
+// read: the write blocks inside the frame until ctx ends it.
+func TestWriteMessageContextCanceledMidFrame(t *testing.T) {
+	started := make(chan struct{}, 1)
+	c, p := ctxPeer(t, func(nc net.Conn) net.Conn {
+		return &writeStartConn{Conn: nc, started: started}
+	})
+	big := make([]byte, 64<<20)
+	for _, timeout := range []bool{false, true} {
+		if timeout {
+			c, p = ctxPeer(t, nil)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		want := context.Canceled
+		if timeout {
+			// The ctx deadline comes first; SetWriteDeadline's later one
+			// stays.
+			require.NoError(t, c.SetWriteDeadline(time.Now().Add(testWait)))
+			ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
+			want = context.DeadlineExceeded
+		}
+		errc := make(chan error, 1)
+		go func() { errc <- c.WriteMessageContext(ctx, BinaryMessage, big) }()
+		if !timeout {
+			select {
+			case <-started:
+			case <-time.After(testWait):
+				t.Fatal("the write did not start")
+			}
+			cancel()
+		}
+		select {
+		case err := <-errc:
+			requireContextError(t, err, want, true)
+		case <-time.After(testWait):
+			t.Fatal("the write was not canceled")
+		}
+		cancel()
+		// Failed: writes fail, and the peer sees the TCP connection end
+		// after the part of the frame that went out.
+		require.Error(t, c.WriteMessage(TextMessage, []byte("after")))
+		hangGuard(t, func() {
+			require.NoError(t, p.conn.SetReadDeadline(time.Now().Add(testWait)))
+			n, err := io.Copy(io.Discard, p.br)
+			require.NoError(t, err)
+			require.Less(t, n, int64(len(big)))
+		})
+	}
+}
+
+func TestWriteContextOwnDeadlineEarlier(t *testing.T) {
+	c, _ := ctxPeer(t, nil)
+	require.NoError(t, c.SetWriteDeadline(time.Now().Add(50*time.Millisecond)))
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	hangGuard(t, func() {
+		err := c.WriteMessageContext(ctx, BinaryMessage, make([]byte, 64<<20))
+		var ce *ContextError
+		require.False(t, errors.As(err, &ce), "got %v", err)
+		var ne net.Error
+		require.ErrorAs(t, err, &ne)
+		require.True(t, ne.Timeout())
+	})
+}
+
+func TestWriteContextZeroAllocs(t *testing.T) {
+	if flatetest.RaceEnabled() {
+		t.Skip("allocation counts are not meaningful under the race detector")
+	}
+	const runs = 200
+	msg := make([]byte, 1<<10)
+	for _, isServer := range []bool{true, false} {
+		c := newConn(discardConn{}, isServer, 0, 0, nil, nil)
+		allocs := testing.AllocsPerRun(runs, func() {
+			if err := c.WriteMessageContext(context.Background(), BinaryMessage, msg); err != nil {
+				t.Fatal(err)
+			}
+		})
+		assert.Zero(t, allocs, "allocations per WriteMessageContext(Background), %s", sideName(isServer))
+	}
+	c := newConn(discardConn{}, true, 0, 0, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	allocs := testing.AllocsPerRun(runs, func() {
+		if err := c.WriteMessageContext(ctx, BinaryMessage, msg); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("allocations per WriteMessageContext with a cancelable context: %v", allocs)
+	assert.LessOrEqual(t, allocs, 2.0)
+}

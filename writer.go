@@ -161,6 +161,11 @@ func (c *Conn) nextWriter(messageType int, state int32) (*messageWriterRef, erro
 	if err := c.lockMessage(c.dataDeadline()); err != nil {
 		return nil, err
 	}
+	return c.openWriter(messageType, state)
+}
+
+// openWriter is nextWriter once msgLock is held.
+func (c *Conn) openWriter(messageType int, state int32) (*messageWriterRef, error) {
 	if err := c.checkWritable(); err != nil {
 		unlock(c.msgLock)
 		return nil, err
