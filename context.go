@@ -450,3 +450,42 @@ func (c *Conn) writeErrSet() bool {
 	defer unlock(c.frameLock)
 	return c.writeErr != nil
 }
+
+// CloseContext is CloseGracefully bounded by ctx instead of a timeout: it
+// sends a close frame with code and text, waits for the peer's close
+// frame until ctx ends, and closes the network connection. The result is
+// nil when the peer answered in time, a *ContextError (Failed true: the
+// connection was closed without the closing handshake completing) when
+// ctx ended first, else what CloseGracefully reports.
+//
+// CloseContext is an addition to gorilla's API.
+func (c *Conn) CloseContext(ctx context.Context, code int, text string) error {
+	if err := ctx.Err(); err != nil {
+		c.Close()
+		return &ContextError{Err: err, Failed: true}
+	}
+	timeout := noCloseTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	var stop func() bool
+	if ctx.Done() != nil {
+		// Closing the connection ends the wait, whichever goroutine
+		// reads; CloseGracefully closes it anyway.
+		stop = context.AfterFunc(ctx, func() { c.Close() })
+	}
+	err := c.CloseGracefully(code, text, timeout)
+	if stop != nil {
+		stop()
+	}
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return &ContextError{Err: cerr, Failed: true}
+		}
+	}
+	return err
+}
+
+// noCloseTimeout is CloseContext's timeout for a context without a
+// deadline: long, yet a deadline every clock and time.Time can hold.
+const noCloseTimeout = 100 * 365 * 24 * time.Hour

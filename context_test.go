@@ -464,3 +464,44 @@ func TestWriteContextZeroAllocs(t *testing.T) {
 	t.Logf("allocations per WriteMessageContext with a cancelable context: %v", allocs)
 	assert.LessOrEqual(t, allocs, 2.0)
 }
+
+func TestCloseContextPeerSilent(t *testing.T) {
+	for _, timeout := range []bool{false, true} {
+		c, p := ctxPeer(t, nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		want := context.Canceled
+		if timeout {
+			ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
+			want = context.DeadlineExceeded
+		}
+		errc := make(chan error, 1)
+		go func() { errc <- c.CloseContext(ctx, CloseGoingAway, "bye") }()
+		code, reason := p.expectClose()
+		require.Equal(t, CloseGoingAway, code)
+		require.Equal(t, "bye", reason)
+		if !timeout {
+			cancel()
+		}
+		select {
+		case err := <-errc:
+			requireContextError(t, err, want, true)
+		case <-time.After(testWait):
+			t.Fatal("CloseContext did not return")
+		}
+		cancel()
+		p.expectEOF()
+	}
+}
+
+func TestCloseContextPeerAnswers(t *testing.T) {
+	c, p := ctxPeer(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- c.CloseContext(ctx, CloseNormalClosure, "") }()
+	code, _ := p.expectClose()
+	require.Equal(t, CloseNormalClosure, code)
+	p.send(rawClose(CloseNormalClosure, ""))
+	require.NoError(t, <-errc)
+	p.expectEOF()
+}
