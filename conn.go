@@ -46,13 +46,18 @@ type BufferPool interface {
 //
 // Inside, locks are taken in this order only: readMu before frameLock (the
 // reader answers pings and closes), msgLock before frameLock (a message's
-// frames), msgLock before the compressor's own lock; closeWaitMu is taken
+// frames), msgLock before the compressor's own lock, frameLock before
+// wctx.mu (a context-bound write, context.go); closeWaitMu is taken
 // last and alone. The library starts no goroutine per connection: the only
 // ones are the compressor's idle timer (a time.AfterFunc that runs for a
 // moment a second or two after the last compressed message, to drop the
 // match index, and that Close stops) and, while DialContext runs, a
 // context.AfterFunc that ends a canceled handshake (stopped before
-// DialContext returns). A Conn with keepalive on (SetKeepAlive,
+// DialContext returns). A context-bound call (ReadMessageContext and
+// the rest, context.go) arms a context.AfterFunc for its own duration:
+// its callback runs for a moment if the context ends, and the call waits
+// for it before returning (CloseContext's closes the Conn). A Conn with
+// keepalive on (SetKeepAlive,
 // Upgrader.KeepAlive, Dialer.KeepAlive) has a time.AfterFunc timer that
 // runs for a moment each interval to send a ping, or to fail a connection
 // whose peer has gone silent (on a Conn an Engine serves, it hands that

@@ -104,6 +104,31 @@
 // the whole closing handshake with a time bound; Close just closes the
 // network connection.
 //
+// # Contexts
+//
+// ReadMessageContext, NextReaderContext, WriteMessageContext,
+// NextWriterContext and CloseContext bound a call by a context. No
+// goroutine waits for it: a canceled context moves the connection's
+// deadline into the past (a context.AfterFunc), and the call puts back
+// the deadline it found, so a deadline in the context and one set with
+// SetReadDeadline or SetWriteDeadline compose, the earlier one ending the
+// call. A context that is never done (context.Background) costs nothing;
+// one that can be canceled costs the two allocations of
+// context.AfterFunc per call.
+//
+// Unlike libraries that close the connection whenever a context ends,
+// the outcome depends on how far the call got, and the error, a
+// *ContextError wrapping the context's error, says which. Nothing of a
+// message consumed or sent (a read waiting for the next message, a write
+// waiting for another writer): Failed is false and the connection stays
+// usable; the next read gets the next message. In the middle of a frame
+// or of a message, the stream cannot be resumed: the connection is failed
+// (close 1011, CloseInternalServerErr, sent where the stream allows, then
+// the network connection closed) and Failed is true. NextReaderContext
+// and NextWriterContext bound the wait for the message only, not the
+// reader's or writer's later calls. On a Conn an Engine serves, the
+// context reads refuse as NextReader does.
+//
 // # Keepalive
 //
 // A connection can watch its peer itself instead of the application
