@@ -438,7 +438,12 @@ func (c *Conn) writeControlContext(ctx context.Context, messageType int, data []
 	err := c.WriteControl(messageType, data, deadline)
 	if err != nil && isTimeout(err) {
 		if cerr := ctx.Err(); cerr != nil {
-			return &ContextError{Err: cerr, Failed: c.writeErrSet()}
+			if !c.writeErrSet() {
+				// Timed out before its first byte (see sendFrame).
+				return &ContextError{Err: cerr}
+			}
+			c.closeNet()
+			return &ContextError{Err: cerr, Failed: true}
 		}
 	}
 	return err

@@ -266,7 +266,7 @@ type engineServedConn struct{ discardConn }
 
 func (engineServedConn) engineServed() {}
 
-func TestReadContextRefusedOnEngine(t *testing.T) {
+func TestContextOnEngineConn(t *testing.T) {
 	c := newConn(engineServedConn{}, true, 0, 0, nil, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -276,6 +276,11 @@ func TestReadContextRefusedOnEngine(t *testing.T) {
 	require.ErrorIs(t, err, errEngineRead)
 	_, _, err = c.ReadMessageContext(context.Background())
 	require.ErrorIs(t, err, errEngineRead)
+	// Writes go through: an Engine's never block.
+	require.NoError(t, c.WriteMessageContext(ctx, TextMessage, []byte("x")))
+	w, err := c.NextWriterContext(ctx, TextMessage)
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
 }
 
 func TestContextZeroAllocs(t *testing.T) {
