@@ -437,7 +437,7 @@ func (c *Conn) writeControlContext(ctx context.Context, messageType int, data []
 	}
 	err := c.WriteControl(messageType, data, deadline)
 	if err != nil && isTimeout(err) {
-		if cerr := ctx.Err(); cerr != nil {
+		if cerr := timeoutCause(ctx); cerr != nil {
 			if !c.writeErrSet() {
 				// Timed out before its first byte (see sendFrame).
 				return &ContextError{Err: cerr}
@@ -484,11 +484,28 @@ func (c *Conn) CloseContext(ctx context.Context, code int, text string) error {
 		stop()
 	}
 	if err != nil {
-		if cerr := ctx.Err(); cerr != nil {
+		cerr := ctx.Err()
+		if cerr == nil && isTimeout(err) {
+			cerr = timeoutCause(ctx)
+		}
+		if cerr != nil {
 			return &ContextError{Err: cerr, Failed: true}
 		}
 	}
 	return err
+}
+
+// timeoutCause returns ctx's error for a timeout met at ctx's deadline,
+// given to the network connection as its own: ctx's timer may not have
+// fired yet when the network connection's did.
+func timeoutCause(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // noCloseTimeout is CloseContext's timeout for a context without a
