@@ -88,10 +88,13 @@ type Conn struct {
 	writePool     BufferPool
 	writeDeadline atomic.Int64 // unix nanoseconds; 0 means none
 
-	frameLock       chan struct{}
-	writeErr        error       // sticky; guarded by frameLock
-	closeSent       atomic.Bool // set under frameLock
-	appliedDeadline int64       // deadline last set on conn (unixNano); guarded by frameLock
+	frameLock chan struct{}
+	writeErr  error       // sticky; guarded by frameLock
+	closeSent atomic.Bool // set under frameLock
+	// pongStall is when a pong last timed out before the socket took a
+	// byte of it (unix nanoseconds; 0: the last pong went out).
+	pongStall       atomic.Int64
+	appliedDeadline int64 // deadline last set on conn (unixNano); guarded by frameLock
 
 	// writer is reused by NextWriter; guarded by msgLock and its own
 	// state (see messageWriter). concurrentWriters: gorilla's rule that
@@ -346,13 +349,27 @@ func (c *Conn) defaultPingHandler(message string) error {
 // default handler it ignores the errors of a connection being closed or a
 // peer too slow to take the pong in time.
 func (c *Conn) answerPing(p []byte) error {
-	err := c.writeControl(PongMessage, p, time.Now().Add(closeWriteWait))
+	now := time.Now()
+	if s := c.pongStall.Load(); s != 0 && now.UnixNano()-s < int64(closeWriteWait) {
+		// The socket took nothing of the last pong for a whole
+		// closeWriteWait: a peer that sends pings and reads nothing
+		// would otherwise hold the reader that long for every ping.
+		// RFC 6455 section 5.5.3 lets an endpoint answer only the
+		// latest of several pings, so this one is left out; a pong is
+		// tried again once the stall is closeWriteWait old.
+		return nil
+	}
+	err := c.writeControl(PongMessage, p, now.Add(closeWriteWait))
 	if err == ErrCloseSent {
 		return nil
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
+		c.pongStall.Store(time.Now().UnixNano())
 		return nil
+	}
+	if err == nil {
+		c.pongStall.Store(0)
 	}
 	return err
 }

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -1250,4 +1251,47 @@ func TestConnFrameLockDeadline(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "after", string(p))
 	require.ElementsMatch(t, []string{"stalled", "queued"}, pings)
+}
+
+// stalledConn serves data to reads and times out every write before
+// taking a byte, as a socket does whose peer has stopped reading; it
+// counts the writes of pong frames.
+type stalledConn struct {
+	chunkedConn
+	pongWrites atomic.Int64
+}
+
+func (c *stalledConn) Write(p []byte) (int, error) {
+	if len(p) > 0 && p[0]&0x0f == opPong {
+		c.pongWrites.Add(1)
+	}
+	return 0, &netError{msg: "i/o timeout", timeout: true}
+}
+
+// TestPongsElidedWhileStalled floods pings at a Conn whose socket takes
+// nothing: once a pong has timed out unsent, the following pings within
+// closeWriteWait are not answered (RFC 6455 lets a pong answer only the
+// latest ping), instead of each holding the reader for closeWriteWait.
+func TestPongsElidedWhileStalled(t *testing.T) {
+	const pings = 1000
+	var in []byte
+	key := [4]byte{1, 2, 3, 4}
+	for i := 0; i < pings; i++ {
+		p := []byte("are you there")
+		maskBytes(key, 0, p)
+		in = append(appendFrameHeader(in, true, 0, opPing, len(p), true, key), p...)
+	}
+	in = append(appendFrameHeader(in, true, 0, opClose, 2, true, key), 0x03^key[0], 0xe8^key[1])
+	nc := &stalledConn{chunkedConn: chunkedConn{data: in}}
+	c := newConn(nc, true, 0, 0, nil, nil)
+	hangGuard(t, func() {
+		_, _, err := c.ReadMessage()
+		var ce *CloseError
+		require.ErrorAs(t, err, &ce)
+		assert.Equal(t, CloseNormalClosure, ce.Code)
+	})
+	// One pong waits out its deadline; a second is tried only if
+	// reading the rest took closeWriteWait.
+	assert.LessOrEqual(t, nc.pongWrites.Load(), int64(2), "pongs tried while the socket took nothing")
+	assert.GreaterOrEqual(t, nc.pongWrites.Load(), int64(1))
 }
