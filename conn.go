@@ -105,7 +105,7 @@ type Conn struct {
 
 	// wctx binds the data message being written to its context
 	// (context.go); guarded by msgLock, but for its own lock's fields.
-	wctx writeContext
+	wctx *writeContext
 
 	// Write-side compression, when negotiated: deflate is guarded by
 	// msgLock; the settings the application changes at any time are
@@ -130,7 +130,7 @@ type Conn struct {
 	// nanoseconds, 0 for none), which a context-bound read restores;
 	// rwatch is that read's context watch (context.go).
 	readDeadline atomic.Int64
-	rwatch       ctxWatch
+	rwatch       *ctxWatch
 
 	// The frame being read.
 	frameLeft  int64 // payload bytes of the current data frame not yet read

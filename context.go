@@ -165,7 +165,10 @@ func (c *Conn) checkReadContext(ctx context.Context) error {
 
 // startReadContext binds a read to ctx.
 func (c *Conn) startReadContext(ctx context.Context) (stop func() bool) {
-	if c.rwatch.cb == nil {
+	if c.rwatch == nil {
+		// Made on first use: most connections never bind a read to a
+		// context, and every byte of Conn counts for an idle one.
+		c.rwatch = new(ctxWatch)
 		c.rwatch.init(c.fireRead)
 	}
 	return c.rwatch.start(ctx)
@@ -330,10 +333,12 @@ func (c *Conn) lockMessageContext(ctx context.Context) error {
 // startWriteContext binds the message being written (msgLock held) to
 // ctx.
 func (c *Conn) startWriteContext(ctx context.Context) (stop func() bool) {
-	x := &c.wctx
-	if x.w.cb == nil {
-		x.w.init(c.fireWrite)
+	if c.wctx == nil {
+		// Made on first use, as rwatch is; msgLock is held.
+		c.wctx = new(writeContext)
+		c.wctx.w.init(c.fireWrite)
 	}
+	x := c.wctx
 	x.sent = false
 	x.mu.Lock()
 	x.fired, x.inFrame = false, false
@@ -344,7 +349,7 @@ func (c *Conn) startWriteContext(ctx context.Context) (stop func() bool) {
 // fireWrite is the callback of a canceled write context: it ends the
 // frame of the bound message being written, if one is.
 func (c *Conn) fireWrite() {
-	x := &c.wctx
+	x := c.wctx
 	x.mu.Lock()
 	x.fired = true
 	if x.inFrame {
@@ -358,7 +363,7 @@ func (c *Conn) fireWrite() {
 // not started once the context has ended, and a write the context cut
 // short fails the connection unless nothing of the message went out.
 func (c *Conn) sendFrameContext(deadline time.Time, write func() (int64, error)) error {
-	x := &c.wctx
+	x := c.wctx
 	if err := lock(c.frameLock, deadline, x.w.ctx.Done()); err != nil {
 		if err == net.ErrClosed {
 			return c.writeCanceled(0)
@@ -409,7 +414,7 @@ func (c *Conn) sendFrameContext(deadline time.Time, write func() (int64, error))
 // the message sent: the connection is intact. Otherwise it is failed:
 // with a close frame between two frames, without one inside a frame.
 func (c *Conn) writeCanceled(n int64) error {
-	x := &c.wctx
+	x := c.wctx
 	err := x.w.ctx.Err()
 	if err == nil {
 		err = context.Canceled

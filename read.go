@@ -331,7 +331,7 @@ func (c *Conn) readFailed(err error) error {
 	if c.kaExpired.Load() {
 		return c.endRead(ErrKeepAliveTimeout)
 	}
-	if c.rwatch.ctx != nil {
+	if c.rwatch != nil && c.rwatch.ctx != nil {
 		if cerr := c.readCanceled(err); cerr != nil {
 			return cerr
 		}

@@ -110,7 +110,7 @@ func unixNano(t time.Time) int64 {
 // write runs with frameLock held; callers build and mask their bytes
 // before calling, so that the lock covers the system calls only.
 func (c *Conn) sendFrame(deadline time.Time, control bool, write func() (int64, error)) error {
-	if !control && c.wctx.w.ctx != nil {
+	if !control && c.wctx != nil && c.wctx.w.ctx != nil {
 		return c.sendFrameContext(deadline, write)
 	}
 	if err := lock(c.frameLock, deadline, nil); err != nil {
