@@ -72,9 +72,9 @@ type BufferPool interface {
 // lock is taken last and alone, like closeWaitMu, as is the keepalive's
 // own lock.
 type Conn struct {
-	// Set by the handshake, then read-only.
+	// Set by the handshake, then read-only (and isServer, further down
+	// where it fills what would be padding).
 	conn        net.Conn
-	isServer    bool
 	subprotocol string
 	extensions  string // the 101's Sec-WebSocket-Extensions, or ""
 
@@ -91,17 +91,17 @@ type Conn struct {
 	frameLock chan struct{}
 	writeErr  error       // sticky; guarded by frameLock
 	closeSent atomic.Bool // set under frameLock
+	// concurrentWriters: gorilla's rule that a new message closes an
+	// idle writer no longer applies (see closeIdleWriter).
+	concurrentWriters atomic.Bool
 	// pongStall is when a pong last timed out before the socket took a
 	// byte of it (unix nanoseconds; 0: the last pong went out).
 	pongStall       atomic.Int64
 	appliedDeadline int64 // deadline last set on conn (unixNano); guarded by frameLock
 
 	// writer is reused by NextWriter; guarded by msgLock and its own
-	// state (see messageWriter). concurrentWriters: gorilla's rule that
-	// a new message closes an idle writer no longer applies (see
-	// closeIdleWriter).
-	writer            messageWriter
-	concurrentWriters atomic.Bool
+	// state (see messageWriter).
+	writer messageWriter
 
 	// wctx binds the data message being written to its context
 	// (context.go); guarded by msgLock, but for its own lock's fields.
@@ -143,14 +143,17 @@ type Conn struct {
 	msgType    int
 	msgLen     int64
 	utf8       utf8Validator
-	readerID   uint64 // bumped at each message's start and end
-	readers    [2]messageReader
 	readerSlot uint8 // which of readers the next message gets
+	// msgCompressed: the message being read has RSV1 (read-side
+	// compression, below).
+	msgCompressed bool
+	isServer      bool   // set by the handshake, then read-only
+	readerID      uint64 // bumped at each message's start and end
+	readers       [2]messageReader
 
 	// Read-side compression, owned by the reader like the rest: inflate
 	// is non-nil exactly when compression was negotiated.
-	inflate       *flate.Decoder
-	msgCompressed bool // the message being read has RSV1
+	inflate *flate.Decoder
 
 	// The application's handlers; nil means the default one. Set by the
 	// reading goroutine, as with gorilla.
