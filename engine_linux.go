@@ -71,6 +71,7 @@ func (e *Engine) serve(c *Conn, h EventHandler) error {
 	if err != nil {
 		return err
 	}
+	e.setTCPKeepAlive(fd)
 	l := e.pickLoop()
 	ec := &engineConn{fd: fd, loop: l}
 	ec.setAddrs(c.conn.LocalAddr(), c.conn.RemoteAddr())
@@ -117,6 +118,22 @@ func takeFD(nc net.Conn) (int, error) {
 	return fd, nil
 }
 
+// setTCPKeepAlive applies EngineOptions.TCPKeepAlive to a socket. Errors
+// are ignored: a Unix socket has no TCP options, and a socket whose
+// probes could not be set still works.
+func (e *Engine) setTCPKeepAlive(fd int) {
+	idle := e.opts.tcpKeepAliveIdle()
+	if idle <= 0 {
+		syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 0)
+		return
+	}
+	secs := func(d time.Duration) int { return max(int(d/time.Second), 1) }
+	syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE, secs(idle))
+	syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL, secs(e.opts.TCPKeepAlive/4))
+	syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT, keepAliveProbes)
+	syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 1)
+}
+
 func (e *Engine) pickLoop() *eventLoop {
 	return e.loops[int(e.next.Add(1))%len(e.loops)]
 }
@@ -154,6 +171,7 @@ func (e *Engine) Serve(ln net.Listener, u *Upgrader, h EventHandler) error {
 			nc.Close()
 			continue
 		}
+		e.setTCPKeepAlive(fd)
 		l := e.pickLoop()
 		ec := &engineConn{fd: fd, loop: l, hs: &engineHandshake{u: u, h: h}}
 		ec.setAddrs(nc.LocalAddr(), nc.RemoteAddr())

@@ -4,9 +4,11 @@ package websocket
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -104,4 +106,66 @@ func TestEngineWriteBeforeLoop(t *testing.T) {
 	_, got, err := c.ReadMessage()
 	require.NoError(t, err)
 	assert.True(t, bytes.Equal(big, got))
+}
+
+// TestEngineTCPKeepAlive reads back the probe settings the Engine gives
+// the sockets it serves, whichever way they came: the period plus up to
+// half of it before the first probe, four probes a quarter period apart;
+// or no probes at all.
+func TestEngineTCPKeepAlive(t *testing.T) {
+	tests := []struct {
+		name   string
+		period time.Duration
+		want   time.Duration // zero: probes off
+	}{
+		{"default", 0, defaultTCPKeepAlive},
+		{"set", 40 * time.Second, 40 * time.Second},
+		{"off", -1, 0},
+	}
+	for _, tt := range tests {
+		for _, serve := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/serve=%v", tt.name, serve), func(t *testing.T) {
+				rec := newEngineRecorder(false)
+				opts := EngineOptions{Loops: 1, TCPKeepAlive: tt.period}
+				start := startEngine
+				if serve {
+					start = startEngineServe
+				}
+				_, url := start(t, opts, &Upgrader{}, rec)
+				c, _, err := DefaultDialer.Dial(url, nil)
+				require.NoError(t, err)
+				defer c.Close()
+				fd := wait(t, rec.opened, "OnOpen").conn.(*engineConn).fd
+				opt := func(level, name int) int {
+					v, err := syscall.GetsockoptInt(fd, level, name)
+					require.NoError(t, err)
+					return v
+				}
+				if tt.want == 0 {
+					assert.Zero(t, opt(syscall.SOL_SOCKET, syscall.SO_KEEPALIVE))
+					return
+				}
+				assert.Equal(t, 1, opt(syscall.SOL_SOCKET, syscall.SO_KEEPALIVE))
+				idle := time.Duration(opt(syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE)) * time.Second
+				assert.GreaterOrEqual(t, idle, tt.want)
+				assert.LessOrEqual(t, idle, tt.want+tt.want/2)
+				assert.Equal(t, int(tt.want/4/time.Second), opt(syscall.IPPROTO_TCP, syscall.TCP_KEEPINTVL))
+				assert.Equal(t, keepAliveProbes, opt(syscall.IPPROTO_TCP, syscall.TCP_KEEPCNT))
+			})
+		}
+	}
+}
+
+// TestEngineTCPKeepAliveSpread: sockets accepted together get different
+// idle times, so their probes do not come together.
+func TestEngineTCPKeepAliveSpread(t *testing.T) {
+	o := EngineOptions{}.withDefaults()
+	seen := map[time.Duration]bool{}
+	for i := 0; i < 100; i++ {
+		d := o.tcpKeepAliveIdle()
+		require.GreaterOrEqual(t, d, o.TCPKeepAlive)
+		require.LessOrEqual(t, d, o.TCPKeepAlive*3/2)
+		seen[d/time.Second] = true
+	}
+	assert.Greater(t, len(seen), 20, "idle times in whole seconds, of 100 sockets")
 }

@@ -46,6 +46,16 @@ func (e *Engine) Close() error {
 }
 
 func (e *Engine) serve(c *Conn, h EventHandler) error {
+	if tc, ok := c.conn.(*net.TCPConn); ok {
+		// Here the period is also the interval between probes, and the
+		// system decides how many go unanswered before the end.
+		if idle := e.opts.tcpKeepAliveIdle(); idle > 0 {
+			tc.SetKeepAlive(true)
+			tc.SetKeepAlivePeriod(idle)
+		} else {
+			tc.SetKeepAlive(false)
+		}
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed.Load() {
