@@ -44,23 +44,33 @@ type EngineOptions struct {
 	// whole, so one message larger than the bound still goes. Zero means
 	// 4 MiB.
 	MaxQueuedBytes int
-	// TCPKeepAlive is how long a TCP connection the Engine serves (from
-	// Serve or Upgrade) may stay quiet before the kernel probes it. Each
-	// socket gets this period plus a random part of up to half of it, so
-	// that connections accepted together are not probed together; a
-	// peer that answers none of four probes, a quarter period apart, has
-	// its connection ended (OnClose gets the network error). Zero means
-	// 2 minutes; negative turns the probes off. This replaces what the
-	// listener set: Go's listeners probe every 15 seconds, which at a
-	// million connections is about 67,000 probes a second, more than
-	// loopback's input queue takes. The probes cost no user-space work;
-	// liveness as WebSocket sees it (a peer whose kernel answers but whose
-	// program does not) is Upgrader.KeepAlive's pings.
+	// PingInterval paces the Engine's own liveness check. A connection
+	// that has received nothing (any frame counts) for about an interval
+	// is sent a ping; one still silent an interval after that is failed:
+	// close 1011 where possible, and OnClose gets ErrKeepAliveTimeout.
+	// Zero means 1 minute; negative turns the check off. The loops pace
+	// the pings, visiting a slice of their connections at a time, so that
+	// connections accepted in one burst are pinged evenly over the
+	// interval, not in a burst again; a connection costs one bool for it,
+	// and no timer. A Conn whose application set a keepalive of its own
+	// (Upgrader.KeepAlive, SetKeepAlive) is left to it.
+	PingInterval time.Duration
+	// TCPKeepAlive, if positive, has the kernel probe a TCP connection
+	// the Engine serves (from Serve or Upgrade) once it has been quiet
+	// this long: each socket gets the period plus a random part of up to
+	// half of it, then four probes a quarter period apart. Zero or
+	// negative turns the probes off, replacing what the listener set
+	// (Go's listeners probe every 15 seconds). Off is the default because
+	// the kernel fires its timers in coarse batches (16 seconds wide for
+	// a two-minute period) whatever their spread: at a million
+	// connections on one machine the probes came in bursts that
+	// overflowed the input queue, and the lost probes cost a third of the
+	// connections. PingInterval's pings are paced instead.
 	TCPKeepAlive time.Duration
 }
 
-// defaultTCPKeepAlive is EngineOptions.TCPKeepAlive's zero value.
-const defaultTCPKeepAlive = 2 * time.Minute
+// defaultPingInterval is EngineOptions.PingInterval's zero value.
+const defaultPingInterval = time.Minute
 
 // keepAliveProbes is how many unanswered probes end a connection.
 const keepAliveProbes = 4
@@ -69,7 +79,7 @@ const keepAliveProbes = 4
 // socket: the period plus a random part of up to half of it. Zero when
 // probes are off.
 func (o EngineOptions) tcpKeepAliveIdle() time.Duration {
-	if o.TCPKeepAlive < 0 {
+	if o.TCPKeepAlive <= 0 {
 		return 0
 	}
 	return o.TCPKeepAlive + rand.N(o.TCPKeepAlive/2+1)
@@ -103,8 +113,8 @@ func (o EngineOptions) withDefaults() EngineOptions {
 	if o.MaxQueuedBytes <= 0 {
 		o.MaxQueuedBytes = defaultMaxQueuedBytes
 	}
-	if o.TCPKeepAlive == 0 {
-		o.TCPKeepAlive = defaultTCPKeepAlive
+	if o.PingInterval == 0 {
+		o.PingInterval = defaultPingInterval
 	}
 	return o
 }
@@ -133,6 +143,12 @@ func (e *Engine) Upgrade(u *Upgrader, w http.ResponseWriter, r *http.Request, re
 	}
 	// Once served, so that the timer never meets the net.Conn being
 	// swapped; unless OnOpen has set a keepalive of its own.
-	c.defaultKeepAlive(u.KeepAlive)
+	ka := u.KeepAlive
+	if ka.Interval <= 0 && !loopsPing && e.opts.PingInterval > 0 {
+		// Without loops to pace them, PingInterval's pings come from
+		// the Conn's own keepalive timer.
+		ka = KeepAlive{Interval: e.opts.PingInterval, Timeout: e.opts.PingInterval}
+	}
+	c.defaultKeepAlive(ka)
 	return c, nil
 }

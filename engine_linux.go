@@ -193,6 +193,13 @@ type eventLoop struct {
 	events []syscall.EpollEvent
 	conns  []*engineConn // by descriptor
 
+	// The liveness check (engine_ping_linux.go): when the next tick is
+	// due, the descriptor the next tick starts at, and the visits owed
+	// (in 1/pingTicks of a slot).
+	nextTick time.Time
+	cursor   int
+	owed     int
+
 	// mu guards what other goroutines hand the loop.
 	mu       sync.Mutex
 	adds     []*engineConn
@@ -258,7 +265,7 @@ func (l *eventLoop) add(ec *engineConn) bool {
 func (l *eventLoop) run() {
 	defer l.e.done.Done()
 	for {
-		n, err := syscall.EpollWait(l.epfd, l.events, -1)
+		n, err := syscall.EpollWait(l.epfd, l.events, l.waitMillis())
 		if err != nil {
 			if err == syscall.EINTR {
 				continue
@@ -287,6 +294,7 @@ func (l *eventLoop) run() {
 				l.read(ec)
 			}
 		}
+		l.tick()
 	}
 }
 

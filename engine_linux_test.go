@@ -118,7 +118,7 @@ func TestEngineTCPKeepAlive(t *testing.T) {
 		period time.Duration
 		want   time.Duration // zero: probes off
 	}{
-		{"default", 0, defaultTCPKeepAlive},
+		{"default: off", 0, 0},
 		{"set", 40 * time.Second, 40 * time.Second},
 		{"off", -1, 0},
 	}
@@ -159,7 +159,7 @@ func TestEngineTCPKeepAlive(t *testing.T) {
 // TestEngineTCPKeepAliveSpread: sockets accepted together get different
 // idle times, so their probes do not come together.
 func TestEngineTCPKeepAliveSpread(t *testing.T) {
-	o := EngineOptions{}.withDefaults()
+	o := EngineOptions{TCPKeepAlive: 2 * time.Minute}
 	seen := map[time.Duration]bool{}
 	for i := 0; i < 100; i++ {
 		d := o.tcpKeepAliveIdle()

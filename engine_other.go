@@ -45,6 +45,10 @@ func (e *Engine) Close() error {
 	return nil
 }
 
+// loopsPing says that there are no loops here to send PingInterval's
+// pings: Upgrade gives each Conn a keepalive instead.
+const loopsPing = false
+
 func (e *Engine) serve(c *Conn, h EventHandler) error {
 	if tc, ok := c.conn.(*net.TCPConn); ok {
 		// Here the period is also the interval between probes, and the

@@ -665,3 +665,54 @@ func TestEngineServeRefusals(t *testing.T) {
 	default:
 	}
 }
+
+// TestEnginePings: with PingInterval set, a peer that answers the Engine's
+// pings stays; one that answers nothing is sent a ping, then close 1011,
+// and OnClose gets ErrKeepAliveTimeout.
+func TestEnginePings(t *testing.T) {
+	// Long enough that a loaded machine answers a ping within one.
+	const interval = 300 * time.Millisecond
+	start := func(t *testing.T) (*engineRecorder, string) {
+		rec := newEngineRecorder(false)
+		_, url := startEngine(t, EngineOptions{Loops: 1, PingInterval: interval}, &Upgrader{}, rec)
+		return rec, url
+	}
+
+	t.Run("answered", func(t *testing.T) {
+		rec, url := start(t)
+		c, _, err := DefaultDialer.Dial(url, nil)
+		require.NoError(t, err)
+		defer c.Close()
+		wait(t, rec.opened, "OnOpen")
+		pings := make(chan struct{}, 16)
+		c.SetPingHandler(func(s string) error {
+			pings <- struct{}{}
+			return c.WriteControl(PongMessage, []byte(s), time.Now().Add(testWait))
+		})
+		go c.ReadMessage()
+		for i := 0; i < 3; i++ {
+			wait(t, pings, "a ping")
+		}
+		select {
+		case err := <-rec.closed:
+			t.Fatalf("closed although it answered: %v", err)
+		default:
+		}
+	})
+
+	t.Run("silent", func(t *testing.T) {
+		rec, url := start(t)
+		nc, br := rawEngineConn(t, url, nil)
+		wait(t, rec.opened, "OnOpen")
+		nc.SetReadDeadline(time.Now().Add(testWait))
+		op, _ := readServerFrame(t, br)
+		assert.Equal(t, byte(opPing), op)
+		op, p := readServerFrame(t, br)
+		require.Equal(t, byte(opClose), op)
+		code, reason, perr := parseClosePayload(p)
+		require.Nil(t, perr)
+		assert.Equal(t, CloseInternalServerErr, code)
+		assert.Equal(t, keepAliveReason, reason)
+		assert.ErrorIs(t, wait(t, rec.closed, "OnClose"), ErrKeepAliveTimeout)
+	})
+}

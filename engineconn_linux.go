@@ -36,6 +36,7 @@ type engineConn struct {
 	zN     int
 	zGiven bool
 	inData bool // a data frame's header has been applied; its payload is being read
+	pinged bool // the liveness check sent a ping and has heard nothing since
 
 	// mu guards the write queue and the socket's state against the loop.
 	mu       sync.Mutex

@@ -119,15 +119,40 @@ type attackedSide struct {
 	name   string
 	server bool
 	style  readLoopStyle
+	engine bool // served by an Engine's event loop
 }
 
-// attackedSides are the server Conn in both handler styles and the client
-// Conn (whose read loop always has a goroutine of its own).
+// attackedSides are the server Conn in both handler styles, the server
+// Conn served by an Engine, and the client Conn (whose read loop always
+// has a goroutine of its own).
 var attackedSides = []attackedSide{
-	{"server/handler", true, readLoopStyles[0]},
-	{"server/goroutine", true, readLoopStyles[1]},
-	{"client", false, readLoopStyle{}},
+	{"server/handler", true, readLoopStyles[0], false},
+	{"server/goroutine", true, readLoopStyles[1], false},
+	{"server/engine", true, readLoopStyle{}, true},
+	{"client", false, readLoopStyle{}, false},
 }
+
+// engineApp is an attackedApp's read loop as an Engine's EventHandler: the
+// Engine hands it whole messages whether the app reads with NextReader or
+// ReadMessage, and what ended the connection comes to OnClose.
+type engineApp struct {
+	a       attackedApp
+	results chan<- appResult
+}
+
+func (h engineApp) OnOpen(c *Conn) {
+	if h.a.limit > 0 {
+		c.SetReadLimit(h.a.limit)
+	}
+}
+
+func (h engineApp) OnMessage(c *Conn, mt int, p []byte) {
+	if h.a.echo {
+		c.WriteMessage(mt, p)
+	}
+}
+
+func (h engineApp) OnClose(_ *Conn, err error) { h.results <- appResult{err: err} }
 
 // start puts a Conn running app on side opposite a raw attacker, the
 // handshake done. The Conn is closed as soon as app returns, as a program
@@ -135,6 +160,17 @@ var attackedSides = []attackedSide{
 func (side attackedSide) start(t *testing.T, app attackedApp) *rawPeer {
 	t.Helper()
 	o := rawOptions{compress: app.compress, separate: side.style.separate, closeOnReturn: true}
+	if side.engine {
+		e, err := NewEngine(EngineOptions{Loops: 1})
+		require.NoError(t, err)
+		t.Cleanup(func() { e.Close() })
+		o.serve = func(w http.ResponseWriter, r *http.Request, results chan<- appResult) {
+			u := Upgrader{EnableCompression: app.compress}
+			if _, err := e.Upgrade(&u, w, r, nil, engineApp{app, results}); err != nil {
+				results <- appResult{err: err}
+			}
+		}
+	}
 	if side.server {
 		return serveRawWith(t, app.run, o)
 	}
@@ -282,6 +318,11 @@ func runAttacks(t *testing.T, cases []attackCase) {
 	for _, side := range attackedSides {
 		for _, tc := range cases {
 			if tc.serverOnly && !side.server {
+				continue
+			}
+			// An Engine's writes never block: a writing app's attacks
+			// (a peer that never reads) are TestEngineWriteQueueFull's.
+			if side.engine && tc.app.write != nil {
 				continue
 			}
 			t.Run(side.name+"/"+tc.name, func(t *testing.T) {

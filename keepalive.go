@@ -147,6 +147,18 @@ func (ka *keepAlive) set(c *Conn, interval, timeout time.Duration) {
 	}
 }
 
+// ownKeepAlive reports whether the application set a keepalive on c
+// (Upgrader.KeepAlive, Dialer.KeepAlive or SetKeepAlive) that is on.
+func (c *Conn) ownKeepAlive() bool {
+	ka := c.ka.Load()
+	if ka == nil {
+		return false
+	}
+	ka.mu.Lock()
+	defer ka.mu.Unlock()
+	return ka.interval > 0
+}
+
 // stopKeepAlive stops the timer of a connection that has ended.
 func (c *Conn) stopKeepAlive() {
 	if ka := c.ka.Load(); ka != nil {

@@ -70,6 +70,10 @@ type rawOptions struct {
 	// pipelined: frames the raw server writes in the same write as its
 	// 101 response.
 	pipelined []rawFrame
+	// serve, if set, upgrades the request and runs the application in
+	// place of serveRawWith's own handler (an Engine's, for one); it
+	// sends what the application ended with on results.
+	serve func(w http.ResponseWriter, r *http.Request, results chan<- appResult)
 }
 
 // rawPMD is the permessage-deflate element both raw ends use with
@@ -104,6 +108,10 @@ func serveRawWith(t *testing.T, app func(c *Conn) error, o rawOptions) *rawPeer 
 	results := make(chan appResult, 2)
 	stop := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if o.serve != nil {
+			o.serve(w, r, results)
+			return
+		}
 		u := Upgrader{EnableCompression: o.compress}
 		c, err := u.Upgrade(w, r, nil)
 		if err != nil {

@@ -13,6 +13,14 @@
 // the start of a broadcast of one 128-byte message to its last delivery,
 // and a final echo on every connection. One process may open at most
 // 20,000 files here, so -conns stays below that.
+//
+// With -procs P above 1 it runs the whole box instead: P server
+// processes and P client processes of -conns connections each, every
+// client on its own 127.x source address, held for -hold while the
+// kernel's counters are sampled (keepalive probes, drops, connections
+// ended by timeouts), then a final echo on every connection:
+//
+//	cd bench && go run ./scale -procs 53 -conns 19000 -mode engine
 package main
 
 import (
@@ -30,14 +38,19 @@ func main() {
 	role := flag.String("role", "", "internal: server or client")
 	mode := flag.String("mode", "engine", "server mode: engine or goroutine")
 	conns := flag.Int("conns", 19000, "connections")
+	procs := flag.Int("procs", 1, "server processes (and as many client processes); above 1, the whole-box run")
+	hold := flag.Duration("hold", 200*time.Second, "whole-box run: how long to hold the connections before the final echo")
 	addr := flag.String("addr", "", "internal: the server's address")
+	src := flag.String("src", "", "internal: the client's source addresses, comma-separated")
 	flag.Parse()
 	var err error
-	switch *role {
-	case "server":
+	switch {
+	case *role == "server":
 		err = runServer(*mode)
-	case "client":
-		err = runClient(*addr, *conns)
+	case *role == "client":
+		err = runClient(*addr, *src, *conns)
+	case *procs > 1:
+		err = orchestrateBox(*mode, *procs, *conns, *hold)
 	default:
 		err = orchestrate(*mode, *conns)
 	}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 
 	wsforge "github.com/wsforge/websocket"
 )
@@ -85,7 +87,7 @@ func runServer(mode string) error {
 			runtime.GC()
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
-			fmt.Printf("heap=%d stack=%d rss=%d goroutines=%d\n", ms.HeapInuse, ms.StackInuse, rssBytes(), runtime.NumGoroutine())
+			fmt.Printf("heap=%d stack=%d rss=%d goroutines=%d cpu=%.3f\n", ms.HeapInuse, ms.StackInuse, rssBytes(), runtime.NumGoroutine(), cpuSeconds())
 		case "wait":
 			n, _ := strconv.Atoi(cmd[1])
 			for i := 0; i < n; i++ {
@@ -111,6 +113,13 @@ func runServer(mode string) error {
 		}
 	}
 	return in.Err()
+}
+
+// cpuSeconds is the CPU time the process has used, user and system.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // rssBytes is the process's resident set, from /proc/self/status.
