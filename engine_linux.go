@@ -385,6 +385,9 @@ func (l *eventLoop) open(ec *engineConn) {
 // with the handshake.
 func (l *eventLoop) start(ec *engineConn) {
 	c := ec.c
+	// The handshake counts as hearing from the peer: the liveness check
+	// pings no connection before it has been quiet for an interval.
+	c.markHeard()
 	ec.h.OnOpen(c)
 	if c.rb != nil {
 		pending := c.rbuf[c.rpos:c.rend]

@@ -121,11 +121,13 @@ func orchestrateBox(mode string, procs, n int, hold time.Duration) error {
 	if err != nil {
 		return err
 	}
-	ok := 0.0
+	var ok, pongs, partial float64
 	for _, e := range echoes {
-		ok += fields(e)["ok"]
+		f := fields(e)
+		ok, pongs, partial = ok+f["ok"], pongs+f["pongs"], partial+f["partial"]
 	}
 	fmt.Printf("  final echo: %.0f of %d answered in %.1f s\n", ok, total, time.Since(t1).Seconds())
+	fmt.Printf("  pings the clients answered while held: %.0f (reads cut inside a frame: %.0f)\n", pongs, partial)
 	askAll(servers, "quit")
 	askAll(clients, "quit")
 	return nil

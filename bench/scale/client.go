@@ -78,28 +78,48 @@ func readSwitch(br *bufio.Reader) error {
 	}
 }
 
-// readFrame reads one unmasked server frame and returns its payload.
+// readFrame reads one unmasked server frame and returns its payload,
+// answering and skipping pings (and skipping pongs) on the way.
 func (c *clientConn) readFrame() ([]byte, error) {
+	for {
+		op, p, err := c.readAnyFrame()
+		if err != nil {
+			return nil, err
+		}
+		switch op {
+		case 0x9:
+			if _, err := c.nc.Write(pongFrame(p)); err != nil {
+				return nil, err
+			}
+		case 0xa:
+		default:
+			return p, nil
+		}
+	}
+}
+
+// readAnyFrame reads one unmasked server frame.
+func (c *clientConn) readAnyFrame() (byte, []byte, error) {
 	var h [10]byte
 	if _, err := io.ReadFull(c.br, h[:2]); err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	n := uint64(h[1] & 0x7f)
 	switch n {
 	case 126:
 		if _, err := io.ReadFull(c.br, h[2:4]); err != nil {
-			return nil, err
+			return 0, nil, err
 		}
 		n = uint64(binary.BigEndian.Uint16(h[2:4]))
 	case 127:
 		if _, err := io.ReadFull(c.br, h[2:10]); err != nil {
-			return nil, err
+			return 0, nil, err
 		}
 		n = binary.BigEndian.Uint64(h[2:10])
 	}
 	p := make([]byte, n)
 	_, err := io.ReadFull(c.br, p)
-	return p, err
+	return h[0] & 0x0f, p, err
 }
 
 // writeText writes a small masked text frame.
@@ -151,10 +171,25 @@ func runClient(addr, srcIPs string, n int) error {
 		return firstErr
 	}
 	fmt.Printf("seconds=%.3f\n", time.Since(start).Seconds())
+	// Until the client reads frames itself, the ponger answers the
+	// server's pings.
+	pg, err := startPonger(conns)
+	if err != nil {
+		return err
+	}
+	var pongs, partial int64
+	stopPonger := func() {
+		if pg != nil {
+			pg.close()
+			pongs, partial = pg.pongs.Load(), pg.partial.Load()
+			pg = nil
+		}
+	}
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		switch strings.TrimSpace(in.Text()) {
 		case "arm":
+			stopPonger()
 			var last atomic.Int64
 			var got sync.WaitGroup
 			for _, c := range conns {
@@ -176,6 +211,7 @@ func runClient(addr, srcIPs string, n int) error {
 			got.Wait()
 			fmt.Printf("last=%d\n", last.Load())
 		case "echo":
+			stopPonger()
 			t0 := time.Now()
 			var ok atomic.Int64
 			var done sync.WaitGroup
@@ -193,7 +229,7 @@ func runClient(addr, srcIPs string, n int) error {
 				}(c)
 			}
 			done.Wait()
-			fmt.Printf("ok=%d seconds=%.3f\n", ok.Load(), time.Since(t0).Seconds())
+			fmt.Printf("ok=%d seconds=%.3f pongs=%d partial=%d\n", ok.Load(), time.Since(t0).Seconds(), pongs, partial)
 		case "stats":
 			fmt.Printf("rss=%d cpu=%.3f\n", rssBytes(), cpuSeconds())
 		case "quit":
