@@ -142,6 +142,12 @@ func runClient(addr, srcIPs string, n int) error {
 			srcs = append(srcs, &net.TCPAddr{IP: net.ParseIP(ip)})
 		}
 	}
+	// Until the client reads frames itself, the ponger answers the
+	// server's pings.
+	pg, err := startPonger()
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	conns := make([]*clientConn, n)
 	var wg sync.WaitGroup
@@ -164,6 +170,9 @@ func runClient(addr, srcIPs string, n int) error {
 				return
 			}
 			conns[i] = c
+			if err := pg.add(c); err != nil {
+				errOnce.Do(func() { firstErr = fmt.Errorf("connection %d: %w", i, err) })
+			}
 		}(i)
 	}
 	wg.Wait()
@@ -171,12 +180,6 @@ func runClient(addr, srcIPs string, n int) error {
 		return firstErr
 	}
 	fmt.Printf("seconds=%.3f\n", time.Since(start).Seconds())
-	// Until the client reads frames itself, the ponger answers the
-	// server's pings.
-	pg, err := startPonger(conns)
-	if err != nil {
-		return err
-	}
 	var pongs, partial int64
 	stopPonger := func() {
 		if pg != nil {

@@ -14,35 +14,34 @@ import (
 // frames itself (broadcast, final echo).
 type ponger struct {
 	epfd    int
-	conns   map[int32]*clientConn
 	stop    atomic.Bool
 	done    sync.WaitGroup
 	pongs   atomic.Int64
 	partial atomic.Int64 // reads that ended inside a frame
 }
 
-func startPonger(conns []*clientConn) (*ponger, error) {
+func startPonger() (*ponger, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
 	}
-	p := &ponger{epfd: epfd, conns: make(map[int32]*clientConn, len(conns))}
-	for _, c := range conns {
-		rc, err := c.nc.(syscall.Conn).SyscallConn()
-		if err != nil {
-			return nil, err
-		}
-		var fd int
-		rc.Control(func(s uintptr) { fd = int(s) })
-		ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fd)}
-		if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
-			return nil, err
-		}
-		p.conns[int32(fd)] = c
-	}
+	p := &ponger{epfd: epfd}
 	p.done.Add(1)
 	go p.run()
 	return p, nil
+}
+
+// add has the ponger answer c's pings from now on: from its connection,
+// since the server may ping it before the client has opened the rest.
+func (p *ponger) add(c *clientConn) error {
+	rc, err := c.nc.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return err
+	}
+	var fd int
+	rc.Control(func(s uintptr) { fd = int(s) })
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fd)}
+	return syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev)
 }
 
 func (p *ponger) run() {
