@@ -239,7 +239,10 @@ type writeContext struct {
 // SetWriteDeadline compose: the earlier one ends the write; the
 // deadline SetWriteDeadline set stays in effect for later writes.
 // Control message types are written as by WriteControl, with the
-// earlier of the two deadlines. See ContextError.
+// earlier of the two deadlines; cancelling ctx ends their wait for
+// another writer (a *ContextError with Failed false, nothing sent), but
+// not the write of the frame itself, at most 131 bytes, which only the
+// deadline bounds. See ContextError.
 //
 // WriteMessageContext is an addition to gorilla's API.
 func (c *Conn) WriteMessageContext(ctx context.Context, messageType int, data []byte) error {
@@ -431,16 +434,28 @@ func (c *Conn) writeCanceled(n int64) error {
 }
 
 // writeControlContext writes a control message for WriteMessageContext,
-// with the earlier of ctx's deadline and SetWriteDeadline's.
+// with the earlier of ctx's deadline and SetWriteDeadline's. Cancelling
+// ctx ends the wait for other writers, with nothing sent; the write of
+// the frame itself (at most 131 bytes) is bounded by the deadline only.
 func (c *Conn) writeControlContext(ctx context.Context, messageType int, data []byte) error {
 	if err := ctx.Err(); err != nil {
 		return &ContextError{Err: err}
+	}
+	if messageType != CloseMessage && messageType != PingMessage && messageType != PongMessage {
+		return errBadWriteOpCode
+	}
+	if len(data) > maxControlPayload {
+		return errInvalidControl
 	}
 	deadline := c.dataDeadline()
 	if d, ok := ctx.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
 		deadline = d
 	}
-	err := c.WriteControl(messageType, data, deadline)
+	err := c.writeControlDone(messageType, data, deadline, ctx.Done())
+	if errors.Is(err, net.ErrClosed) && ctx.Err() != nil && !c.closed.Load() {
+		// Given up waiting for the frame lock: nothing was sent.
+		return &ContextError{Err: ctx.Err()}
+	}
 	if err != nil && isTimeout(err) {
 		if cerr := timeoutCause(ctx); cerr != nil {
 			if !c.writeErrSet() {

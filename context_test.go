@@ -364,6 +364,39 @@ func TestWriteMessageContextCanceledWaitingForLock(t *testing.T) {
 	require.Equal(t, byte(opPing), p.next().op)
 }
 
+// doneAskedCtx reports on asked when Done is first called: the call under
+// test has begun to wait on the context.
+type doneAskedCtx struct {
+	context.Context
+	once  sync.Once
+	asked chan struct{}
+}
+
+func (c *doneAskedCtx) Done() <-chan struct{} {
+	c.once.Do(func() { close(c.asked) })
+	return c.Context.Done()
+}
+
+// A control message waits for the frame lock like any write; a cancel
+// with no deadline in ctx ends that wait with nothing sent, and the
+// connection stays usable.
+func TestWriteControlContextCanceledWaitingForLock(t *testing.T) {
+	c, p := ctxPeer(t, nil)
+	parent, cancel := context.WithCancel(context.Background())
+	ctx := &doneAskedCtx{Context: parent, asked: make(chan struct{})}
+	c.frameLock <- struct{}{} // another writer's frame
+	errc := make(chan error, 1)
+	go func() { errc <- c.WriteMessageContext(ctx, PingMessage, []byte("canceled")) }()
+	wait(t, ctx.asked, "the ping to wait on ctx")
+	cancel()
+	requireContextError(t, wait(t, errc, "the ping to give up"), context.Canceled, false)
+	unlock(c.frameLock)
+	require.NoError(t, c.WriteMessageContext(context.Background(), PingMessage, []byte("sent")))
+	f := p.next()
+	assert.Equal(t, byte(opPing), f.op)
+	assert.Equal(t, "sent", string(f.payload), "nothing of the canceled ping went out")
+}
+
 // A message far larger than the loopback buffers, to a peer that does not
 // read: the write blocks inside the frame until ctx ends it. The cancel
 // comes once the peer has the frame's first byte, so the frame is known

@@ -113,7 +113,13 @@ func (c *Conn) sendFrame(deadline time.Time, control bool, write func() (int64, 
 	if !control && c.wctx != nil && c.wctx.w.ctx != nil {
 		return c.sendFrameContext(deadline, write)
 	}
-	if err := lock(c.frameLock, deadline, nil); err != nil {
+	return c.sendFrameDone(deadline, nil, control, write)
+}
+
+// sendFrameDone is sendFrame whose wait for frameLock also ends, with
+// net.ErrClosed, when done is closed.
+func (c *Conn) sendFrameDone(deadline time.Time, done <-chan struct{}, control bool, write func() (int64, error)) error {
+	if err := lock(c.frameLock, deadline, done); err != nil {
 		return err
 	}
 	defer unlock(c.frameLock)
@@ -164,6 +170,12 @@ func (c *Conn) WriteControl(messageType int, data []byte, deadline time.Time) er
 }
 
 func (c *Conn) writeControl(messageType int, data []byte, deadline time.Time) error {
+	return c.writeControlDone(messageType, data, deadline, nil)
+}
+
+// writeControlDone is writeControl whose wait for other writers also ends,
+// with net.ErrClosed and nothing sent, when done is closed.
+func (c *Conn) writeControlDone(messageType int, data []byte, deadline time.Time, done <-chan struct{}) error {
 	masked := !c.isServer
 	var key [4]byte
 	if masked {
@@ -180,7 +192,7 @@ func (c *Conn) writeControl(messageType int, data []byte, deadline time.Time) er
 		maskBytes(key, 0, b[hl:])
 	}
 	closing := messageType == CloseMessage
-	return c.sendFrame(deadline, true, func() (int64, error) {
+	return c.sendFrameDone(deadline, done, true, func() (int64, error) {
 		// Sent before the write: a reader that sees the peer's answer
 		// must find it set.
 		if closing {
