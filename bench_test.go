@@ -3,6 +3,7 @@ package websocket
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -182,6 +183,31 @@ func BenchmarkWriteMessage(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkWriteMessageParallel writes to one server Conn from
+// GOMAXPROCS goroutines at once: what the write locks cost when writers
+// contend, with and without a write deadline (whose waits can give up).
+func BenchmarkWriteMessageParallel(b *testing.B) {
+	for _, deadline := range []bool{false, true} {
+		b.Run(fmt.Sprintf("deadline=%v", deadline), func(b *testing.B) {
+			c := newConn(discardConn{}, true, 0, 0, nil, nil)
+			if deadline {
+				c.SetWriteDeadline(time.Now().Add(time.Hour))
+			}
+			msg := bytes.Repeat([]byte("a"), 128)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(msg)))
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := c.WriteMessage(TextMessage, msg); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
 	}
 }
 

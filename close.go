@@ -63,11 +63,11 @@ func lazyChan(ch *chan struct{}, done bool) <-chan struct{} {
 // write.
 func (c *Conn) markWriteClosed() {
 	c.stopKeepAlive()
-	c.frameLock <- struct{}{}
+	c.frameLock.lockWait()
 	if c.writeErr == nil {
 		c.writeErr = net.ErrClosed
 	}
-	unlock(c.frameLock)
+	c.frameLock.unlock()
 	c.closeWaitMu.Lock()
 	c.writesClosed = true
 	if c.closedCh != nil {

@@ -78,17 +78,17 @@ type Conn struct {
 	subprotocol string
 	extensions  string // the 101's Sec-WebSocket-Extensions, or ""
 
-	// Write side. msgLock (a one-slot semaphore, so that waits can time
-	// out) is held for a whole data message: by WriteMessage,
+	// Write side. msgLock (a wlock, so that waits can time out) is held
+	// for a whole data message: by WriteMessage,
 	// WritePreparedMessage and by a NextWriter until its Close. frameLock
 	// is held for each frame put on the wire (sendFrame), so a control
 	// frame can go out between two fragments of a streamed message.
-	msgLock       chan struct{}
+	msgLock       wlock
 	writeBufSize  int
 	writePool     BufferPool
 	writeDeadline atomic.Int64 // unix nanoseconds; 0 means none
 
-	frameLock chan struct{}
+	frameLock wlock
 	writeErr  error       // sticky; guarded by frameLock
 	closeSent atomic.Bool // set under frameLock
 	// concurrentWriters: gorilla's rule that a new message closes an
@@ -211,8 +211,6 @@ func newConn(netConn net.Conn, isServer bool, readBufSize, writeBufSize int, wri
 	c := &Conn{
 		conn:         netConn,
 		isServer:     isServer,
-		msgLock:      make(chan struct{}, 1),
-		frameLock:    make(chan struct{}, 1),
 		writeBufSize: writeBufSize,
 		writePool:    writePool,
 		readBufSize:  readBufSize,

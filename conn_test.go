@@ -1086,8 +1086,8 @@ func waitCloseSent(t *testing.T, c *Conn) {
 		}
 		// closeSent is set before the write: the frame lock is held
 		// until the write is done.
-		c.frameLock <- struct{}{}
-		unlock(c.frameLock)
+		c.frameLock.lockWait()
+		c.frameLock.unlock()
 	})
 }
 

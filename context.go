@@ -259,7 +259,7 @@ func (c *Conn) WriteMessageContext(ctx context.Context, messageType int, data []
 	if err := c.lockMessageContext(ctx); err != nil {
 		return err
 	}
-	defer unlock(c.msgLock)
+	defer c.msgLock.unlock()
 	stop := c.startWriteContext(ctx)
 	var err error
 	if c.willCompressWhole(len(data)) {
@@ -302,35 +302,17 @@ func (c *Conn) lockMessageContext(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return &ContextError{Err: err}
 	}
-	select {
-	case c.msgLock <- struct{}{}:
+	if c.msgLock.tryLock() {
 		return nil
-	default:
 	}
 	if c.closeIdleWriter() {
 		return nil
 	}
-	deadline := c.dataDeadline()
-	var timeout <-chan time.Time
-	if !deadline.IsZero() {
-		d := time.Until(deadline)
-		if d <= 0 {
-			return errWriteTimeout
-		}
-		t := time.NewTimer(d)
-		defer t.Stop()
-		timeout = t.C
-	}
-	select {
-	case c.msgLock <- struct{}{}:
-		return nil
-	case <-timeout:
-		return errWriteTimeout
-	case <-c.closedChan():
-		return net.ErrClosed
-	case <-ctx.Done():
+	err := c.msgLock.lock2(c.dataDeadline(), c.closedChan(), ctx.Done())
+	if err == errLockCanceled {
 		return &ContextError{Err: ctx.Err()}
 	}
+	return err
 }
 
 // startWriteContext binds the message being written (msgLock held) to
@@ -367,20 +349,20 @@ func (c *Conn) fireWrite() {
 // short fails the connection unless nothing of the message went out.
 func (c *Conn) sendFrameContext(deadline time.Time, write func() (int64, error)) error {
 	x := c.wctx
-	if err := lock(c.frameLock, deadline, x.w.ctx.Done()); err != nil {
+	if err := c.frameLock.lock(deadline, x.w.ctx.Done()); err != nil {
 		if err == net.ErrClosed {
 			return c.writeCanceled(0)
 		}
 		return err
 	}
 	if err := c.beginFrame(deadline); err != nil {
-		unlock(c.frameLock)
+		c.frameLock.unlock()
 		return err
 	}
 	x.mu.Lock()
 	if x.fired {
 		x.mu.Unlock()
-		unlock(c.frameLock)
+		c.frameLock.unlock()
 		return c.writeCanceled(0)
 	}
 	x.inFrame = true
@@ -398,17 +380,17 @@ func (c *Conn) sendFrameContext(deadline time.Time, write func() (int64, error))
 	switch {
 	case err == nil:
 		x.sent = true
-		unlock(c.frameLock)
+		c.frameLock.unlock()
 		return nil
 	case !fired || !isTimeout(err):
 		c.writeErr = err
-		unlock(c.frameLock)
+		c.frameLock.unlock()
 		return err
 	}
 	if n > 0 {
 		c.writeErr = err
 	}
-	unlock(c.frameLock)
+	c.frameLock.unlock()
 	return c.writeCanceled(n)
 }
 
@@ -471,8 +453,8 @@ func (c *Conn) writeControlContext(ctx context.Context, messageType int, data []
 
 // writeErrSet reports whether writes have failed for good.
 func (c *Conn) writeErrSet() bool {
-	c.frameLock <- struct{}{}
-	defer unlock(c.frameLock)
+	c.frameLock.lockWait()
+	defer c.frameLock.unlock()
 	return c.writeErr != nil
 }
 

@@ -384,13 +384,13 @@ func TestWriteControlContextCanceledWaitingForLock(t *testing.T) {
 	c, p := ctxPeer(t, nil)
 	parent, cancel := context.WithCancel(context.Background())
 	ctx := &doneAskedCtx{Context: parent, asked: make(chan struct{})}
-	c.frameLock <- struct{}{} // another writer's frame
+	c.frameLock.lockWait() // another writer's frame
 	errc := make(chan error, 1)
 	go func() { errc <- c.WriteMessageContext(ctx, PingMessage, []byte("canceled")) }()
 	wait(t, ctx.asked, "the ping to wait on ctx")
 	cancel()
 	requireContextError(t, wait(t, errc, "the ping to give up"), context.Canceled, false)
-	unlock(c.frameLock)
+	c.frameLock.unlock()
 	require.NoError(t, c.WriteMessageContext(context.Background(), PingMessage, []byte("sent")))
 	f := p.next()
 	assert.Equal(t, byte(opPing), f.op)

@@ -524,8 +524,13 @@ func (ec *engineConn) SetReadDeadline(t time.Time) error {
 	defer ec.mu.Unlock()
 	ec.deadline = unixNano(t)
 	if t.IsZero() {
+		// Dropped, not kept for the next deadline: most connections
+		// have one only during the handshake, and an idle connection
+		// should not pay a timer (about 100 bytes) for it. A callback
+		// already under way finds no deadline and does nothing.
 		if ec.timer != nil {
 			ec.timer.Stop()
+			ec.timer = nil
 		}
 		return nil
 	}

@@ -26,7 +26,7 @@ func (c *Conn) WriteJSON(v interface{}) error {
 	w := r.w
 	encErr := json.NewEncoder(ownedWriter{w}).Encode(v)
 	closeErr := w.finish()
-	unlock(c.msgLock)
+	c.msgLock.unlock()
 	if encErr != nil {
 		return encErr
 	}

@@ -260,7 +260,7 @@ func (nc *netConn) Read(p []byte) (int, error) {
 			return 0, errNetConnReadTimeout
 		}
 	}
-	defer unlock(nc.rlock)
+	defer func() { <-nc.rlock }()
 	select {
 	case <-nc.done:
 		return 0, nc.readEnd

@@ -38,7 +38,7 @@ func netConnPair(t testing.TB, ctx context.Context, ct, st int) (cnc, snc *netCo
 		for _, nc := range []*netConn{cnc, snc} {
 			nc.rlock <- struct{}{}
 			started := nc.started
-			unlock(nc.rlock)
+			<-nc.rlock
 			if started {
 				select {
 				case <-nc.rdone:

@@ -64,7 +64,7 @@ func (c *Conn) WritePreparedMessage(pm *PreparedMessage) error {
 	if err := c.lockMessage(c.dataDeadline()); err != nil {
 		return err
 	}
-	defer unlock(c.msgLock)
+	defer c.msgLock.unlock()
 	if c.willCompressWhole(len(pm.data)) {
 		if !c.isServer || c.deflate.Takeover() {
 			return c.writeCompressedMessage(byte(pm.messageType), pm.data)

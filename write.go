@@ -19,7 +19,7 @@ import (
 //     (a pong answering a ping, a close) may go out between two fragments of
 //     a message that is being streamed.
 //
-// Both are one-slot channels so that a wait can honour a deadline. The
+// Both are wlocks (lock.go) so that a wait can honour a deadline. The
 // connection state they protect (writeErr, closeSent, appliedDeadline) is
 // guarded by frameLock. msgLock is always taken before frameLock.
 //
@@ -27,37 +27,6 @@ import (
 // deadlines: the deadline that bounds a frame's write (a control frame's
 // own, or the data deadline of SetWriteDeadline) also bounds the wait for
 // frameLock, and a zero one waits as long as the write itself may.
-
-// lock takes the one-slot semaphore l, waiting until deadline at the most
-// (zero: no limit), and giving up with net.ErrClosed if done is closed
-// first (a nil done never is).
-func lock(l chan struct{}, deadline time.Time, done <-chan struct{}) error {
-	select {
-	case l <- struct{}{}:
-		return nil
-	default:
-	}
-	var timeout <-chan time.Time
-	if !deadline.IsZero() {
-		d := time.Until(deadline)
-		if d <= 0 {
-			return errWriteTimeout
-		}
-		t := time.NewTimer(d)
-		defer t.Stop()
-		timeout = t.C
-	}
-	select {
-	case l <- struct{}{}:
-		return nil
-	case <-timeout:
-		return errWriteTimeout
-	case <-done:
-		return net.ErrClosed
-	}
-}
-
-func unlock(l chan struct{}) { <-l }
 
 // dataDeadline returns the deadline set by SetWriteDeadline.
 func (c *Conn) dataDeadline() time.Time {
@@ -119,10 +88,10 @@ func (c *Conn) sendFrame(deadline time.Time, control bool, write func() (int64, 
 // sendFrameDone is sendFrame whose wait for frameLock also ends, with
 // net.ErrClosed, when done is closed.
 func (c *Conn) sendFrameDone(deadline time.Time, done <-chan struct{}, control bool, write func() (int64, error)) error {
-	if err := lock(c.frameLock, deadline, done); err != nil {
+	if err := c.frameLock.lock(deadline, done); err != nil {
 		return err
 	}
-	defer unlock(c.frameLock)
+	defer c.frameLock.unlock()
 	if err := c.beginFrame(deadline); err != nil {
 		return err
 	}
@@ -330,7 +299,7 @@ func (c *Conn) WriteMessage(messageType int, data []byte) error {
 	if err := c.lockMessage(c.dataDeadline()); err != nil {
 		return err
 	}
-	defer unlock(c.msgLock)
+	defer c.msgLock.unlock()
 	if c.willCompressWhole(len(data)) {
 		return c.writeCompressedMessage(byte(messageType), data)
 	}

@@ -17,17 +17,15 @@ import (
 // NextWriter that sits idle, it applies gorilla's rule first (see
 // closeIdleWriter).
 func (c *Conn) lockMessage(deadline time.Time) error {
-	select {
-	case c.msgLock <- struct{}{}:
+	if c.msgLock.tryLock() {
 		return nil
-	default:
 	}
 	if c.closeIdleWriter() {
 		return nil
 	}
 	// Wait, unless the Conn is closed meanwhile: a writer left open
 	// would otherwise hold the waiters for good.
-	return lock(c.msgLock, deadline, c.closedChan())
+	return c.msgLock.lock(deadline, c.closedChan())
 }
 
 // closeIdleWriter applies gorilla's rule that a new message closes the
@@ -167,7 +165,7 @@ func (c *Conn) nextWriter(messageType int, state int32) (*messageWriterRef, erro
 // openWriter is nextWriter once msgLock is held.
 func (c *Conn) openWriter(messageType int, state int32) (*messageWriterRef, error) {
 	if err := c.checkWritable(); err != nil {
-		unlock(c.msgLock)
+		c.msgLock.unlock()
 		return nil, err
 	}
 	w := &c.writer
@@ -197,8 +195,8 @@ func (c *Conn) openWriter(messageType int, state int32) (*messageWriterRef, erro
 
 // checkWritable reports the error a new message would meet at once.
 func (c *Conn) checkWritable() error {
-	c.frameLock <- struct{}{}
-	defer unlock(c.frameLock)
+	c.frameLock.lockWait()
+	defer c.frameLock.unlock()
 	if c.writeErr != nil {
 		return c.writeErr
 	}
@@ -434,6 +432,6 @@ func (r *messageWriterRef) Close() error {
 		return err
 	}
 	err = w.finish()
-	unlock(w.c.msgLock)
+	w.c.msgLock.unlock()
 	return err
 }

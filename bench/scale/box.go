@@ -89,12 +89,13 @@ func orchestrateBox(mode string, procs, n int, hold time.Duration) error {
 		return err
 	}
 	total := procs * n
-	var heap, stack, rss, crss, scpu, ccpu float64
+	var heap, stack, rss, rssfree, crss, scpu, ccpu float64
 	for i := range servers {
 		b, a := fields(before[i]), fields(after[i])
 		heap += a["heap"] - b["heap"]
 		stack += a["stack"] - b["stack"]
 		rss += a["rss"] - b["rss"]
+		rssfree += a["rssfree"] - b["rssfree"]
 		scpu += a["cpu"] - b["cpu"]
 		crss += fields(cstats[i])["rss"]
 		ccpu += fields(cstats[i])["cpu"]
@@ -102,8 +103,8 @@ func orchestrateBox(mode string, procs, n int, hold time.Duration) error {
 	per := func(v float64) float64 { return v / float64(total) / 1024 }
 	fmt.Printf("mode %s, %d server processes x %d = %d connections\n", mode, procs, n, total)
 	fmt.Printf("  connected and upgraded all in %.1f s (CPU: servers %.1f s, clients %.1f s)\n", connectTime.Seconds(), scpu, ccpu)
-	fmt.Printf("  servers: heap+stack %.2f KiB/conn (heap %.2f, stack %.2f), RSS %.2f KiB/conn, %.2f GiB in all\n",
-		per(heap+stack), per(heap), per(stack), per(rss), rss/(1<<30))
+	fmt.Printf("  servers: heap+stack %.2f KiB/conn (heap %.2f, stack %.2f), RSS %.2f KiB/conn (%.2f GiB in all; %.2f KiB/conn once freed pages are returned)\n",
+		per(heap+stack), per(heap), per(stack), per(rss), rss/(1<<30), per(rssfree))
 	fmt.Printf("  clients: RSS %.2f KiB/conn\n", per(crss))
 	fmt.Printf("  kernel (Slab delta, both socket ends): %.2f KiB/conn, %.2f GiB in all\n",
 		(slab1-slab0)/float64(total), (slab1-slab0)/(1<<20))

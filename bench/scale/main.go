@@ -173,7 +173,7 @@ func orchestrate(mode string, n int) error {
 	fmt.Printf("mode %s, %d connections\n", mode, n)
 	fmt.Printf("  server heap+stack: %.2f KiB/conn (heap %.2f, stack %.2f), goroutines %.0f\n",
 		perConn("heap")+perConn("stack"), perConn("heap"), perConn("stack"), a["goroutines"])
-	fmt.Printf("  server RSS: %.2f KiB/conn\n", perConn("rss"))
+	fmt.Printf("  server RSS: %.2f KiB/conn; %.2f once freed pages are returned to the OS\n", perConn("rss"), perConn("rssfree"))
 	fmt.Printf("  kernel (Slab delta, both socket ends): %.2f KiB/conn\n", (slab1-slab0)/float64(n))
 	fmt.Printf("  connect and upgrade all: %.2f s\n", cn["seconds"])
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,7 +88,12 @@ func runServer(mode string) error {
 			runtime.GC()
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
-			fmt.Printf("heap=%d stack=%d rss=%d goroutines=%d cpu=%.3f\n", ms.HeapInuse, ms.StackInuse, rssBytes(), runtime.NumGoroutine(), cpuSeconds())
+			rss := rssBytes()
+			// The same after the runtime returns the pages it holds
+			// free (what the scavenger does over the next minutes):
+			// the handshakes' garbage, freed but still resident.
+			debug.FreeOSMemory()
+			fmt.Printf("heap=%d stack=%d rss=%d rssfree=%d goroutines=%d cpu=%.3f\n", ms.HeapInuse, ms.StackInuse, rss, rssBytes(), runtime.NumGoroutine(), cpuSeconds())
 		case "wait":
 			n, _ := strconv.Atoi(cmd[1])
 			for i := 0; i < n; i++ {
