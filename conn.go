@@ -132,24 +132,28 @@ type Conn struct {
 	readDeadline atomic.Int64
 	rwatch       *ctxWatch
 
-	// The frame being read.
+	// The frame being read, and the message (msgType, the opcode of
+	// its first frame, is 0 between messages). Small fields are packed
+	// here, ahead of msgLen, so that Conn stays in its size class.
 	frameLeft  int64 // payload bytes of the current data frame not yet read
 	frameFinal bool
 	frameKey   [4]byte
 	frameMask  bool
-	maskPos    int
-
-	// The message being read: msgType is 0 between messages.
-	msgType    int
+	maskPos    uint8 // position in frameKey of the next payload byte
+	msgType    uint8
 	msgLen     int64
 	utf8       utf8Validator
 	readerSlot uint8 // which of readers the next message gets
 	// msgCompressed: the message being read has RSV1 (read-side
 	// compression, below).
 	msgCompressed bool
-	isServer      bool   // set by the handshake, then read-only
-	readerID      uint64 // bumped at each message's start and end
-	readers       [2]messageReader
+	isServer      bool // set by the handshake, then read-only
+	// readEnded and writesClosed belong to the closing group below
+	// (guarded by closeWaitMu); they sit here, in what would be padding.
+	readEnded    bool
+	writesClosed bool
+	readerID     uint64 // bumped at each message's start and end
+	readers      [2]messageReader
 
 	// Read-side compression, owned by the reader like the rest: inflate
 	// is non-nil exactly when compression was negotiated.
@@ -169,15 +173,14 @@ type Conn struct {
 	// ends (readEnded, with readEndErr: the peer's close or a failure) or
 	// writes are marked closed; closedCh, made only when a write has to
 	// wait for the message lock, is closed when writes are
-	// (writesClosed).
-	closeRecvd   atomic.Bool
-	closed       atomic.Bool
-	closeWaitMu  sync.Mutex
-	closeWait    chan struct{}
-	readEndErr   error
-	closedCh     chan struct{}
-	readEnded    bool
-	writesClosed bool
+	// (writesClosed). readEnded and writesClosed are declared with the
+	// read side's small fields, above.
+	closeRecvd  atomic.Bool
+	closed      atomic.Bool
+	closeWaitMu sync.Mutex
+	closeWait   chan struct{}
+	readEndErr  error
+	closedCh    chan struct{}
 
 	// Keepalive (keepalive.go): ka is made by the first SetKeepAlive and
 	// never replaced; heard is set by the read side for what arrives and

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -1294,4 +1295,16 @@ func TestPongsElidedWhileStalled(t *testing.T) {
 	// reading the rest took closeWriteWait.
 	assert.LessOrEqual(t, nc.pongWrites.Load(), int64(2), "pongs tried while the socket took nothing")
 	assert.GreaterOrEqual(t, nc.pongWrites.Load(), int64(1))
+}
+
+// TestConnSizeClass keeps Conn in the 576-byte allocation size class on
+// 64-bit platforms: an object over 512 bytes that holds pointers carries
+// an 8-byte header, so the struct may take 568 bytes. One more field
+// would move every connection to the 640-byte class; pack it into
+// padding or make room (see the layout comments in conn.go).
+func TestConnSizeClass(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("sizes here are for 64-bit platforms")
+	}
+	assert.LessOrEqual(t, unsafe.Sizeof(Conn{}), uintptr(568))
 }

@@ -117,7 +117,7 @@ func (c *Conn) startDataFrame(h *frameHeader) error {
 		return c.failProtocol(&ProtocolError{Code: CloseProtocolError, Reason: "RSV1 set on a continuation frame"})
 	}
 	if h.opcode != opContinuation {
-		c.msgType = int(h.opcode)
+		c.msgType = h.opcode
 		c.msgLen = 0
 		c.utf8.reset()
 		c.msgCompressed = compressed
@@ -147,7 +147,7 @@ func (c *Conn) payloadArrived(p []byte) {
 	c.markHeard()
 	c.frameLeft -= int64(len(p))
 	if c.frameMask {
-		c.maskPos = maskBytes(c.frameKey, c.maskPos, p)
+		c.maskPos = uint8(maskBytes(c.frameKey, int(c.maskPos), p))
 	}
 }
 

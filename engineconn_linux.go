@@ -286,7 +286,7 @@ func (ec *engineConn) inflateMessage() error {
 // when whole is nil, as assembled in ec.msg.
 func (ec *engineConn) deliver(whole []byte) error {
 	c := ec.c
-	mt := c.msgType
+	mt := int(c.msgType)
 	if err := c.finishMessage(); err != nil {
 		return err
 	}

@@ -64,7 +64,7 @@ func (c *Conn) nextReader() (int, *messageReader, error) {
 		c.readerSlot ^= 1
 		r := &c.readers[c.readerSlot]
 		r.id = c.readerID
-		return c.msgType, r, nil
+		return int(c.msgType), r, nil
 	}
 	return 0, nil, c.readErr
 }
