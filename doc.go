@@ -232,6 +232,16 @@
 // negotiated as the Upgrader says; a compressed message is gathered whole
 // and then inflated, the read limit bounding its inflated size.
 //
+// An Engine checks that its peers are alive without a timer per
+// connection: its loops visit their connections in turn, a slice at a
+// time, and ping one that has been quiet for EngineOptions.PingInterval
+// (one minute unless set); one still silent an interval later is closed
+// with CloseInternalServerErr and OnClose receives ErrKeepAliveTimeout.
+// The kernel's TCP keepalive is off on its sockets unless
+// EngineOptions.TCPKeepAlive asks for it. A keepalive the application
+// sets (Upgrader.KeepAlive, SetKeepAlive) replaces the Engine's pings
+// for that connection.
+//
 // # Tunnelling TCP protocols: NetConn
 //
 // NetConn(ctx, c, messageType) returns a net.Conn over a Conn, for
