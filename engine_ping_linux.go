@@ -85,7 +85,11 @@ func (l *eventLoop) visit(ec *engineConn) {
 		return
 	}
 	if !ec.pinged {
-		ec.pinged = c.writeControl(PingMessage, nil, pastDeadline) == nil
+		// Only a busy frame lock means "try again at the next visit". A
+		// write side that has failed or sent its close cannot ping at
+		// all: counted as pinged, so that a peer silent through the next
+		// visit too is ended rather than kept for good.
+		ec.pinged = c.writeControl(PingMessage, nil, pastDeadline) != errWriteTimeout
 		return
 	}
 	l.finish(ec, c.failKeepAlive())

@@ -700,6 +700,19 @@ func TestEnginePings(t *testing.T) {
 		}
 	})
 
+	t.Run("silent after our close", func(t *testing.T) {
+		// The application starts the closing handshake and the peer
+		// never answers: with no ping possible after the close frame,
+		// liveness still ends the connection.
+		rec, url := start(t)
+		rec.onOpen = func(c *Conn) {
+			c.WriteControl(CloseMessage, FormatCloseMessage(CloseNormalClosure, ""), time.Now().Add(testWait))
+		}
+		rawEngineConn(t, url, nil)
+		wait(t, rec.opened, "OnOpen")
+		assert.ErrorIs(t, wait(t, rec.closed, "OnClose"), ErrKeepAliveTimeout)
+	})
+
 	t.Run("silent", func(t *testing.T) {
 		rec, url := start(t)
 		nc, br := rawEngineConn(t, url, nil)
