@@ -64,7 +64,7 @@ type EngineOptions struct {
 	// the kernel fires its timers in coarse batches (16 seconds wide for
 	// a two-minute period) whatever their spread: at a million
 	// connections on one machine the probes came in bursts that
-	// overflowed the input queue, and the lost probes cost a third of the
+	// overflowed the input queue, and the lost probes cost 60% of the
 	// connections. PingInterval's pings are paced instead.
 	TCPKeepAlive time.Duration
 }
