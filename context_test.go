@@ -428,12 +428,7 @@ func TestWriteMessageContextCanceledMidFrame(t *testing.T) {
 			})
 			cancel()
 		}
-		select {
-		case err := <-errc:
-			requireContextError(t, err, want, true)
-		case <-time.After(testWait):
-			t.Fatal("the write was not canceled")
-		}
+		requireContextError(t, wait(t, errc, "the write to be canceled"), want, true)
 		cancel()
 		// Failed: writes fail, and the peer sees the TCP connection end
 		// after the part of the frame that went out.
@@ -506,12 +501,7 @@ func TestCloseContextPeerSilent(t *testing.T) {
 		if !timeout {
 			cancel()
 		}
-		select {
-		case err := <-errc:
-			requireContextError(t, err, want, true)
-		case <-time.After(testWait):
-			t.Fatal("CloseContext did not return")
-		}
+		requireContextError(t, wait(t, errc, "CloseContext to return"), want, true)
 		cancel()
 		p.expectEOF()
 	}
