@@ -130,26 +130,25 @@ func TestConnTextGenerator(t *testing.T) {
 func TestConnStreamFragments(t *testing.T) {
 	t.Parallel()
 	msg := randomBinary(rand.New(rand.NewPCG(3, 4)), 1<<20)
-	for _, side := range rawSides {
+	stream := func(c *Conn) error {
+		w, err := c.NextWriter(BinaryMessage)
+		if err != nil {
+			return err
+		}
+		for rest := msg; len(rest) > 0; {
+			n := min(1000, len(rest))
+			if _, err := w.Write(rest[:n]); err != nil {
+				return err
+			}
+			rest = rest[n:]
+		}
+		return w.Close()
+	}
+	for _, side := range echoSides {
 		t.Run(side.name, func(t *testing.T) {
 			t.Parallel()
-			p := side.start(t, func(c *Conn) error {
-				w, err := c.NextWriter(BinaryMessage)
-				if err != nil {
-					return err
-				}
-				for rest := msg; len(rest) > 0; {
-					n := min(1000, len(rest))
-					if _, err := w.Write(rest[:n]); err != nil {
-						return err
-					}
-					rest = rest[n:]
-				}
-				if err := w.Close(); err != nil {
-					return err
-				}
-				return echoWhole(c)
-			})
+			streamErr := make(chan error, 1)
+			p := side.start(t, func(c *Conn) { streamErr <- stream(c) })
 			var got []byte
 			frames := 0
 			for {
@@ -167,6 +166,7 @@ func TestConnStreamFragments(t *testing.T) {
 			}
 			require.Greater(t, frames, 1, "a streamed message must go out in fragments")
 			require.True(t, bytes.Equal(msg, got), "streamed message differs")
+			require.NoError(t, <-streamErr)
 			p.closeNormally()
 		})
 	}

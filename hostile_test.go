@@ -132,28 +132,6 @@ var attackedSides = []attackedSide{
 	{"client", false, readLoopStyle{}, false},
 }
 
-// engineApp is an attackedApp's read loop as an Engine's EventHandler: the
-// Engine hands it whole messages whether the app reads with NextReader or
-// ReadMessage, and what ended the connection comes to OnClose.
-type engineApp struct {
-	a       attackedApp
-	results chan<- appResult
-}
-
-func (h engineApp) OnOpen(c *Conn) {
-	if h.a.limit > 0 {
-		c.SetReadLimit(h.a.limit)
-	}
-}
-
-func (h engineApp) OnMessage(c *Conn, mt int, p []byte) {
-	if h.a.echo {
-		c.WriteMessage(mt, p)
-	}
-}
-
-func (h engineApp) OnClose(_ *Conn, err error) { h.results <- appResult{err: err} }
-
 // start puts a Conn running app on side opposite a raw attacker, the
 // handshake done. The Conn is closed as soon as app returns, as a program
 // would.
@@ -166,7 +144,13 @@ func (side attackedSide) start(t *testing.T, app attackedApp) *rawPeer {
 		t.Cleanup(func() { e.Close() })
 		o.serve = func(w http.ResponseWriter, r *http.Request, results chan<- appResult) {
 			u := Upgrader{EnableCompression: app.compress}
-			if _, err := e.Upgrade(&u, w, r, nil, engineApp{app, results}); err != nil {
+			// The Engine hands the handler whole messages whether the
+			// app reads with NextReader or ReadMessage.
+			h := engineEcho{quiet: !app.echo, results: results}
+			if app.limit > 0 {
+				h.setup = func(c *Conn) { c.SetReadLimit(app.limit) }
+			}
+			if _, err := e.Upgrade(&u, w, r, nil, h); err != nil {
 				results <- appResult{err: err}
 			}
 		}

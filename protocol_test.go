@@ -26,11 +26,11 @@ func runRules(t *testing.T, rules []rule, setup func(c *Conn)) {
 	if setup == nil {
 		setup = func(*Conn) {}
 	}
-	for _, side := range rawSides {
+	for _, side := range echoSides {
 		for _, r := range rules {
 			t.Run(side.name+"/"+r.name, func(t *testing.T) {
 				t.Parallel()
-				p := side.start(t, echoWholeWith(setup))
+				p := side.start(t, setup)
 				p.send(r.frames...)
 				p.expectFailed(r.code)
 			})
@@ -52,10 +52,10 @@ func TestProtoLengthForms(t *testing.T) {
 		{"64-bit", 65536, 64},
 		{"64-bit large", 200000, 64},
 	}
-	for _, side := range rawSides {
+	for _, side := range echoSides {
 		t.Run(side.name, func(t *testing.T) {
 			t.Parallel()
-			p := side.start(t, echoWhole)
+			p := side.start(t, nil)
 			for _, tc := range cases {
 				payload := make([]byte, tc.n)
 				for i := range payload {
@@ -114,10 +114,10 @@ func TestProtoBadFrames(t *testing.T) {
 	rules = append(rules, rule{"reserved opcode inside a message", []rawFrame{rawF(opText, false, "a"), rawF(0x3, true, "b")}, CloseProtocolError})
 	runRules(t, rules, nil)
 
-	for _, side := range rawSides {
+	for _, side := range echoSides {
 		t.Run(side.name+"/continuation after complete message", func(t *testing.T) {
 			t.Parallel()
-			p := side.start(t, echoWhole)
+			p := side.start(t, nil)
 			p.send(rawF(opText, true, "a"), rawF(opContinuation, true, "b"))
 			p.expectData(opText, []byte("a"))
 			p.expectFailed(CloseProtocolError)
@@ -166,11 +166,11 @@ func TestProtoInvalidUTF8FailFast(t *testing.T) {
 		{"lead byte 0xf5", rawF(opText, false, "ab\xf5")},
 		{"start of a longer frame", rawFrame{op: opText, fin: true, payload: []byte("ab\xff"), declare: true, declLen: 100}},
 	}
-	for _, side := range rawSides {
+	for _, side := range echoSides {
 		for _, tc := range cases {
 			t.Run(side.name+"/"+tc.name, func(t *testing.T) {
 				t.Parallel()
-				p := side.start(t, echoWhole)
+				p := side.start(t, nil)
 				p.send(tc.frame)
 				p.expectFailed(CloseInvalidFramePayloadData)
 			})
@@ -183,10 +183,10 @@ func TestProtoValidUTF8Fragments(t *testing.T) {
 	// Every way of cutting multi-byte characters into fragments,
 	// including empty fragments, must be accepted.
 	text := "aé€😀z\u07ff\uffff\U0010ffff"
-	for _, side := range rawSides {
+	for _, side := range echoSides {
 		t.Run(side.name, func(t *testing.T) {
 			t.Parallel()
-			p := side.start(t, echoWhole)
+			p := side.start(t, nil)
 			for cut := 0; cut <= len(text); cut++ {
 				p.send(rawF(opText, false, text[:cut]), rawF(opContinuation, false, ""), rawF(opContinuation, true, text[cut:]))
 				p.expectData(opText, []byte(text))
@@ -209,10 +209,10 @@ func TestProtoPing(t *testing.T) {
 	for i := range payload {
 		payload[i] = byte(255 - i) // not UTF-8: ping data is opaque
 	}
-	for _, side := range rawSides {
+	for _, side := range echoSides {
 		t.Run(side.name, func(t *testing.T) {
 			t.Parallel()
-			p := side.start(t, echoWhole)
+			p := side.start(t, nil)
 			for _, data := range [][]byte{payload, nil, []byte("x")} {
 				p.send(rawFrame{op: opPing, fin: true, payload: data})
 				f := p.next()
@@ -232,16 +232,16 @@ func TestProtoPing(t *testing.T) {
 // whole.
 func TestProtoControlBetweenFragments(t *testing.T) {
 	t.Parallel()
-	for _, side := range rawSides {
+	for _, side := range echoSides {
 		t.Run(side.name, func(t *testing.T) {
 			t.Parallel()
 			pongs := make(chan string, 4)
-			p := side.start(t, echoWholeWith(func(c *Conn) {
+			p := side.start(t, func(c *Conn) {
 				c.SetPongHandler(func(s string) error {
 					pongs <- s
 					return nil
 				})
-			}))
+			})
 			p.send(rawF(opText, false, "Hel"), rawF(opPing, true, "p1"))
 			f := p.next()
 			require.Equal(t, byte(opPong), f.op, "the ping must be answered while the message is unfinished")
@@ -289,11 +289,11 @@ func TestProtoClose(t *testing.T) {
 	for _, code := range []int{0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535} {
 		cases = append(cases, closeCase{name: fmt.Sprintf("code %d", code), payload: rawClose(code, "").payload, fail: CloseProtocolError})
 	}
-	for _, side := range rawSides {
+	for _, side := range echoSides {
 		for _, tc := range cases {
 			t.Run(side.name+"/"+tc.name, func(t *testing.T) {
 				t.Parallel()
-				p := side.start(t, echoWhole)
+				p := side.start(t, nil)
 				p.send(rawFrame{op: opClose, fin: true, payload: tc.payload})
 				if tc.fail != 0 {
 					p.expectFailed(tc.fail)
@@ -320,10 +320,10 @@ func TestProtoClose(t *testing.T) {
 // are ignored: the Conn answers the close and nothing else.
 func TestProtoDataAfterClose(t *testing.T) {
 	t.Parallel()
-	for _, side := range rawSides {
+	for _, side := range echoSides {
 		t.Run(side.name, func(t *testing.T) {
 			t.Parallel()
-			p := side.start(t, echoWhole)
+			p := side.start(t, nil)
 			p.send(rawF(opText, true, "before"))
 			p.expectData(opText, []byte("before"))
 			p.send(rawClose(1000, ""), rawF(opText, true, "after"), rawF(opPing, true, "late"))
@@ -337,31 +337,28 @@ func TestProtoDataAfterClose(t *testing.T) {
 // reaches the peer, and the peer's answer completes the handshake.
 func TestProtoWriteAfterCloseSent(t *testing.T) {
 	t.Parallel()
-	for _, side := range rawSides {
+	pm, err := NewPreparedMessage(TextMessage, []byte("prepared"))
+	require.NoError(t, err)
+	for _, side := range echoSides {
 		t.Run(side.name, func(t *testing.T) {
 			t.Parallel()
+			closeErr := make(chan error, 1)
 			writeErrs := make(chan error, 8)
-			p := side.start(t, func(c *Conn) error {
-				if err := c.WriteControl(CloseMessage, FormatCloseMessage(CloseGoingAway, "going"), time.Now().Add(testWait)); err != nil {
-					return err
-				}
+			// The echo that follows setup fails to write too.
+			p := side.start(t, func(c *Conn) {
+				closeErr <- c.WriteControl(CloseMessage, FormatCloseMessage(CloseGoingAway, "going"), time.Now().Add(testWait))
 				writeErrs <- c.WriteMessage(TextMessage, []byte("late"))
 				writeErrs <- c.WriteControl(PingMessage, nil, time.Now().Add(testWait))
 				writeErrs <- c.WriteControl(CloseMessage, FormatCloseMessage(CloseNormalClosure, ""), time.Now().Add(testWait))
 				_, err := c.NextWriter(BinaryMessage)
 				writeErrs <- err
-				pm, err := NewPreparedMessage(TextMessage, []byte("prepared"))
-				if err != nil {
-					return err
-				}
 				writeErrs <- c.WritePreparedMessage(pm)
 				close(writeErrs)
-				// The echo loop's writes fail too.
-				return echoWhole(c)
 			})
 			code, reason := p.expectClose()
 			require.Equal(t, CloseGoingAway, code)
 			require.Equal(t, "going", reason)
+			require.NoError(t, <-closeErr)
 			for err := range writeErrs {
 				require.ErrorIs(t, err, ErrCloseSent)
 			}
@@ -389,10 +386,10 @@ func TestProtoReadLimit(t *testing.T) {
 	}
 	runRules(t, rules, limit)
 
-	for _, side := range rawSides {
+	for _, side := range echoSides {
 		t.Run(side.name+"/at the limit", func(t *testing.T) {
 			t.Parallel()
-			p := side.start(t, echoWholeWith(limit))
+			p := side.start(t, limit)
 			msg := bytes.Repeat([]byte("0123456789abcdef"), 64)
 			p.send(rawFrame{op: opBinary, fin: true, payload: msg})
 			p.expectData(opBinary, msg)
@@ -559,10 +556,10 @@ func TestProtoStreamedWriteFrames(t *testing.T) {
 // extended lengths, masking keys and payloads arrive cut at every place.
 func TestProtoByteByByte(t *testing.T) {
 	t.Parallel()
-	for _, side := range rawSides {
+	for _, side := range echoSides {
 		t.Run(side.name, func(t *testing.T) {
 			t.Parallel()
-			p := side.start(t, echoWhole)
+			p := side.start(t, nil)
 			long := bytes.Repeat([]byte("é"), 100)
 			// A 64-bit length is minimal only from 65536 on: the
 			// header and the start of that payload go byte by byte,
@@ -600,10 +597,10 @@ func TestProtoByteByByte(t *testing.T) {
 // CloseAbnormalClosure.
 func TestProtoHugeClaimNoLimit(t *testing.T) {
 	t.Parallel()
-	for _, side := range rawSides {
+	for _, side := range echoSides {
 		t.Run(side.name, func(t *testing.T) {
 			t.Parallel()
-			p := side.start(t, echoWhole)
+			p := side.start(t, nil)
 			p.send(rawFrame{op: opBinary, fin: true, payload: make([]byte, 1000), declare: true, declLen: 1 << 40})
 			require.NoError(t, p.conn.(*net.TCPConn).CloseWrite())
 			p.expectEOF()
@@ -654,10 +651,10 @@ func TestProtoSkippedMessageChecked(t *testing.T) {
 // of a message ends the connection normally.
 func TestProtoCloseMidMessage(t *testing.T) {
 	t.Parallel()
-	for _, side := range rawSides {
+	for _, side := range echoSides {
 		t.Run(side.name, func(t *testing.T) {
 			t.Parallel()
-			p := side.start(t, echoWhole)
+			p := side.start(t, nil)
 			p.send(rawF(opText, false, "unfinished"), rawClose(CloseGoingAway, "gone"))
 			p.expectClosedBy(CloseGoingAway, "gone")
 		})

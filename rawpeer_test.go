@@ -234,13 +234,71 @@ func runRawApp(c *Conn, app func(c *Conn) error, results chan<- appResult, stop 
 	res.err = app(c)
 }
 
-// echoWholeWith runs setup on the Conn, then echoes.
+// echoWholeWith runs setup on the Conn, if set, then echoes.
 func echoWholeWith(setup func(c *Conn)) func(c *Conn) error {
 	return func(c *Conn) error {
-		setup(c)
+		if setup != nil {
+			setup(c)
+		}
 		return echoWhole(c)
 	}
 }
+
+// echoSide starts a Conn under test that runs setup (if set) and then
+// echoes every data message whole, opposite a raw peer.
+type echoSide struct {
+	name  string
+	start func(t *testing.T, setup func(c *Conn)) *rawPeer
+}
+
+// echoSides run rules whose application is an echo on the two Conns of
+// rawSides, running echoWhole, and on a server Conn served by an Engine,
+// so that the event-driven path meets every rule the blocking one does.
+var echoSides = []echoSide{
+	{"server", func(t *testing.T, setup func(c *Conn)) *rawPeer { return serveRaw(t, echoWholeWith(setup)) }},
+	{"client", func(t *testing.T, setup func(c *Conn)) *rawPeer { return dialRaw(t, echoWholeWith(setup)) }},
+	{"engine", serveEngineEcho},
+}
+
+// serveEngineEcho serves a Conn from an Engine of its own opposite a raw
+// client. The handler runs setup in OnOpen and echoes each message; the
+// error OnClose gets is the application's result, as ReadMessage's is for
+// echoWhole.
+func serveEngineEcho(t *testing.T, setup func(c *Conn)) *rawPeer {
+	t.Helper()
+	e, err := NewEngine(EngineOptions{Loops: 1})
+	require.NoError(t, err)
+	t.Cleanup(func() { e.Close() })
+	return serveRawWith(t, nil, rawOptions{serve: func(w http.ResponseWriter, r *http.Request, results chan<- appResult) {
+		var u Upgrader
+		if _, err := e.Upgrade(&u, w, r, nil, engineEcho{setup: setup, results: results}); err != nil {
+			results <- appResult{err: err}
+		}
+	}})
+}
+
+// engineEcho is an EventHandler that runs setup (if set) when the
+// connection opens, echoes each message unless quiet, and sends what ended
+// the connection on results.
+type engineEcho struct {
+	setup   func(c *Conn)
+	quiet   bool
+	results chan<- appResult
+}
+
+func (h engineEcho) OnOpen(c *Conn) {
+	if h.setup != nil {
+		h.setup(c)
+	}
+}
+
+func (h engineEcho) OnMessage(c *Conn, mt int, p []byte) {
+	if !h.quiet {
+		c.WriteMessage(mt, p)
+	}
+}
+
+func (h engineEcho) OnClose(_ *Conn, err error) { h.results <- appResult{err: err} }
 
 // rawFrame describes a frame for the raw peer to write, valid or not.
 type rawFrame struct {
