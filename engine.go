@@ -126,12 +126,21 @@ func (o EngineOptions) withDefaults() EngineOptions {
 // methods work from h's methods and from any goroutine, as for any Conn;
 // its blocking read methods fail, since messages go to h.
 //
+// A WebSocket opened over HTTP/2 (RFC 8441) is refused with 501: its
+// stream has no socket of its own and lives only while its handler runs,
+// so serve it with u.Upgrade.
+//
 // Compression is negotiated as u says. A compressed message is gathered
 // whole and then inflated, with the read limit applied to its inflated
 // size as for any Conn.
 func (e *Engine) Upgrade(u *Upgrader, w http.ResponseWriter, r *http.Request, responseHeader http.Header, h EventHandler) (*Conn, error) {
 	if e.closed.Load() {
 		return nil, ErrEngineClosed
+	}
+	if isExtendedConnect(r) {
+		// An HTTP/2 stream has no socket of its own to hand to a loop,
+		// and lives only while its handler runs.
+		return u.fail(w, r, http.StatusNotImplemented, "websocket: an Engine serves WebSockets over HTTP/1.1 only, not over HTTP/2")
 	}
 	c, err := u.upgrade(w, r, responseHeader)
 	if err != nil {

@@ -262,8 +262,13 @@ func parseExtensions(h http.Header, max int) (offers []extensionOffer, ok bool) 
 
 // IsWebSocketUpgrade reports whether the client requested upgrade to the
 // WebSocket protocol: its Connection header lists "upgrade" and its Upgrade
-// header lists "websocket", both compared case-insensitively.
+// header lists "websocket", both compared case-insensitively; or, over
+// HTTP/2, it is an extended CONNECT whose :protocol is "websocket" (RFC
+// 8441), which Upgrader.Upgrade accepts too.
 func IsWebSocketUpgrade(r *http.Request) bool {
+	if isExtendedConnect(r) {
+		return asciiEqualFold(r.Header.Get(":protocol"), "websocket")
+	}
 	return headerListContainsToken(r.Header, "Connection", "upgrade") &&
 		headerListContainsToken(r.Header, "Upgrade", "websocket")
 }

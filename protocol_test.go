@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -602,7 +601,7 @@ func TestProtoHugeClaimNoLimit(t *testing.T) {
 			t.Parallel()
 			p := side.start(t, nil)
 			p.send(rawFrame{op: opBinary, fin: true, payload: make([]byte, 1000), declare: true, declLen: 1 << 40})
-			require.NoError(t, p.conn.(*net.TCPConn).CloseWrite())
+			require.NoError(t, p.conn.(interface{ CloseWrite() error }).CloseWrite())
 			p.expectEOF()
 			var ce *CloseError
 			require.ErrorAs(t, p.result(), &ce)

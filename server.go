@@ -79,6 +79,17 @@ type Upgrader struct {
 	// Conn.SetKeepAlive(KeepAlive.Interval, KeepAlive.Timeout) would; the
 	// zero value leaves it off. KeepAlive is an addition to gorilla's API.
 	KeepAlive KeepAlive
+
+	// DisableHTTP2, if set, makes Upgrade refuse WebSockets opened over
+	// HTTP/2 (RFC 8441 extended CONNECT) as an HTTP/1.1-only server
+	// would: 405, the method not being GET. By default they are accepted
+	// when the http.Server lets them in, which Go's does only when the
+	// process starts with GODEBUG=http2xconnect=1 (see the package
+	// documentation). A server that accepts none should rather not
+	// enable that setting: it is what makes browsers open WebSockets on
+	// an HTTP/2 connection in the first place. DisableHTTP2 is an
+	// addition to gorilla's API.
+	DisableHTTP2 bool
 }
 
 // fail answers the client with status through u.Error (or the default
@@ -189,6 +200,21 @@ func (u *Upgrader) checkRequest(r *http.Request, responseHeader http.Header) (st
 	if !headerListContainsToken(r.Header, "Upgrade", "websocket") {
 		return http.StatusBadRequest, notWebSocket + "'websocket' token not found in 'Upgrade' header"
 	}
+	if status, reason := u.checkVersionAndOrigin(r, responseHeader); status != 0 {
+		return status, reason
+	}
+	if isRepeatedField(r.Header, "Sec-Websocket-Key") {
+		return http.StatusBadRequest, "websocket: not a websocket handshake: 'Sec-WebSocket-Key' header appears more than once"
+	}
+	if !isValidChallengeKey(r.Header.Get("Sec-Websocket-Key")) {
+		return http.StatusBadRequest, "websocket: not a websocket handshake: 'Sec-WebSocket-Key' header must be Base64 encoded value of 16-byte in length"
+	}
+	return 0, ""
+}
+
+// checkVersionAndOrigin holds the checks an upgrade over HTTP/1.1 and
+// one over HTTP/2 share: the version, the response header and the origin.
+func (u *Upgrader) checkVersionAndOrigin(r *http.Request, responseHeader http.Header) (status int, reason string) {
 	// RFC 6455 section 11.3.1 and 11.3.5: Sec-WebSocket-Key and
 	// Sec-WebSocket-Version must not appear more than once in a request
 	// (a comma makes a list, which counts as several).
@@ -207,12 +233,6 @@ func (u *Upgrader) checkRequest(r *http.Request, responseHeader http.Header) (st
 	}
 	if !checkOrigin(r) {
 		return http.StatusForbidden, "websocket: request origin not allowed by Upgrader.CheckOrigin"
-	}
-	if isRepeatedField(r.Header, "Sec-Websocket-Key") {
-		return http.StatusBadRequest, "websocket: not a websocket handshake: 'Sec-WebSocket-Key' header appears more than once"
-	}
-	if !isValidChallengeKey(r.Header.Get("Sec-Websocket-Key")) {
-		return http.StatusBadRequest, "websocket: not a websocket handshake: 'Sec-WebSocket-Key' header must be Base64 encoded value of 16-byte in length"
 	}
 	return 0, ""
 }
@@ -248,26 +268,17 @@ func (u *Upgrader) Upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 
 // upgrade is Upgrade without starting the keepalive.
 func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request, responseHeader http.Header) (*Conn, error) {
+	if !u.DisableHTTP2 && isExtendedConnect(r) {
+		return u.upgradeH2(w, r, responseHeader)
+	}
 	if status, reason := u.checkRequest(r, responseHeader); status != 0 {
 		return u.fail(w, r, status, reason)
 	}
 	challengeKey := r.Header.Get("Sec-Websocket-Key")
 	subprotocol := u.selectSubprotocol(r, responseHeader)
-
-	var (
-		pmd        pmdParams
-		pmdOK      bool
-		extensions string
-	)
-	if u.EnableCompression {
-		if err := u.Compression.validate(); err != nil {
-			return u.fail(w, r, http.StatusInternalServerError, err.Error())
-		}
-		// A malformed header still yields the offers parsed before the
-		// fault; an offer that is not acceptable is declined, and so are
-		// offers past the first maxExtensionOffers.
-		offers, _ := parseExtensions(r.Header, maxExtensionOffers)
-		pmd, extensions, pmdOK = negotiateServer(offers, u.Compression.pmdOptions())
+	pmd, extensions, pmdOK, err := u.negotiateCompression(r)
+	if err != nil {
+		return u.fail(w, r, http.StatusInternalServerError, err.Error())
 	}
 
 	netConn, brw, err := http.NewResponseController(w).Hijack()
@@ -324,6 +335,25 @@ func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request, responseHeade
 		netConn.SetWriteDeadline(time.Time{})
 	}
 	return c, nil
+}
+
+// negotiateCompression answers r's permessage-deflate offers when
+// u.EnableCompression is set: the parameters and the response's extension
+// field for the offer accepted, if one is; an error only for invalid
+// u.Compression.
+func (u *Upgrader) negotiateCompression(r *http.Request) (pmd pmdParams, extensions string, ok bool, err error) {
+	if !u.EnableCompression {
+		return pmd, "", false, nil
+	}
+	if err := u.Compression.validate(); err != nil {
+		return pmd, "", false, err
+	}
+	// A malformed header still yields the offers parsed before the
+	// fault; an offer that is not acceptable is declined, and so are
+	// offers past the first maxExtensionOffers.
+	offers, _ := parseExtensions(r.Header, maxExtensionOffers)
+	pmd, extensions, ok = negotiateServer(offers, u.Compression.pmdOptions())
+	return pmd, extensions, ok, nil
 }
 
 // appendResponse appends the complete 101 response to dst. It sizes the
