@@ -50,6 +50,7 @@ package websocket
 // is refused.
 
 import (
+	"bufio"
 	"bytes"
 	"compress/flate"
 	"errors"
@@ -677,17 +678,30 @@ func serverDeflateCase(start func(*testing.T, Upgrader) (*httptest.Server, <-cha
 }
 
 func runServerDeflateCase(t *testing.T, start func(*testing.T, Upgrader) (*httptest.Server, <-chan error), v serverDeflateVariant, c deflateCase) {
-	srv, errc := start(t, Upgrader{
+	runServerDeflateCaseOn(t, func(t *testing.T, up Upgrader, offer string) (net.Conn, *bufio.Reader, *http.Response, <-chan error) {
+		srv, errc := start(t, up)
+		nc, err := net.DialTimeout("tcp", srv.Listener.Addr().String(), testWait)
+		require.NoError(t, err)
+		t.Cleanup(func() { nc.Close() })
+		br, resp := sendClientHandshakeOffer(t, nc, srv.Listener.Addr().String(), offer)
+		return nc, br, resp, errc
+	}, v, c)
+}
+
+// deflateOpener serves up, opens a WebSocket to it offering offer, and
+// returns the connection, the reader to go on with, the handshake's
+// response and the channel the server's echo loop reports its end on.
+type deflateOpener func(t *testing.T, up Upgrader, offer string) (net.Conn, *bufio.Reader, *http.Response, <-chan error)
+
+// runServerDeflateCaseOn runs case c against the server variant v opened
+// by open.
+func runServerDeflateCaseOn(t *testing.T, open deflateOpener, v serverDeflateVariant, c deflateCase) {
+	offers := deflateParamSets[c.params].offers
+	nc, br, resp, errc := open(t, Upgrader{
 		CheckOrigin:       func(*http.Request) bool { return true },
 		EnableCompression: true,
 		Compression:       v.opts,
-	})
-
-	nc, err := net.DialTimeout("tcp", srv.Listener.Addr().String(), testWait)
-	require.NoError(t, err)
-	defer nc.Close()
-	offers := deflateParamSets[c.params].offers
-	br, resp := sendClientHandshakeOffer(t, nc, srv.Listener.Addr().String(), offerHeader(offers))
+	}, offerHeader(offers))
 
 	exts := resp.Header.Values("Sec-WebSocket-Extensions")
 	require.Equal(t, []string{v.responses[c.params]}, exts, "response to the offer %q", offerHeader(offers))

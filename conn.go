@@ -66,8 +66,11 @@ type BufferPool interface {
 // Engine.Close), and a connection
 // it serves with a read deadline set has a time.AfterFunc timer that hands
 // the expiry to its loop. A NetConn that has been read from runs one
-// goroutine that reads the Conn for it, until the connection ends. The
-// Engine's loop takes the place of the
+// goroutine that reads the Conn for it, until the connection ends. A
+// Conn upgraded over HTTP/2 (http2.go) runs, from its first read, one
+// goroutine that pumps the request body to it, until the body ends or the
+// Conn is closed; a read deadline set on it is a time.AfterFunc timer.
+// The Engine's loop takes the place of the
 // reading goroutine: it alone touches the read side, and its engineConn
 // lock is taken last and alone, like closeWaitMu, as is the keepalive's
 // own lock.

@@ -259,12 +259,40 @@
 // A message of the other data type fails the connection with 1003 and a
 // *MessageTypeError.
 //
+// # WebSockets over HTTP/2
+//
+// Upgrader.Upgrade also accepts a WebSocket opened over HTTP/2 (RFC
+// 8441): an extended CONNECT request whose :protocol is "websocket",
+// which browsers send on an HTTP/2 connection they already have when the
+// server announced SETTINGS_ENABLE_CONNECT_PROTOCOL. Go's HTTP/2 server
+// announces it and lets such requests in only when the process starts
+// with GODEBUG=http2xconnect=1 (it reads the variable once, at start-up),
+// over TLS or, with http.Server.Protocols, in clear text (h2c). The
+// version, origin, subprotocol and permessage-deflate checks are those of
+// HTTP/1.1; the answer is 200 without Sec-WebSocket-Accept, and
+// IsWebSocketUpgrade reports true for such a request. The Conn reads the
+// request body and writes through the ResponseWriter, flushing each write,
+// so everything else behaves as over TCP; deadlines and contexts too (a
+// read that timed out waiting for a message can be retried, which
+// HTTP/2's own stream deadlines do not allow).
+//
+// The difference is the handler: nothing is hijacked, and the stream
+// lives only as long as the handler that upgraded it runs. The handler
+// must not return while the Conn is in use (the pattern of starting the
+// connection's goroutines and returning, fine over HTTP/1.1, ends the
+// stream at once); Close stops the stream's reads and writes, and the
+// handler's return then ends the stream cleanly (END_STREAM), leaving the
+// HTTP/2 connection and its other streams alone. An Engine does not serve
+// such requests (501). Upgrader.DisableHTTP2 refuses them (405). There is
+// no client side: net/http's Transport does not send extended CONNECT.
+//
 // # Differences from gorilla
 //
 // The exported API is gorilla's, with additions only: concurrent writers
 // and EnableConcurrentWriters (above), CloseGracefully, CompressionOptions,
 // the Engine, NetConn, keepalive (KeepAlive, SetKeepAlive,
-// ErrKeepAliveTimeout), Conn.Extensions, Dialer.MaxResponseHeaderBytes with
+// ErrKeepAliveTimeout), WebSockets over HTTP/2 (Upgrader.DisableHTTP2),
+// Conn.Extensions, Dialer.MaxResponseHeaderBytes with
 // ErrResponseHeaderTooLarge, and *ProtocolError. The read methods return
 // *CloseError values unwrapped, so type assertions keep working, and
 // IsCloseError and IsUnexpectedCloseError also see wrapped ones. A request

@@ -514,3 +514,32 @@ func TestAutobahnServerH2(t *testing.T) {
 		})
 	}
 }
+
+// TestAutobahnServerDeflateH2 replays the permessage-deflate cases (12.*
+// and 13.*) against our server over HTTP/2 streams, for every server
+// variant of TestAutobahnServerDeflate.
+func TestAutobahnServerDeflateH2(t *testing.T) {
+	t.Parallel()
+	for _, mode := range h2Modes {
+		t.Run(mode, func(t *testing.T) {
+			runDeflateCases(t, serverDeflateVariants, func(v serverDeflateVariant) (string, bool) { return v.name, v.brief },
+				func(t *testing.T, v serverDeflateVariant, c deflateCase) {
+					runServerDeflateCaseOn(t, func(t *testing.T, up Upgrader, offer string) (net.Conn, *bufio.Reader, *http.Response, <-chan error) {
+						errc := make(chan error, 1)
+						bridge, path := h2Serve(t, mode, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+							conn, err := up.Upgrade(w, r, nil)
+							if err != nil {
+								errc <- err
+								return
+							}
+							defer conn.Close()
+							errc <- echoStreamed(conn)
+						}))
+						resp, nc, br := h2Dial(t, bridge, path, http.Header{"Sec-Websocket-Extensions": {offer}})
+						require.Equal(t, http.StatusOK, resp.StatusCode)
+						return nc, br, resp, errc
+					}, v, c)
+				})
+		})
+	}
+}

@@ -169,8 +169,8 @@ func TestClusterChatPages(t *testing.T) {
 	needBrowser(t)
 	redisAddr := startRedis(t)
 	bin := buildClusterchat(t)
-	nodeA := runExample(t, "clusterchat node-a", bin, "-redis", redisAddr, "-node", "node-a")
-	nodeB := runExample(t, "clusterchat node-b", bin, "-redis", redisAddr, "-node", "node-b")
+	nodeA := runExample(t, nil, "clusterchat node-a", bin, "-redis", redisAddr, "-node", "node-a")
+	nodeB := runExample(t, nil, "clusterchat node-b", bin, "-redis", redisAddr, "-node", "node-b")
 
 	ann := openPage(t, nodeA.url, "ann")
 	ben := openPage(t, nodeB.url, "ben")

@@ -36,7 +36,7 @@ const (
 )
 
 // The examples the tests start, by the name go build gives their binary.
-var examplePackages = []string{"./examples/echo/server", "./examples/chat", "./examples/command", "./examples/filewatch"}
+var examplePackages = []string{"./examples/echo/server", "./examples/chat", "./examples/command", "./examples/filewatch", "./examples/http2"}
 
 var (
 	chromePath string
@@ -91,6 +91,8 @@ func needBrowser(t *testing.T) context.Context {
 			// root (as in CI) do not offer; the pages are our own.
 			chromedp.NoSandbox,
 			chromedp.Flag("disable-gpu", true),
+			// The http2 example's certificate is self-signed.
+			chromedp.Flag("ignore-certificate-errors", true),
 		)
 		allocCtx, allocCancel := chromedp.NewExecAllocator(context.Background(), opts...)
 		ctx, cancel := chromedp.NewContext(allocCtx)
@@ -117,11 +119,18 @@ type example struct {
 	log  strings.Builder
 }
 
-var listening = regexp.MustCompile(`http://127\.0\.0\.1:[0-9]+`)
+var listening = regexp.MustCompile(`https?://127\.0\.0\.1:[0-9]+`)
 
 // startExample builds the examples (once) and runs the one named bin on a
 // free loopback port, as go run would.
 func startExample(t *testing.T, bin string, args ...string) *example {
+	t.Helper()
+	return startExampleEnv(t, nil, bin, args...)
+}
+
+// startExampleEnv is startExample with env added to the program's
+// environment.
+func startExampleEnv(t *testing.T, env []string, bin string, args ...string) *example {
 	t.Helper()
 	needBrowser(t) // skip before building when there is no browser
 	buildOnce.Do(func() {
@@ -136,17 +145,20 @@ func startExample(t *testing.T, bin string, args ...string) *example {
 		}
 	})
 	require.NoError(t, buildErr)
-	return runExample(t, bin, filepath.Join(binDir, bin), args...)
+	return runExample(t, env, bin, filepath.Join(binDir, bin), args...)
 }
 
 // runExample runs the example program at path, built already, on a free
 // loopback port; name is what the test's log calls it. The test ends it
 // with SIGINT if it is still running, and logs its output if the test
 // failed.
-func runExample(t *testing.T, name, path string, args ...string) *example {
+func runExample(t *testing.T, env []string, name, path string, args ...string) *example {
 	t.Helper()
 	e := &example{t: t, done: make(chan struct{})}
 	e.cmd = exec.Command(path, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
+	if env != nil {
+		e.cmd.Env = append(os.Environ(), env...)
+	}
 	stderr, err := e.cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, e.cmd.Start())
