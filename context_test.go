@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -517,5 +518,71 @@ func TestCloseContextPeerAnswers(t *testing.T) {
 	require.Equal(t, CloseNormalClosure, code)
 	p.send(rawClose(CloseNormalClosure, ""))
 	require.NoError(t, <-errc)
+	p.expectEOF()
+}
+
+// A compressed message whose write is canceled before any of it went out
+// leaves the connection usable (Failed false); with context takeover the
+// compressor had taken the message into its history, which the peer never
+// received, so the next message must not refer to it.
+func TestWriteMessageContextCanceledCompressedInStep(t *testing.T) {
+	client, server := newPair(t, &Upgrader{EnableCompression: true}, &Dialer{EnableCompression: true})
+	require.Equal(t, "permessage-deflate", server.Extensions(), "takeover both ways")
+	canceled := bytes.Repeat([]byte("the quick brown fox jumps over the lazy dog "), 40)
+	parent, cancel := context.WithCancel(context.Background())
+	ctx := &doneAskedCtx{Context: parent, asked: make(chan struct{})}
+	server.frameLock.lockWait() // another writer's frame
+	errc := make(chan error, 1)
+	go func() { errc <- server.WriteMessageContext(ctx, TextMessage, canceled) }()
+	wait(t, ctx.asked, "the write to wait on ctx")
+	cancel()
+	requireContextError(t, wait(t, errc, "the write to give up"), context.Canceled, false)
+	server.frameLock.unlock()
+
+	// The same text again: a compressor that remembered the canceled
+	// copy would send back-references to it.
+	require.NoError(t, server.WriteMessage(TextMessage, canceled))
+	require.NoError(t, client.SetReadDeadline(time.Now().Add(testWait)))
+	_, got, err := client.ReadMessage()
+	require.NoError(t, err)
+	require.Equal(t, string(canceled), string(got))
+	require.NoError(t, server.WriteMessage(TextMessage, canceled))
+	_, got, err = client.ReadMessage()
+	require.NoError(t, err)
+	require.Equal(t, string(canceled), string(got), "history in step after the canceled message")
+}
+
+// A streamed message whose next fragment cannot go out (its wait for the
+// frame lock timed out, nothing of it sent) leaves the peer inside the
+// message: no other data message may follow, so every later data write
+// fails with the same error, while the connection is not otherwise
+// failed.
+func TestWriterCutMessageStopsDataWrites(t *testing.T) {
+	c, p := ctxPeer(t, nil)
+	w, err := c.NextWriter(BinaryMessage)
+	require.NoError(t, err)
+	first := bytes.Repeat([]byte{1}, defaultWriteBufferSize+100) // goes out as a fragment
+	_, err = w.Write(first)
+	require.NoError(t, err)
+	f := p.next()
+	require.False(t, f.fin)
+	require.Len(t, f.payload, len(first))
+
+	c.frameLock.lockWait() // a control frame's writer holds the lock
+	require.NoError(t, c.SetWriteDeadline(time.Now().Add(50*time.Millisecond)))
+	_, err = w.Write(bytes.Repeat([]byte{2}, defaultWriteBufferSize+100))
+	require.True(t, isTimeout(err), "%v", err)
+	c.frameLock.unlock()
+	require.NoError(t, c.SetWriteDeadline(time.Time{}))
+
+	require.ErrorIs(t, w.Close(), err)
+	require.ErrorIs(t, c.WriteMessage(TextMessage, []byte("not inside the message")), err)
+	_, err2 := c.NextWriter(TextMessage)
+	require.ErrorIs(t, err2, err)
+	// Control frames may still go: they are allowed between fragments.
+	require.NoError(t, c.WriteControl(PingMessage, []byte("p"), time.Now().Add(testWait)))
+	f = p.next()
+	require.Equal(t, byte(opPing), f.op)
+	require.NoError(t, c.Close())
 	p.expectEOF()
 }

@@ -212,10 +212,37 @@ func (c *Conn) writeFrame(buf []byte, n int, fin bool, opcode, rsv byte) error {
 	start := maxFrameHeaderSize - headerSize(n, masked)
 	appendFrameHeader(buf[start:start], fin, rsv, opcode, n, masked, key)
 	frame := buf[start : maxFrameHeaderSize+n]
-	return c.sendFrame(c.dataDeadline(), false, func() (int64, error) {
+	return c.sendDataFrame(opcode, rsv, func() (int64, error) {
 		m, err := c.conn.Write(frame)
 		return int64(m), err
 	})
+}
+
+// sendDataFrame is sendFrame for a frame of a data message, opcode and
+// rsv being its header's; msgLock is held. A failure that leaves the
+// connection writable (nothing of the frame went out: the frame lock's
+// wait timed out or was canceled) must still leave the stream and the
+// compressor as the peer sees them. A continuation frame: the peer holds
+// the message's earlier frames and waits for the rest, so no other data
+// message may follow; the writer records the cut (under msgLock, as the
+// frame lock may be held by a stuck control frame) and every later data
+// frame fails with the same error. The first frame of a compressed
+// message: with context takeover the compressor took the message into
+// its history, which the peer will never have, so the history is dropped.
+func (c *Conn) sendDataFrame(opcode, rsv byte, write func() (int64, error)) error {
+	w := &c.writer
+	if w.cut {
+		return w.err
+	}
+	err := c.sendFrame(c.dataDeadline(), false, write)
+	switch {
+	case err == nil:
+	case opcode == opContinuation:
+		w.cut, w.err = true, err
+	case rsv&rsv1Bit != 0:
+		c.deflate.Forget()
+	}
+	return err
 }
 
 // vectoredWrite is the scratch space of a vectored write, pooled so that
@@ -236,7 +263,7 @@ func (c *Conn) writeDirect(fin bool, opcode, rsv byte, p []byte) error {
 	v.bufs[0] = appendFrameHeader(v.hdr[:0], fin, rsv, opcode, len(p), false, [4]byte{})
 	v.bufs[1] = p
 	v.vec = v.bufs[:]
-	err := c.sendFrame(c.dataDeadline(), false, func() (int64, error) { return v.vec.WriteTo(c.conn) })
+	err := c.sendDataFrame(opcode, rsv, func() (int64, error) { return v.vec.WriteTo(c.conn) })
 	v.bufs[1], v.vec = nil, nil // do not keep the caller's slice
 	vectoredWrites.Put(v)
 	return err
@@ -265,7 +292,7 @@ func (c *Conn) writeLarge(fin bool, opcode byte, p []byte) error {
 func (c *Conn) writeMaskedLarge(buf []byte, fin bool, opcode, rsv byte, p []byte) error {
 	key := newMaskKey()
 	hdr := appendFrameHeader(buf[:0], fin, rsv, opcode, len(p), true, key)
-	return c.sendFrame(c.dataDeadline(), false, func() (int64, error) {
+	return c.sendDataFrame(opcode, rsv, func() (int64, error) {
 		var total int64
 		b, rest, pos := hdr, p, 0
 		for len(rest) > 0 {

@@ -107,8 +107,12 @@ type messageWriter struct {
 	// it has been sent yet.
 	compress bool
 	first    bool
-	err      error
-	refs     [2]messageWriterRef
+	// cut: a message's continuation frame failed with the connection
+	// still writable (see sendDataFrame); err then holds that failure,
+	// which every later data message returns. Guarded by msgLock.
+	cut  bool
+	err  error
+	refs [2]messageWriterRef
 }
 
 // messageWriterRef is what NextWriter hands out: it binds the reused
@@ -169,6 +173,10 @@ func (c *Conn) openWriter(messageType int, state int32) (*messageWriterRef, erro
 		return nil, err
 	}
 	w := &c.writer
+	if w.cut {
+		c.msgLock.unlock()
+		return nil, w.err
+	}
 	w.buf = c.getWriteBuffer()
 	w.size = c.writeBufSize
 	w.n = 0

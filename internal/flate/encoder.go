@@ -195,6 +195,18 @@ func (e *Encoder) reset() {
 	e.histLen = 0
 }
 
+// Forget drops the history, as if no message had been compressed: the
+// next message refers to nothing before it. A caller whose compressed
+// message never reached the peer calls it, since with context takeover
+// the peer's window lacks that message and the next one could otherwise
+// refer to it. Output after Forget is valid for any window the peer
+// holds. Memory already held is kept for reuse.
+func (e *Encoder) Forget() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.reset()
+}
+
 // HeldBytes reports the memory the Encoder holds between messages, beyond
 // its struct (and the timer of an Encoder with takeover): the history
 // ring, and the match index unless it has been dropped.

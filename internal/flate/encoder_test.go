@@ -518,3 +518,23 @@ func goIdle(e *Encoder) {
 	e.idleTick()
 	e.idleTick()
 }
+
+// TestEncoderForget drops a message compressed with takeover, as when it
+// never reached the peer: the peer's inflater, which saw every other
+// message, must decode the rest, the next one included although it repeats
+// the dropped one.
+func TestEncoderForget(t *testing.T) {
+	msgs := flatetest.ChatJSON(7, 30)
+	e := NewEncoder(15, 6, true)
+	f := &flatetest.Inflater{Window: 1 << 15, Takeover: true}
+	for i, m := range msgs {
+		c := e.Compress(nil, m)
+		if i%4 == 1 {
+			e.Forget() // this one is lost on the way
+			c = e.Compress(nil, m)
+		}
+		got, err := f.Inflate(c)
+		require.NoError(t, err, "message %d", i)
+		require.Equal(t, m, got, "message %d", i)
+	}
+}
