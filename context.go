@@ -69,6 +69,11 @@ type ctxWatch struct {
 	fired bool
 	cb    func()
 	ran   chan struct{}
+	// msg is the context NextReaderContext or NextWriterContext bound
+	// a message to, and msgID that message's reader id or writer seq:
+	// each Read, Write or Close of that message is bound to msg in turn.
+	msg   context.Context
+	msgID uint64
 }
 
 // init makes the callback, which runs fire; once per watch.
@@ -123,11 +128,14 @@ func (c *Conn) ReadMessageContext(ctx context.Context) (messageType int, p []byt
 }
 
 // NextReaderContext is NextReader with the wait for the next message
-// bounded by ctx, with the outcomes ReadMessageContext describes. The
-// context bounds NextReaderContext alone: reads from the returned reader
-// are bounded by SetReadDeadline, not by ctx. A NextReaderContext that has
-// to skip the unread rest of the previous message and is canceled while
-// doing so fails the connection.
+// bounded by ctx, with the outcomes ReadMessageContext describes. Each
+// Read from the returned reader is bounded by ctx too (and by
+// SetReadDeadline, the earlier winning): as the message is then under
+// way, a Read that ctx ends while it waits for the network fails the
+// connection (a *ContextError with Failed true). A Read served from bytes
+// already received does not wait, so it does not look at ctx. A
+// NextReaderContext that has to skip the unread rest of the previous
+// message and is canceled while doing so fails the connection.
 //
 // NextReaderContext is an addition to gorilla's API.
 func (c *Conn) NextReaderContext(ctx context.Context) (messageType int, r io.Reader, err error) {
@@ -145,7 +153,29 @@ func (c *Conn) NextReaderContext(ctx context.Context) (messageType int, r io.Rea
 	if err != nil {
 		return 0, nil, err
 	}
+	c.rwatch.msg, c.rwatch.msgID = ctx, mr.id
 	return messageType, mr, nil
+}
+
+// readBound is Read for a reader from NextReaderContext: readMessageData
+// bounded by the reader's context. readMu is held.
+func (c *Conn) readBound(p []byte) (int, error) {
+	w := c.rwatch
+	var n int
+	var err error
+	if !c.msgCompressed && ((c.frameLeft > 0 && c.rend > c.rpos) || (c.frameLeft == 0 && c.frameFinal)) {
+		// Served from the buffer, or the message's end: no wait, so
+		// nothing for ctx to bound (and no context.AfterFunc to pay).
+		n, err = c.readMessageData(p)
+	} else {
+		stop := c.startReadContext(w.msg)
+		n, err = c.readMessageData(p)
+		c.endReadContext(stop)
+	}
+	if err != nil {
+		w.msg = nil // the message ended, or the connection did
+	}
+	return n, err
 }
 
 // checkReadContext returns the error a context-bound read meets before
@@ -274,8 +304,13 @@ func (c *Conn) WriteMessageContext(ctx context.Context, messageType int, data []
 // NextWriterContext is NextWriter with the wait for the message lock
 // (another goroutine's message being written) bounded by ctx: if ctx ends
 // first, it returns a *ContextError with Failed false and nothing is
-// sent. The context bounds NextWriterContext alone: the returned
-// writer's Write and Close are bounded by SetWriteDeadline, not by ctx.
+// sent. Each Write and Close of the returned writer that sends a frame is
+// bounded by ctx too (and by SetWriteDeadline, the earlier winning), with
+// WriteMessageContext's outcomes: if ctx ends before any frame of the
+// message went out, the message is dropped (the write and Close return a
+// *ContextError with Failed false) and the connection stays usable;
+// after that, the connection is failed (Failed true). Writes that only
+// fill the write buffer do not look at ctx.
 //
 // NextWriterContext is an addition to gorilla's API.
 func (c *Conn) NextWriterContext(ctx context.Context, messageType int) (io.WriteCloser, error) {
@@ -294,7 +329,37 @@ func (c *Conn) NextWriterContext(ctx context.Context, messageType int) (io.Write
 	if err != nil {
 		return nil, err
 	}
+	if isControl(byte(messageType)) {
+		// Sent as WriteControl on Close, under the write deadline.
+		return r, nil
+	}
+	if c.wctx == nil {
+		// Made on first use; msgLock is held.
+		c.wctx = new(writeContext)
+		c.wctx.w.init(c.fireWrite)
+	}
+	x := c.wctx
+	x.w.msg, x.w.msgID, x.sent = ctx, r.seq, false
 	return r, nil
+}
+
+// bindWriter binds a call on the writer of message seq to the context
+// NextWriterContext gave it, if any; unbindWriter ends the binding.
+func (c *Conn) bindWriter(seq uint64) (stop func() bool) {
+	x := c.wctx
+	if x == nil || x.w.msg == nil || x.w.msgID != seq {
+		return nil
+	}
+	x.mu.Lock()
+	x.fired, x.inFrame = false, false
+	x.mu.Unlock()
+	return x.w.start(x.w.msg)
+}
+
+func (c *Conn) unbindWriter(stop func() bool) {
+	if stop != nil {
+		c.wctx.w.end(stop)
+	}
 }
 
 // lockMessageContext is lockMessage with the wait bounded by ctx as well.
@@ -324,6 +389,7 @@ func (c *Conn) startWriteContext(ctx context.Context) (stop func() bool) {
 		c.wctx.w.init(c.fireWrite)
 	}
 	x := c.wctx
+	x.w.msg = nil // a whole message: no NextWriterContext writer is open
 	x.sent = false
 	x.mu.Lock()
 	x.fired, x.inFrame = false, false

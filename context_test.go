@@ -586,3 +586,120 @@ func TestWriterCutMessageStopsDataWrites(t *testing.T) {
 	require.NoError(t, c.Close())
 	p.expectEOF()
 }
+
+// A reader from NextReaderContext is bound to ctx for the whole message:
+// a Read that has to wait for the network after ctx ended fails the
+// connection, the message being under way, while a message read whole
+// before the cancel leaves the connection as it was.
+func TestNextReaderContextBindsReads(t *testing.T) {
+	t.Run("deadline passes mid-message", func(t *testing.T) {
+		c, p := ctxPeer(t, nil)
+		p.send(rawF(opText, false, "part"))
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		_, r, err := c.NextReaderContext(ctx)
+		require.NoError(t, err)
+		buf := make([]byte, 4)
+		_, err = io.ReadFull(r, buf) // buffered: no wait
+		require.NoError(t, err)
+		require.Equal(t, "part", string(buf))
+		_, err = r.Read(buf) // the rest never comes
+		requireContextError(t, err, context.DeadlineExceeded, true)
+		code, _ := p.expectClose()
+		require.Equal(t, CloseInternalServerErr, code)
+		_, _, err = c.ReadMessage()
+		requireContextError(t, err, context.DeadlineExceeded, true)
+	})
+	t.Run("canceled before a read that waits", func(t *testing.T) {
+		c, p := ctxPeer(t, nil)
+		p.send(rawF(opBinary, false, "ab"))
+		ctx, cancel := context.WithCancel(context.Background())
+		_, r, err := c.NextReaderContext(ctx)
+		require.NoError(t, err)
+		buf := make([]byte, 2)
+		_, err = io.ReadFull(r, buf)
+		require.NoError(t, err)
+		cancel()
+		_, err = r.Read(buf)
+		requireContextError(t, err, context.Canceled, true)
+	})
+	t.Run("whole message, then cancel", func(t *testing.T) {
+		c, p := ctxPeer(t, nil)
+		p.send(rawF(opText, false, "hel"), rawF(opContinuation, true, "lo"))
+		ctx, cancel := context.WithCancel(context.Background())
+		_, r, err := c.NextReaderContext(ctx)
+		require.NoError(t, err)
+		b, err := io.ReadAll(r)
+		require.NoError(t, err)
+		require.Equal(t, "hello", string(b))
+		cancel()
+		p.send(rawF(opText, true, "next"))
+		_, msg, err := c.ReadMessage()
+		require.NoError(t, err)
+		require.Equal(t, "next", string(msg))
+	})
+}
+
+// A writer from NextWriterContext is bound to ctx for the whole message:
+// canceled before any frame went out, the message is dropped and the
+// connection goes on; once a frame is under way, a cancel fails it.
+func TestNextWriterContextBindsWrites(t *testing.T) {
+	big := bytes.Repeat([]byte{7}, defaultWriteBufferSize+100) // a frame of its own
+	t.Run("canceled before any frame", func(t *testing.T) {
+		c, p := ctxPeer(t, nil)
+		require.NoError(t, c.SetWriteDeadline(time.Now().Add(testWait))) // hang guard
+		ctx, cancel := context.WithCancel(context.Background())
+		w, err := c.NextWriterContext(ctx, BinaryMessage)
+		require.NoError(t, err)
+		c.frameLock.lockWait() // another writer's frame
+		cancel()
+		_, err = w.Write(big)
+		requireContextError(t, err, context.Canceled, false)
+		c.frameLock.unlock()
+		require.Error(t, w.Close())
+		require.NoError(t, c.WriteMessage(TextMessage, []byte("next")))
+		p.expectData(opText, []byte("next"))
+	})
+	t.Run("canceled mid-frame", func(t *testing.T) {
+		c, p := ctxPeer(t, nil)
+		require.NoError(t, c.SetWriteDeadline(time.Now().Add(testWait))) // hang guard
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		w, err := c.NextWriterContext(ctx, BinaryMessage)
+		require.NoError(t, err)
+		errc := make(chan error, 1)
+		go func() {
+			_, err := w.Write(make([]byte, 64<<20)) // far more than the socket takes
+			errc <- err
+		}()
+		hangGuard(t, func() {
+			require.NoError(t, p.conn.SetReadDeadline(time.Now().Add(testWait)))
+			_, err := p.br.Peek(1)
+			require.NoError(t, err, "the write did not start")
+		})
+		cancel()
+		requireContextError(t, wait(t, errc, "the write to be canceled"), context.Canceled, true)
+		require.Error(t, c.WriteMessage(TextMessage, []byte("after")))
+	})
+	t.Run("written whole, then cancel", func(t *testing.T) {
+		c, p := ctxPeer(t, nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		w, err := c.NextWriterContext(ctx, BinaryMessage)
+		require.NoError(t, err)
+		_, err = w.Write(big)
+		require.NoError(t, err)
+		_, err = w.Write([]byte("tail"))
+		require.NoError(t, err)
+		require.NoError(t, w.Close())
+		cancel()
+		require.NoError(t, c.WriteMessage(TextMessage, []byte("next")))
+		f := p.next()
+		require.Equal(t, byte(opBinary), f.op)
+		require.Equal(t, big, f.payload)
+		f = p.next()
+		require.Equal(t, byte(opContinuation), f.op)
+		require.True(t, f.fin)
+		require.Equal(t, "tail", string(f.payload))
+		p.expectData(opText, []byte("next"))
+	})
+}

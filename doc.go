@@ -124,10 +124,16 @@
 // usable; the next read gets the next message. In the middle of a frame
 // or of a message, the stream cannot be resumed: the connection is failed
 // (close 1011, CloseInternalServerErr, sent where the stream allows, then
-// the network connection closed) and Failed is true. NextReaderContext
-// and NextWriterContext bound the wait for the message only, not the
-// reader's or writer's later calls. On a Conn an Engine serves, the
-// context reads refuse as NextReader does.
+// the network connection closed) and Failed is true. The reader from
+// NextReaderContext and the writer from NextWriterContext stay bound to
+// their context for the whole message: a Read that must wait for the
+// network, and a Write or Close that sends a frame, end with it (a
+// message's first frame not yet sent: the message is dropped, Failed
+// false; after that, Failed true). Calls served from buffered bytes, or
+// that only fill the write buffer, do not look at the context. A write
+// that gives up with nothing sent also keeps permessage-deflate in step:
+// the compressor forgets the dropped message. On a Conn an Engine
+// serves, the context reads refuse as NextReader does.
 //
 // # Keepalive
 //

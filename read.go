@@ -112,6 +112,9 @@ func (r *messageReader) Read(p []byte) (int, error) {
 	if r.id != c.readerID {
 		return 0, io.EOF
 	}
+	if w := c.rwatch; w != nil && w.msg != nil && w.msgID == r.id {
+		return c.readBound(p)
+	}
 	return c.readMessageData(p)
 }
 

@@ -289,6 +289,7 @@ func (r *messageWriterRef) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	defer w.leave()
+	defer w.c.unbindWriter(w.c.bindWriter(r.seq))
 	return w.write(p)
 }
 
@@ -327,6 +328,7 @@ func (r *messageWriterRef) WriteString(s string) (int, error) {
 		return 0, err
 	}
 	defer w.leave()
+	defer w.c.unbindWriter(w.c.bindWriter(r.seq))
 	total := 0
 	for len(s) > 0 {
 		if err := w.room(); err != nil {
@@ -352,6 +354,7 @@ func (r *messageWriterRef) ReadFrom(src io.Reader) (int64, error) {
 		return 0, err
 	}
 	defer w.leave()
+	defer w.c.unbindWriter(w.c.bindWriter(r.seq))
 	mr, _ := src.(*messageReader)
 	var total int64
 	for {
@@ -439,7 +442,13 @@ func (r *messageWriterRef) Close() error {
 	if err != nil {
 		return err
 	}
+	c := w.c
+	stop := c.bindWriter(r.seq)
 	err = w.finish()
-	w.c.msgLock.unlock()
+	c.unbindWriter(stop)
+	if stop != nil {
+		c.wctx.w.msg = nil
+	}
+	c.msgLock.unlock()
 	return err
 }
