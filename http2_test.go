@@ -543,3 +543,22 @@ func TestAutobahnServerDeflateH2(t *testing.T) {
 		})
 	}
 }
+
+// TestH2EngineRefuses checks that an Engine answers a WebSocket over
+// HTTP/2 with 501: the stream has no socket of its own for its loops.
+func TestH2EngineRefuses(t *testing.T) {
+	t.Parallel()
+	e, err := NewEngine(EngineOptions{Loops: 1})
+	require.NoError(t, err)
+	t.Cleanup(func() { e.Close() })
+	errs := make(chan error, 1)
+	bridge, path := h2Serve(t, "h2c", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := e.Upgrade(&Upgrader{}, w, r, nil, engineEcho{results: make(chan appResult, 1)})
+		errs <- err
+	}))
+	resp, _, _ := h2Dial(t, bridge, path, nil)
+	require.Equal(t, http.StatusNotImplemented, resp.StatusCode)
+	var he HandshakeError
+	require.ErrorAs(t, <-errs, &he)
+	require.ErrorContains(t, he, "HTTP/1.1 only")
+}
