@@ -39,7 +39,16 @@ func runServerCase(t *testing.T, c conformanceCase) {
 // ends.
 func startOurServer(t *testing.T, up Upgrader) (*httptest.Server, <-chan error) {
 	errc := make(chan error, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(echoStreamedHandler(up, errc))
+	t.Cleanup(srv.Close)
+	return srv, errc
+}
+
+// echoStreamedHandler upgrades with up and runs echoStreamed until the
+// connection ends, over HTTP/1.1 or HTTP/2; errc receives the upgrade's
+// error or the one that ended the loop.
+func echoStreamedHandler(up Upgrader, errc chan<- error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		conn, err := up.Upgrade(w, r, nil)
 		if err != nil {
 			errc <- err
@@ -47,9 +56,7 @@ func startOurServer(t *testing.T, up Upgrader) (*httptest.Server, <-chan error) 
 		}
 		defer conn.Close()
 		errc <- echoStreamed(conn)
-	}))
-	t.Cleanup(srv.Close)
-	return srv, errc
+	}
 }
 
 // sendClientHandshake performs the opening handshake by hand, as the suite's

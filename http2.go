@@ -51,14 +51,9 @@ func (u *Upgrader) upgradeH2(w http.ResponseWriter, r *http.Request, responseHea
 	}
 
 	h := w.Header()
-	for k, vs := range responseHeader {
-		if asciiEqualFold(k, "Sec-Websocket-Protocol") || !isValidFieldName(k) {
-			continue
-		}
-		for _, v := range vs {
-			h.Add(k, string(appendFieldValue(nil, v)))
-		}
-	}
+	forEachResponseField(responseHeader, func(k, v string) {
+		h.Add(k, string(appendFieldValue(nil, v)))
+	})
 	if subprotocol != "" {
 		h.Set("Sec-Websocket-Protocol", string(appendFieldValue(nil, subprotocol)))
 	}
@@ -120,7 +115,7 @@ type h2Stream struct {
 	consumed chan struct{}
 	rerr     error // why the pump stopped; written before data is closed
 	rest     []byte
-	rdl      deadline
+	rdl      netDeadline
 
 	// The write side. dmu guards writing and wdl, so that a deadline
 	// set during a write reaches the ResponseController at once.
@@ -142,6 +137,7 @@ func newH2Stream(w http.ResponseWriter, rc *http.ResponseController, r *http.Req
 		data:     make(chan []byte),
 		consumed: make(chan struct{}, 1),
 	}
+	s.rdl.passed = make(chan struct{})
 	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 		s.local = a
 	}
@@ -301,14 +297,7 @@ func (s *h2Stream) isWriting() bool {
 	return s.writing
 }
 
-func (s *h2Stream) isClosed() bool {
-	select {
-	case <-s.closed:
-		return true
-	default:
-		return false
-	}
-}
+func (s *h2Stream) isClosed() bool { return isClosed(s.closed) }
 
 func (s *h2Stream) LocalAddr() net.Addr  { return s.local }
 func (s *h2Stream) RemoteAddr() net.Addr { return s.peer }
@@ -331,62 +320,4 @@ func (s *h2Stream) SetWriteDeadline(t time.Time) error {
 		guardHandler(func() error { return s.rc.SetWriteDeadline(t) })
 	}
 	return nil
-}
-
-// deadline is a point in time that a goroutine can wait for: wait's
-// channel is closed once it has passed. set may move it either way, as
-// net.Conn's deadlines may be moved, and wakes a waiter when it moves it
-// into the past.
-type deadline struct {
-	mu    sync.Mutex
-	gen   uint64 // counts set calls, so that a stale timer does nothing
-	timer *time.Timer
-	ch    chan struct{}
-}
-
-func (d *deadline) set(t time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.gen++
-	if d.timer != nil {
-		d.timer.Stop()
-		d.timer = nil
-	}
-	if d.ch == nil || chanClosed(d.ch) {
-		d.ch = make(chan struct{})
-	}
-	if t.IsZero() {
-		return
-	}
-	dur := time.Until(t)
-	if dur <= 0 {
-		close(d.ch)
-		return
-	}
-	gen, ch := d.gen, d.ch
-	d.timer = time.AfterFunc(dur, func() {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		if d.gen == gen && !chanClosed(ch) {
-			close(ch)
-		}
-	})
-}
-
-func (d *deadline) wait() <-chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.ch == nil {
-		d.ch = make(chan struct{})
-	}
-	return d.ch
-}
-
-func chanClosed(ch chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
 }

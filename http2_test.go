@@ -497,15 +497,7 @@ func TestAutobahnServerH2(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			runConformanceCases(t, func(t *testing.T, c conformanceCase) {
 				errc := make(chan error, 1)
-				bridge, path := h2Serve(t, mode, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					conn, err := (&Upgrader{}).Upgrade(w, r, nil)
-					if err != nil {
-						errc <- err
-						return
-					}
-					defer conn.Close()
-					errc <- echoStreamed(conn)
-				}))
+				bridge, path := h2Serve(t, mode, echoStreamedHandler(Upgrader{}, errc))
 				resp, nc, br := h2Dial(t, bridge, path, nil)
 				require.Equal(t, http.StatusOK, resp.StatusCode)
 				newScriptedPeer(t, nc, br, true).run(c)
@@ -526,15 +518,7 @@ func TestAutobahnServerDeflateH2(t *testing.T) {
 				func(t *testing.T, v serverDeflateVariant, c deflateCase) {
 					runServerDeflateCaseOn(t, func(t *testing.T, up Upgrader, offer string) (net.Conn, *bufio.Reader, *http.Response, <-chan error) {
 						errc := make(chan error, 1)
-						bridge, path := h2Serve(t, mode, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-							conn, err := up.Upgrade(w, r, nil)
-							if err != nil {
-								errc <- err
-								return
-							}
-							defer conn.Close()
-							errc <- echoStreamed(conn)
-						}))
+						bridge, path := h2Serve(t, mode, echoStreamedHandler(up, errc))
 						resp, nc, br := h2Dial(t, bridge, path, http.Header{"Sec-Websocket-Extensions": {offer}})
 						require.Equal(t, http.StatusOK, resp.StatusCode)
 						return nc, br, resp, errc

@@ -395,19 +395,28 @@ func (u *Upgrader) appendResponse(dst []byte, challengeKey, subprotocol, extensi
 		dst = append(dst, extensions...)
 		dst = append(dst, "\r\n"...)
 	}
+	forEachResponseField(responseHeader, func(k, v string) {
+		dst = append(dst, k...)
+		dst = append(dst, ": "...)
+		dst = appendFieldValue(dst, v)
+		dst = append(dst, "\r\n"...)
+	})
+	return append(dst, "\r\n"...)
+}
+
+// forEachResponseField calls f for each field of the application's
+// responseHeader that goes into the handshake response: not
+// Sec-WebSocket-Protocol, which the negotiated subprotocol answers for,
+// and not one whose name is not an HTTP token. f sanitises the value.
+func forEachResponseField(responseHeader http.Header, f func(k, v string)) {
 	for k, vs := range responseHeader {
-		// The subprotocol line above already answers for this field.
 		if strings.EqualFold(k, "Sec-Websocket-Protocol") || !isValidFieldName(k) {
 			continue
 		}
 		for _, v := range vs {
-			dst = append(dst, k...)
-			dst = append(dst, ": "...)
-			dst = appendFieldValue(dst, v)
-			dst = append(dst, "\r\n"...)
+			f(k, v)
 		}
 	}
-	return append(dst, "\r\n"...)
 }
 
 // appendFieldValue appends v with every control character other than
